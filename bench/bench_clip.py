@@ -1,0 +1,36 @@
+#!/usr/bin/python3
+"""PyTorch side of bench/bench_clip.sh: writes a ViT-B/32-shaped CLIP
+directory with the PRNG weights of tests/gen/gen_clip_fixtures.py, the batch
+of images both sides encode (images.npy), then times the plain-PyTorch tower
+(F.conv2d / F.linear / F.layer_norm / softmax: the same ops as the hub's
+CLIPVisionModelWithProjection) on CPU and saves its embeddings (torch.npy).
+
+usage: bench_clip.py OUTDIR BATCH BATCHES THREADS
+prints: "torch images/s: X" """
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "gen"))
+import gen_clip_fixtures as g  # noqa: E402
+
+out, batch, batches, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+torch.set_num_threads(threads)
+model = os.path.join(out, "clip_b32")
+params = g.prng_params(g.B32, g.B32_PROJ)
+if not os.path.exists(os.path.join(model, "model.safetensors")):
+    g.write_clip_dir(model, g.B32, g.B32_PROJ, params, {})
+images = g.prng_images(batch, g.B32["image_size"])
+np.save(os.path.join(out, "images.npy"), images)
+
+g.clip_image_embed(params, g.B32, images)  # warm-up: allocator, thread pool
+t0 = time.perf_counter()
+for _ in range(batches):
+    emb = g.clip_image_embed(params, g.B32, images)
+dt = time.perf_counter() - t0
+np.save(os.path.join(out, "torch.npy"), emb)
+print("torch %s, %d threads: %.3f s for %d images, images/s: %.2f" % (torch.__version__, threads, dt, batch * batches,
+                                                                    batch * batches / dt))

@@ -1,0 +1,547 @@
+#include "data/reader_cc.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include "core/fsutil.h"
+#include "core/progress.h"
+#include "io/json_util.h"
+#include "io/tar_reader.h"
+
+/* Sidecar text members larger than this are not captions or metadata. */
+#define CC_MAX_SIDECAR (1u << 20)
+
+/* ---- TSV ---------------------------------------------------------------- */
+
+static uint64_t cc_url_hash(const char *u, size_t n) { return hash64(u, n); }
+
+static int cc_row_url_eq(const cc_tsv_t *t, const cc_tsv_row *r, const char *url, size_t n)
+{
+    return r->url_len == n && !memcmp(t->buf + r->url, url, n);
+}
+
+/* Open addressing over rows by url; rows sharing a url are chained in
+ * input order through next_same. */
+static int cc_tsv_index(cc_tsv_t *t, err_t *e)
+{
+    size_t cap = 16;
+    while (cap < 2 * t->n_rows) cap *= 2;
+    t->slots = calloc(cap, sizeof *t->slots);
+    if (!t->slots) return err_set(e, ERR_NOMEM, "%s: cannot allocate the url index", t->name);
+    t->n_slots = cap;
+    for (size_t i = 0; i < t->n_rows; i++) {
+        cc_tsv_row *r = &t->rows[i];
+        if (r->bad) continue;
+        const char *u = t->buf + r->url;
+        for (size_t h = cc_url_hash(u, r->url_len) & (cap - 1);; h = (h + 1) & (cap - 1)) {
+            if (!t->slots[h]) {
+                t->slots[h] = (uint32_t)i + 1;
+                break;
+            }
+            cc_tsv_row *head = &t->rows[t->slots[h] - 1];
+            if (!cc_row_url_eq(t, head, u, r->url_len)) continue;
+            while (head->next_same) head = &t->rows[head->next_same - 1];
+            head->next_same = (uint32_t)i + 1;
+            break;
+        }
+    }
+    return 0;
+}
+
+cc_tsv_row *cc_tsv_find(cc_tsv_t *t, const char *url, size_t n)
+{
+    if (!t->n_slots) return NULL;
+    for (size_t h = cc_url_hash(url, n) & (t->n_slots - 1);; h = (h + 1) & (t->n_slots - 1)) {
+        if (!t->slots[h]) return NULL;
+        cc_tsv_row *r = &t->rows[t->slots[h] - 1];
+        if (!cc_row_url_eq(t, r, url, n)) continue;
+        for (;; r = &t->rows[r->next_same - 1]) {
+            if (!r->seen) return r;
+            if (!r->next_same) return NULL;
+        }
+    }
+}
+
+int cc_tsv_parse(cc_tsv_t *t, ds_t *ds, char *buf, size_t len, const char *name, err_t *e)
+{
+    memset(t, 0, sizeof *t);
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->buf = buf;
+    t->len = len;
+    size_t cap = 0, pos = 0;
+    uint32_t line = 0;
+    while (pos < len) {
+        char *nl = memchr(buf + pos, '\n', len - pos);
+        size_t end = nl ? (size_t)(nl - buf) : len, next = nl ? end + 1 : len;
+        size_t stop = end > pos && buf[end - 1] == '\r' ? end - 1 : end;
+        line++;
+        char *tab = memchr(buf + pos, '\t', stop - pos);
+        if (line == 1 && tab && tab - (buf + pos) == 7 && !strncasecmp(buf + pos, "caption\turl", 11) &&
+            stop - pos == 11) {
+            pos = next;
+            continue;
+        }
+        if (t->n_rows == cap) {
+            cap = cap ? cap * 2 : 4096;
+            cc_tsv_row *r = realloc(t->rows, cap * sizeof *r);
+            if (!r) return err_set(e, ERR_NOMEM, "%s: cannot allocate %zu rows", name, cap);
+            t->rows = r;
+        }
+        cc_tsv_row *row = &t->rows[t->n_rows++];
+        memset(row, 0, sizeof *row);
+        row->line = line;
+        ds->input_records++;
+        size_t ncols = 1;
+        for (char *p = buf + pos; (p = memchr(p, '\t', (size_t)(buf + stop - p))); p++) ncols++;
+        if (ncols != 2 || stop - pos > UINT32_MAX) {
+            row->bad = 1;
+            char rec[64], detail[4400];
+            snprintf(rec, sizeof rec, "line %u", line);
+            snprintf(detail, sizeof detail, "%zu tab-separated columns, expected 2 (caption, url)", ncols);
+            int rc = ds_reject(ds, DS_TSV_COLUMNS, name, rec, detail, e);
+            if (rc) return rc;
+        } else {
+            row->caption = pos;
+            row->caption_len = (uint32_t)(tab - (buf + pos));
+            row->url = (uint64_t)(tab + 1 - buf);
+            row->url_len = (uint32_t)(stop - (size_t)(tab + 1 - buf));
+        }
+        pos = next;
+    }
+    if (t->n_rows >= UINT32_MAX) return err_set(e, ERR_LIMIT, "%s: more than 4G rows", name);
+    return cc_tsv_index(t, e);
+}
+
+int cc_tsv_load(cc_tsv_t *t, ds_t *ds, const char *path, err_t *e)
+{
+    uint8_t *data = NULL;
+    size_t len = 0;
+    memset(t, 0, sizeof *t);
+    int rc = fs_read_all(path, &data, &len, e);
+    if (rc) return rc;
+    return cc_tsv_parse(t, ds, (char *)data, len, path, e);
+}
+
+void cc_tsv_free(cc_tsv_t *t)
+{
+    free(t->buf);
+    free(t->rows);
+    free(t->slots);
+    memset(t, 0, sizeof *t);
+}
+
+/* ---- one sample, whatever its container ---------------------------------- */
+
+typedef struct cc_sample {
+    char key[256];
+    char file[4200];      /* for messages: "00000/000000123" or "00000.tar" */
+    int has_image;
+    enum manifest_loc_kind kind;
+    char image_path[4200]; /* relative to the root */
+    uint64_t offset, length;
+    char *txt, *json;      /* malloc'd sidecars or NULL */
+    size_t txt_len, json_len;
+} cc_sample;
+
+typedef struct cc_ctx {
+    ds_t *ds;
+    cc_tsv_t *tsv; /* NULL without a TSV */
+    const char *split;
+    progress_t prog; /* millions of samples take minutes to list and read */
+    uint64_t samples;
+} cc_ctx;
+
+static void cc_sample_reset(cc_sample *s)
+{
+    free(s->txt);
+    free(s->json);
+    memset(s, 0, sizeof *s);
+}
+
+static int cc_reject(cc_ctx *c, const cc_sample *s, int reason, const char *detail, err_t *e)
+{
+    char record[300];
+    snprintf(record, sizeof record, "sample %s", s->key);
+    return ds_reject(c->ds, reason, s->file, record, detail, e);
+}
+
+/* The TSV row of a sample: the first row not yet taken whose url is the
+ * sample's (CC repeats some urls). NULL with a reject recorded in *rc when
+ * there is none. */
+static cc_tsv_row *cc_tsv_match(cc_ctx *c, const cc_sample *s, const char *url, int *rc, err_t *e)
+{
+    if (!url) {
+        *rc = cc_reject(c, s, DS_MISSING_CAPTION, "KEY.json has no url to find the sample's TSV row", e);
+        return NULL;
+    }
+    cc_tsv_row *row = cc_tsv_find(c->tsv, url, strlen(url));
+    if (!row) {
+        char d[600];
+        snprintf(d, sizeof d, "url %.400s is not in %s (or all its rows are taken)", url, c->tsv->name);
+        *rc = cc_reject(c, s, DS_URL_MISMATCH, d, e);
+        return NULL;
+    }
+    row->seen = 1;
+    return row;
+}
+
+static int cc_commit(cc_ctx *c, cc_sample *s, err_t *e)
+{
+    if (!s->key[0]) return 0;
+    c->ds->input_records++;
+    progress_update(&c->prog, ++c->samples, c->ds->n_rejects);
+    json_t *meta = NULL;
+    const char *status = "success", *url = NULL, *jcaption = NULL;
+    int rc = 0;
+    if (s->json) {
+        err_t why = {0};
+        if (json_load_buffer(&meta, s->json, s->json_len, "KEY.json", &why) ||
+            json_get_str(meta, "status", &status, &why)) {
+            rc = cc_reject(c, s, DS_MALFORMED_RECORD, why.msg, e);
+            goto done;
+        }
+        json_t *u = json_object_get(meta, "url"), *cp = json_object_get(meta, "caption");
+        url = json_is_string(u) ? json_string_value(u) : NULL;
+        jcaption = json_is_string(cp) ? json_string_value(cp) : NULL;
+    }
+    if (strcmp(status, "success")) {
+        char d[1400];
+        json_t *em = json_object_get(meta, "error_message");
+        snprintf(d, sizeof d, "status '%s'%s%s", status, json_is_string(em) ? ": " : "",
+                 json_is_string(em) ? json_string_value(em) : "");
+        if (c->tsv && url) {
+            /* the row is accounted for by this reject, not as not_downloaded */
+            cc_tsv_row *row = cc_tsv_find(c->tsv, url, strlen(url));
+            if (row) row->seen = 1;
+        }
+        rc = cc_reject(c, s, DS_DOWNLOAD_FAILED, d, e);
+        goto done;
+    }
+    cc_tsv_row *row = NULL;
+    if (c->tsv && !(row = cc_tsv_match(c, s, url, &rc, e))) goto done;
+    if (!s->has_image) {
+        rc = cc_reject(c, s, DS_MISSING_IMAGE, "no image file for the sample", e);
+        goto done;
+    }
+    if (s->kind == MANIFEST_LOC_TAR && s->length == 0) {
+        rc = cc_reject(c, s, DS_MISSING_IMAGE, "the image member is empty", e);
+        goto done;
+    }
+    const char *text, *cfile;
+    size_t tlen;
+    char crec[400];
+    snprintf(crec, sizeof crec, "sample %s", s->key);
+    if (row) {
+        text = c->tsv->buf + row->caption;
+        tlen = row->caption_len;
+        cfile = c->tsv->name;
+        snprintf(crec, sizeof crec, "line %u (sample %s)", row->line, s->key);
+    } else if (s->txt) {
+        text = s->txt;
+        tlen = s->txt_len;
+        cfile = s->file;
+    } else if (jcaption) {
+        text = jcaption;
+        tlen = strlen(jcaption);
+        cfile = s->file;
+    } else {
+        rc = cc_reject(c, s, DS_MISSING_CAPTION, "no KEY.txt and no caption in KEY.json", e);
+        goto done;
+    }
+    size_t idx;
+    char record[300];
+    snprintf(record, sizeof record, "sample %s", s->key);
+    rc = ds_add_image(c->ds, s->key, c->split, s->kind, s->image_path, s->offset, s->length, s->file, record, &idx, e);
+    if (!rc) {
+        int r = ds_add_caption(c->ds, idx, text, tlen, cfile, crec, e);
+        if (r < 0) rc = r;
+    }
+done:
+    json_decref(meta);
+    return rc;
+}
+
+static int cc_not_downloaded(cc_ctx *c, err_t *e)
+{
+    if (!c->tsv) return 0;
+    for (size_t i = 0; i < c->tsv->n_rows; i++) {
+        cc_tsv_row *row = &c->tsv->rows[i];
+        if (row->bad || row->seen) continue;
+        char rec[64], d[4400];
+        snprintf(rec, sizeof rec, "line %u", row->line);
+        snprintf(d, sizeof d, "no downloaded sample has this row's url");
+        int rc = ds_reject(c->ds, DS_NOT_DOWNLOADED, c->tsv->name, rec, d, e);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+static int cc_is_image_ext(const char *ext)
+{
+    return !strcasecmp(ext, "jpg") || !strcasecmp(ext, "jpeg") || !strcasecmp(ext, "png") || !strcasecmp(ext, "webp");
+}
+
+/* Key and extension of a member/file name: "dir/000000123.jpg" -> key
+ * "000000123" (basename up to its first dot), ext "jpg"; group = everything
+ * before the first dot of the basename (keeps the directory). */
+static void cc_split_name(const char *name, char *group, size_t gcap, char *key, size_t kcap, const char **ext)
+{
+    const char *base = strrchr(name, '/');
+    base = base ? base + 1 : name;
+    const char *dot = strchr(base, '.');
+    size_t klen = dot ? (size_t)(dot - base) : strlen(base);
+    snprintf(key, kcap, "%.*s", (int)klen, base);
+    snprintf(group, gcap, "%.*s", (int)(base - name + (long)klen), name);
+    *ext = dot ? dot + 1 : "";
+}
+
+static int cc_ctx_open(cc_ctx *c, cc_tsv_t *tsv, ds_t *ds, const char *tsv_path, const char *split, err_t *e)
+{
+    c->ds = ds;
+    c->split = split;
+    c->tsv = NULL;
+    c->samples = 0;
+    progress_start(&c->prog, "shard: read samples", "sample", 0);
+    if (!tsv_path) return 0;
+    int rc = cc_tsv_load(tsv, ds, tsv_path, e);
+    if (rc) return rc;
+    c->tsv = tsv;
+    return 0;
+}
+
+/* ---- img2dataset "files" layout ----------------------------------------- */
+
+static int cc_name_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* Sorted names of dir's entries (without . and ..). */
+static int cc_list_dir(const char *dir, char ***names, size_t *n, err_t *e)
+{
+    *names = NULL;
+    *n = 0;
+    DIR *d = opendir(dir);
+    if (!d) return err_set(e, ERR_IO, "%s: cannot open directory", dir);
+    size_t cap = 0;
+    struct dirent *de;
+    int rc = 0;
+    while ((de = readdir(d))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 256;
+            char **p = realloc(*names, cap * sizeof *p);
+            if (!p) { rc = err_set(e, ERR_NOMEM, "%s: cannot list", dir); break; }
+            *names = p;
+        }
+        if (!((*names)[*n] = strdup(de->d_name))) { rc = err_set(e, ERR_NOMEM, "%s: cannot list", dir); break; }
+        (*n)++;
+    }
+    closedir(d);
+    if (!rc && *n) qsort(*names, *n, sizeof **names, cc_name_cmp);
+    return rc;
+}
+
+static void cc_free_names(char **names, size_t n)
+{
+    for (size_t i = 0; i < n; i++) free(names[i]);
+    free(names);
+}
+
+static int cc_read_sidecar(const char *path, char **out, size_t *len, err_t *e)
+{
+    struct stat st;
+    if (stat(path, &st) == 0 && st.st_size > CC_MAX_SIDECAR)
+        return err_set(e, ERR_LIMIT, "%s: %lld bytes (sidecar limit %u)", path, (long long)st.st_size, CC_MAX_SIDECAR);
+    uint8_t *d = NULL;
+    int rc = fs_read_all(path, &d, len, e);
+    *out = (char *)d;
+    return rc;
+}
+
+static int cc_files_dir(cc_ctx *c, const char *sub, err_t *e)
+{
+    char dir[8192];
+    int rc = fs_join(dir, sizeof dir, c->ds->root, sub, e);
+    char **names = NULL;
+    size_t n = 0;
+    if (!rc) rc = cc_list_dir(dir, &names, &n, e);
+    cc_sample s = {0};
+    char group[4200], key[256], cur[4200] = "";
+    for (size_t i = 0; i < n && !rc; i++) {
+        const char *ext;
+        cc_split_name(names[i], group, sizeof group, key, sizeof key, &ext);
+        if (strcmp(group, cur)) {
+            rc = cc_commit(c, &s, e);
+            cc_sample_reset(&s);
+            snprintf(cur, sizeof cur, "%s", group);
+            snprintf(s.key, sizeof s.key, "%s", key);
+            snprintf(s.file, sizeof s.file, "%s/%s", sub, key);
+            if (rc) break;
+        }
+        char rel[8400], full[8192];
+        snprintf(rel, sizeof rel, "%s/%s", sub, names[i]);
+        if (fs_join(full, sizeof full, c->ds->root, rel, NULL)) continue;
+        if (cc_is_image_ext(ext)) {
+            s.has_image = 1;
+            s.kind = MANIFEST_LOC_FILE;
+            snprintf(s.image_path, sizeof s.image_path, "%s", rel);
+        } else if (!strcmp(ext, "txt") || !strcmp(ext, "json")) {
+            char **dst = ext[0] == 't' ? &s.txt : &s.json;
+            size_t *dlen = ext[0] == 't' ? &s.txt_len : &s.json_len;
+            err_t why = {0};
+            if (cc_read_sidecar(full, dst, dlen, &why)) {
+                free(*dst);
+                *dst = NULL;
+                rc = cc_reject(c, &s, DS_MALFORMED_RECORD, why.msg, e);
+                s.key[0] = 0; /* rejected: do not commit */
+            }
+        }
+    }
+    if (!rc) rc = cc_commit(c, &s, e);
+    cc_sample_reset(&s);
+    cc_free_names(names, n);
+    return rc;
+}
+
+int reader_cc_files_read(ds_t *ds, const char *tsv_path, const char *split, err_t *e)
+{
+    cc_tsv_t tsv = {0};
+    cc_ctx c;
+    int rc = cc_ctx_open(&c, &tsv, ds, tsv_path, split, e);
+    char **names = NULL;
+    size_t n = 0;
+    if (!rc) rc = cc_list_dir(ds->root, &names, &n, e);
+    for (size_t i = 0; i < n && !rc; i++) {
+        char sub[8192];
+        struct stat st;
+        if (fs_join(sub, sizeof sub, ds->root, names[i], NULL) || stat(sub, &st) || !S_ISDIR(st.st_mode)) continue;
+        rc = cc_files_dir(&c, names[i], e);
+    }
+    if (!rc) rc = cc_not_downloaded(&c, e);
+    if (!rc) progress_finish(&c.prog);
+    cc_free_names(names, n);
+    cc_tsv_free(&tsv);
+    return rc;
+}
+
+/* ---- webdataset tars -------------------------------------------------------- */
+
+/* pread on the tar's descriptor: one open per tar, not one per sidecar
+ * (CC has millions of samples). The bytes get a NUL after them. */
+static int cc_tar_sidecar(int fd, const tar_member *m, char **out, size_t *len, err_t *e)
+{
+    if (m->size > CC_MAX_SIDECAR)
+        return err_set(e, ERR_LIMIT, "member '%s': %llu bytes (sidecar limit %u)", m->name, (unsigned long long)m->size,
+                       CC_MAX_SIDECAR);
+    char *z = malloc(m->size + 1);
+    if (!z) return err_set(e, ERR_NOMEM, "member '%s'", m->name);
+    size_t got = 0;
+    while (got < m->size) {
+        ssize_t k = pread(fd, z + got, m->size - got, (off_t)(m->data_offset + got));
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) {
+            free(z);
+            return err_set(e, k < 0 ? ERR_IO : ERR_FORMAT, "member '%s': %s", m->name,
+                           k < 0 ? strerror(errno) : "the file ends inside it");
+        }
+        got += (size_t)k;
+    }
+    z[m->size] = 0;
+    *out = z;
+    *len = m->size;
+    return 0;
+}
+
+static int cc_tar_file(cc_ctx *c, const char *tarname, err_t *e)
+{
+    char path[8192];
+    int rc = fs_join(path, sizeof path, c->ds->root, tarname, e);
+    if (rc) return rc;
+    tar_reader *tr = NULL;
+    err_t why = {0};
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || tar_open(&tr, path, &why)) {
+        if (fd < 0) err_set(&why, ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+        else close(fd);
+        cc_sample s = {0};
+        snprintf(s.key, sizeof s.key, "%s", "(archive)");
+        snprintf(s.file, sizeof s.file, "%s", tarname);
+        return cc_reject(c, &s, DS_BAD_TAR, why.msg, e);
+    }
+    cc_sample s = {0};
+    char group[1100], key[256], cur[1100] = "";
+    tar_member m;
+    int r;
+    while ((r = tar_next(tr, &m, &why)) == 1) {
+        if (m.type != '0') continue;
+        const char *ext;
+        cc_split_name(m.name, group, sizeof group, key, sizeof key, &ext);
+        if (strcmp(group, cur)) {
+            rc = cc_commit(c, &s, e);
+            cc_sample_reset(&s);
+            if (rc) break;
+            snprintf(cur, sizeof cur, "%s", group);
+            snprintf(s.key, sizeof s.key, "%s", key);
+            snprintf(s.file, sizeof s.file, "%s", tarname);
+        }
+        if (cc_is_image_ext(ext)) {
+            s.has_image = 1;
+            s.kind = MANIFEST_LOC_TAR;
+            snprintf(s.image_path, sizeof s.image_path, "%s", tarname);
+            s.offset = m.data_offset;
+            s.length = m.size;
+        } else if (!strcmp(ext, "txt") || !strcmp(ext, "json")) {
+            char **dst = ext[0] == 't' ? &s.txt : &s.json;
+            size_t *dlen = ext[0] == 't' ? &s.txt_len : &s.json_len;
+            free(*dst);
+            *dst = NULL;
+            err_t w2 = {0};
+            if (cc_tar_sidecar(fd, &m, dst, dlen, &w2)) {
+                rc = cc_reject(c, &s, DS_MALFORMED_RECORD, w2.msg, e);
+                s.key[0] = 0;
+                if (rc) break;
+            }
+        }
+    }
+    if (!rc) rc = cc_commit(c, &s, e);
+    cc_sample_reset(&s);
+    if (!rc && r < 0) {
+        /* The samples before the damage are kept; the rest of the tar
+         * cannot be located. */
+        snprintf(s.key, sizeof s.key, "%s", "(rest of archive)");
+        snprintf(s.file, sizeof s.file, "%s", tarname);
+        rc = cc_reject(c, &s, strstr(why.msg, "truncated") ? DS_TRUNCATED_MEMBER : DS_BAD_TAR, why.msg, e);
+        s.key[0] = 0;
+    }
+    tar_close(tr);
+    close(fd);
+    return rc;
+}
+
+int reader_cc_tar_read(ds_t *ds, const char *tsv_path, const char *split, err_t *e)
+{
+    cc_tsv_t tsv = {0};
+    cc_ctx c;
+    int rc = cc_ctx_open(&c, &tsv, ds, tsv_path, split, e);
+    char **names = NULL;
+    size_t n = 0;
+    if (!rc) rc = cc_list_dir(ds->root, &names, &n, e);
+    size_t tars = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        size_t l = strlen(names[i]);
+        if (l < 5 || strcmp(names[i] + l - 4, ".tar")) continue;
+        tars++;
+        rc = cc_tar_file(&c, names[i], e);
+    }
+    if (!rc && tars == 0) rc = err_set(e, ERR_NOTFOUND, "%s: no .tar files", ds->root);
+    if (!rc) rc = cc_not_downloaded(&c, e);
+    if (!rc) progress_finish(&c.prog);
+    cc_free_names(names, n);
+    cc_tsv_free(&tsv);
+    return rc;
+}

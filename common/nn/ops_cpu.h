@@ -1,0 +1,33 @@
+/* The CPU backend's context, shared by ops_cpu_forward.c and
+ * ops_cpu_backward.c. Only the thread count: every other piece of state
+ * (scratch, buffers) belongs to the caller, so a context is cheap and two
+ * models may share one. */
+#ifndef CLIPCAP_OPS_CPU_H
+#define CLIPCAP_OPS_CPU_H
+
+#include "nn/ops.h"
+
+struct ops_ctx {
+    int threads; /* >= 1: the OpenMP team size */
+};
+
+/* Row-major C = alpha·op(A)·op(B) + beta·C (cblas_sgemm's arguments), run
+ * on the context's OpenMP threads: each thread calls a single-threaded
+ * OpenBLAS GEMM on its own block of C's columns (or rows, when C is narrow
+ * and tall). ops_create sets OpenBLAS to one thread, because two thread
+ * pools on the same cores (OpenBLAS's and OpenMP's) spin-wait against each
+ * other: measured as a third of the CLIP forward on two cores. Every CPU
+ * GEMM should come through here; a direct cblas_sgemm runs on one core.
+ * Bits: OpenBLAS picks its k blocking (and with it the order in which an
+ * element's partial sums are added) from the shape it is given, so the last
+ * bit of some elements changes with the thread count (the split changes the
+ * shapes) and with the number of rows (the batch), never between two runs
+ * with the same shape and threads. */
+void ops_cpu_gemm(const ops_ctx *ctx, int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
+                  int lda, const float *B, int ldb, float beta, float *C, int ldc);
+
+/* Elementwise loops shorter than this run on one thread: forking a team
+ * costs more than it saves below a few thousand floats. */
+#define OPS_CPU_PAR_MIN 8192
+
+#endif

@@ -1,0 +1,608 @@
+#include "store/extract_pipeline.h"
+#include "core/fsutil.h"
+#include "core/progress.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+typedef struct ex_pipe ex_pipe;
+
+/* One record from the moment a slot is taken until its pixels are copied
+ * into a batch (or it is skipped or fails). */
+typedef struct ex_job {
+    ex_pipe *p;
+    uv_fs_t req;
+    uv_work_t work;
+    char *key, *path;
+    int is_tar;
+    uint64_t offset, length;
+    uv_file fd;
+    uint8_t *data;
+    size_t len, got;
+    float *pixels; /* the slot */
+    char hash[33];
+    image_info info;
+    const char *reason; /* non-NULL: the record failed */
+    char msg[900];
+    double t_start, t_decode;
+    struct ex_job *next;
+} ex_job;
+
+typedef struct ex_item { /* an image in the batch being encoded */
+    char *key;
+    char hash[33];
+    int width, height;
+} ex_item;
+
+typedef struct ex_failure {
+    char *key;
+    store_failure f;
+} ex_failure;
+
+struct ex_pipe {
+    const extract_cfg *cfg;
+    extract_stats *st;
+    uv_loop_t loop;
+    uv_async_t async;
+    size_t px_floats;
+    float *slot_mem;
+    float **free_px;
+    int n_free;
+    int inflight; /* reading or decoding */
+    ex_job *ready_head, *ready_tail;
+    int n_ready;
+    int shard_i, input_done;
+    manifest_shard_reader *reader;
+    ex_failure *pending;
+    int n_pending;
+    /* the batch: touched by the loop only while the encoder is idle */
+    float *batch_in, *batch_out;
+    ex_item *items;
+    int n_items, enc_busy;
+    store_record *recs;
+    store_put *puts;
+    /* loop <-> encoder thread, under mu */
+    uv_thread_t thread;
+    uv_mutex_t mu;
+    uv_cond_t cv;
+    int has_work, done, quit, enc_rc;
+    err_t enc_err;
+    double enc_time;
+    int fatal, closing;
+    err_t err;
+    progress_t prog;
+};
+
+static void ex_kick(ex_pipe *p);
+
+static void ex_set_fatal(ex_pipe *p, const err_t *e)
+{
+    if (p->fatal) return;
+    p->fatal = e->code ? e->code : ERR_INTERNAL;
+    p->err = *e;
+}
+
+static void ex_progress(ex_pipe *p)
+{
+    const extract_stats *st = p->st;
+    progress_update(&p->prog, st->encoded + st->skipped + st->failed, st->failed);
+}
+
+static int ex_write(ex_pipe *p, size_t n_embeddings)
+{
+    const extract_cfg *cfg = p->cfg;
+    size_t n = 0;
+    for (size_t i = 0; i < n_embeddings; i++, n++) {
+        store_record *r = &p->recs[i];
+        memset(r, 0, sizeof *r);
+        r->dtype = cfg->dtype;
+        r->dim = (uint32_t)clip_vit_embed_dim(cfg->model);
+        r->width = (uint32_t)p->items[i].width;
+        r->height = (uint32_t)p->items[i].height;
+        r->generation = cfg->generation;
+        snprintf(r->model, sizeof r->model, "%s", cfg->model_fp);
+        memcpy(r->content_hash, p->items[i].hash, 33);
+        p->puts[n] = (store_put){.key = p->items[i].key, .rec = r, .embedding = p->batch_out + i * r->dim};
+    }
+    for (int i = 0; i < p->n_pending; i++, n++)
+        p->puts[n] = (store_put){.key = p->pending[i].key, .failure = &p->pending[i].f};
+    if (n == 0) return 0;
+    err_t e = {0};
+    double t0 = clock_now();
+    int rc = store_env_write(cfg->writer, p->puts, n, &e);
+    p->st->t_write += clock_now() - t0;
+    if (rc) {
+        ex_set_fatal(p, &e);
+        return rc;
+    }
+    for (int i = 0; i < p->n_pending; i++) free(p->pending[i].key);
+    p->n_pending = 0;
+    return 0;
+}
+
+static void ex_release(ex_job *j)
+{
+    ex_pipe *p = j->p;
+    p->free_px[p->n_free++] = j->pixels;
+    free(j->key);
+    free(j->path);
+    free(j->data);
+    free(j);
+}
+
+static void ex_job_failed(ex_job *j)
+{
+    ex_pipe *p = j->p;
+    extract_stats *st = p->st;
+    st->failed++;
+    json_t *c = json_object_get(st->failures_by_reason, j->reason);
+    json_object_set_new(st->failures_by_reason, j->reason, json_integer(c ? json_integer_value(c) + 1 : 1));
+    if (json_array_size(st->failures) < p->cfg->max_failures_listed)
+        json_array_append_new(st->failures,
+                              json_pack("{s:s, s:s, s:s}", "key", j->key, "reason", j->reason, "message", j->msg));
+    log_msg(LOG_WARN, "extract: %s: %s: %s", j->key, j->reason, j->msg);
+    ex_failure *f = &p->pending[p->n_pending++];
+    memset(f, 0, sizeof *f);
+    f->key = j->key;
+    j->key = NULL;
+    f->f.generation = p->cfg->generation;
+    snprintf(f->f.reason, sizeof f->f.reason, "%s", j->reason);
+    snprintf(f->f.message, sizeof f->f.message, "%s", j->msg);
+    snprintf(f->f.content_hash, sizeof f->f.content_hash, "%s", j->hash);
+    ex_release(j);
+    /* Failures ride along with the next batch; a long run of bad samples
+     * is written on its own so that the pending list stays bounded (the
+     * writer is only used on this thread, so the encoder may be busy). */
+    if (p->n_pending >= p->cfg->batch && !p->fatal) ex_write(p, 0);
+}
+
+static void ex_fail(ex_job *j, const char *reason, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void ex_fail(ex_job *j, const char *reason, const char *fmt, ...)
+{
+    j->reason = reason;
+    int n = snprintf(j->msg, sizeof j->msg, "%s: ", j->path);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(j->msg + n, sizeof j->msg - (size_t)n, fmt, ap);
+    va_end(ap);
+}
+
+static const char *ex_decode_reason(int code)
+{
+    switch (code) {
+    case ERR_FORMAT: return "corrupt";
+    case ERR_UNSUPPORTED: return "unsupported";
+    case ERR_LIMIT: return "too_large";
+    case ERR_NOMEM: return "out_of_memory";
+    default: return "decode_error";
+    }
+}
+
+/* ---- decode on the worker pool ---- */
+
+static void ex_decode_work(uv_work_t *w)
+{
+    ex_job *j = w->data;
+    double t0 = clock_now();
+    err_t e = {0};
+    if (clip_preprocess(j->data, j->len, &j->p->cfg->pre, j->pixels, &j->info, &e) != 0)
+        ex_fail(j, ex_decode_reason(e.code), "%s", e.msg);
+    j->t_decode = clock_now() - t0;
+}
+
+static void ex_decode_done(uv_work_t *w, int status)
+{
+    ex_job *j = w->data;
+    ex_pipe *p = j->p;
+    p->inflight--;
+    p->st->t_decode += j->t_decode;
+    free(j->data);
+    j->data = NULL;
+    if (status != 0 && !j->reason) ex_fail(j, "decode_error", "worker cancelled: %s", uv_strerror(status));
+    if (j->reason) {
+        ex_job_failed(j);
+    } else {
+        if (p->ready_tail) p->ready_tail->next = j;
+        else p->ready_head = j;
+        p->ready_tail = j;
+        p->n_ready++;
+    }
+    ex_progress(p);
+    ex_kick(p);
+}
+
+/* ---- reading: open, fstat, read until full, close ---- */
+
+static void ex_after_read(ex_job *j)
+{
+    ex_pipe *p = j->p;
+    p->st->t_read += clock_now() - j->t_start;
+    if (!j->reason) {
+        hash_hex128(j->data, j->len, j->hash);
+        store_entry ent;
+        err_t e = {0};
+        if (store_lookup(p->cfg->reader, j->key, &ent, &e) != 0) {
+            ex_set_fatal(p, &e);
+        } else if (ent.kind == STORE_ENTRY_EMBEDDING && !strcmp(ent.rec.model, p->cfg->model_fp) &&
+                   !strcmp(ent.rec.content_hash, j->hash) && ent.rec.dtype == p->cfg->dtype) {
+            p->st->skipped++;
+            p->inflight--;
+            ex_release(j);
+            ex_progress(p);
+            ex_kick(p);
+            return;
+        }
+        if (!p->fatal) {
+            j->work.data = j;
+            int rc = uv_queue_work(&p->loop, &j->work, ex_decode_work, ex_decode_done);
+            if (rc == 0) return;
+            ex_fail(j, "decode_error", "cannot queue the decode: %s", uv_strerror(rc));
+        }
+    }
+    p->inflight--;
+    if (j->reason) ex_job_failed(j);
+    else ex_release(j);
+    ex_progress(p);
+    ex_kick(p);
+}
+
+static void ex_on_close(uv_fs_t *req)
+{
+    uv_fs_req_cleanup(req);
+    ex_after_read(req->data);
+}
+
+static void ex_close(ex_job *j)
+{
+    j->req.data = j;
+    if (uv_fs_close(&j->p->loop, &j->req, j->fd, ex_on_close) != 0) ex_after_read(j);
+}
+
+static void ex_read_more(ex_job *j);
+
+static void ex_on_read(uv_fs_t *req)
+{
+    ex_job *j = req->data;
+    ssize_t r = req->result;
+    uv_fs_req_cleanup(req);
+    if (r < 0) ex_fail(j, "read_error", "read failed at byte %zu: %s", j->got, uv_strerror((int)r));
+    else if (r == 0) ex_fail(j, "truncated", "file ended after %zu of %zu bytes", j->got, j->len);
+    else j->got += (size_t)r;
+    if (j->reason || j->got == j->len) ex_close(j);
+    else ex_read_more(j);
+}
+
+static void ex_read_more(ex_job *j)
+{
+    size_t want = j->len - j->got;
+    if (want > ((size_t)1 << 30)) want = (size_t)1 << 30;
+    uv_buf_t buf = uv_buf_init((char *)j->data + j->got, (unsigned)want);
+    j->req.data = j;
+    int rc = uv_fs_read(&j->p->loop, &j->req, j->fd, &buf, 1, (int64_t)(j->offset + j->got), ex_on_read);
+    if (rc != 0) {
+        ex_fail(j, "read_error", "cannot start a read: %s", uv_strerror(rc));
+        ex_close(j);
+    }
+}
+
+static void ex_on_stat(uv_fs_t *req)
+{
+    ex_job *j = req->data;
+    ex_pipe *p = j->p;
+    ssize_t r = req->result;
+    uint64_t size = req->statbuf.st_size;
+    uv_fs_req_cleanup(req);
+    size_t max_bytes = p->cfg->pre.limits.max_bytes ? p->cfg->pre.limits.max_bytes : IMAGE_DEFAULT_MAX_BYTES;
+    if (r < 0) {
+        ex_fail(j, "read_error", "cannot stat: %s", uv_strerror((int)r));
+    } else if (j->is_tar) {
+        if (j->offset > size || j->length > size - j->offset)
+            ex_fail(j, "truncated", "tar member [%llu, +%llu) is beyond the end of the %llu-byte file",
+                    (unsigned long long)j->offset, (unsigned long long)j->length, (unsigned long long)size);
+        j->len = (size_t)j->length;
+    } else {
+        j->len = (size_t)size;
+    }
+    if (!j->reason && j->len == 0) ex_fail(j, "corrupt", "empty image");
+    if (!j->reason && j->len > max_bytes)
+        ex_fail(j, "too_large", "%zu bytes exceeds the limit of %zu", j->len, max_bytes);
+    if (!j->reason && !(j->data = malloc(j->len)))
+        ex_fail(j, "out_of_memory", "cannot allocate %zu bytes", j->len);
+    if (j->reason) ex_close(j);
+    else ex_read_more(j);
+}
+
+static void ex_on_open(uv_fs_t *req)
+{
+    ex_job *j = req->data;
+    ssize_t r = req->result;
+    uv_fs_req_cleanup(req);
+    if (r < 0) {
+        ex_fail(j, r == UV_ENOENT ? "missing" : "read_error", "cannot open: %s", uv_strerror((int)r));
+        ex_after_read(j);
+        return;
+    }
+    j->fd = (uv_file)r;
+    j->req.data = j;
+    int rc = uv_fs_fstat(&j->p->loop, &j->req, j->fd, ex_on_stat);
+    if (rc != 0) {
+        ex_fail(j, "read_error", "cannot stat: %s", uv_strerror(rc));
+        ex_close(j);
+    }
+}
+
+static void ex_start(ex_pipe *p, const manifest_record_t *rec)
+{
+    ex_job *j = calloc(1, sizeof *j);
+    char *key = strdup(rec->key), *path = strdup(rec->loc.path);
+    if (!j || !key || !path) {
+        free(j), free(key), free(path);
+        err_t e;
+        err_set(&e, ERR_NOMEM, "record %s: cannot allocate", rec->key);
+        ex_set_fatal(p, &e);
+        return;
+    }
+    j->p = p;
+    j->key = key;
+    j->path = path;
+    j->is_tar = rec->loc.kind == MANIFEST_LOC_TAR;
+    j->offset = j->is_tar ? rec->loc.offset : 0;
+    j->length = rec->loc.length;
+    j->pixels = p->free_px[--p->n_free];
+    j->t_start = clock_now();
+    p->inflight++;
+    p->st->images++;
+    j->req.data = j;
+    int rc = uv_fs_open(&p->loop, &j->req, j->path, O_RDONLY | O_CLOEXEC, 0, ex_on_open);
+    if (rc != 0) {
+        ex_fail(j, "read_error", "cannot open: %s", uv_strerror(rc));
+        ex_after_read(j);
+    }
+}
+
+/* Start reads while slots are free. */
+static void ex_pump(ex_pipe *p)
+{
+    while (!p->fatal && !p->input_done && p->n_free > 0 && p->n_pending < p->cfg->batch) {
+        err_t e = {0};
+        if (!p->reader) {
+            if (p->shard_i >= p->cfg->n_shards) {
+                p->input_done = 1;
+                break;
+            }
+            if (manifest_shard_open(&p->reader, p->cfg->manifest, p->cfg->shards[p->shard_i], &e) != 0) {
+                ex_set_fatal(p, &e);
+                break;
+            }
+        }
+        manifest_record_t rec;
+        int rc = manifest_shard_next(p->reader, &rec, &e);
+        if (rc < 0) {
+            ex_set_fatal(p, &e);
+            break;
+        }
+        if (rc == 0) {
+            manifest_shard_close(p->reader);
+            p->reader = NULL;
+            p->shard_i++;
+            continue;
+        }
+        if (strlen(rec.key) == 0 || strlen(rec.key) > STORE_MAX_KEY) {
+            err_set(&e, ERR_LIMIT, "%s: shard %d: key '%.64s...' is longer than the store's %d-byte limit",
+                    manifest_dir(p->cfg->manifest), p->cfg->shards[p->shard_i], rec.key, STORE_MAX_KEY);
+            ex_set_fatal(p, &e);
+            break;
+        }
+        ex_start(p, &rec);
+    }
+}
+
+/* ---- the encoder thread ---- */
+
+static void ex_encoder_main(void *arg)
+{
+    ex_pipe *p = arg;
+    for (;;) {
+        uv_mutex_lock(&p->mu);
+        while (!p->has_work && !p->quit) uv_cond_wait(&p->cv, &p->mu);
+        if (!p->has_work) {
+            uv_mutex_unlock(&p->mu);
+            return;
+        }
+        p->has_work = 0;
+        int n = p->n_items;
+        uv_mutex_unlock(&p->mu);
+        err_t e = {0};
+        double t0 = clock_now();
+        int rc = clip_vit_forward(p->cfg->model, p->batch_in, n, p->batch_out, &e);
+        double dt = clock_now() - t0;
+        uv_mutex_lock(&p->mu);
+        p->enc_rc = rc;
+        p->enc_err = e;
+        p->enc_time = dt;
+        p->done = 1;
+        uv_mutex_unlock(&p->mu);
+        uv_async_send(&p->async);
+    }
+}
+
+static void ex_on_encoded(uv_async_t *a)
+{
+    ex_pipe *p = a->data;
+    uv_mutex_lock(&p->mu);
+    int done = p->done, rc = p->enc_rc;
+    err_t e = p->enc_err;
+    p->done = 0;
+    p->st->t_encode += done ? p->enc_time : 0;
+    uv_mutex_unlock(&p->mu);
+    if (!done) return;
+    if (rc) {
+        err_wrap(&e, "encoding a batch of %d images", p->n_items);
+        ex_set_fatal(p, &e);
+    } else if (ex_write(p, (size_t)p->n_items) == 0) {
+        p->st->encoded += (uint64_t)p->n_items;
+        p->st->batches++;
+    }
+    for (int i = 0; i < p->n_items; i++) free(p->items[i].key);
+    p->n_items = 0;
+    p->enc_busy = 0;
+    ex_progress(p);
+    ex_kick(p);
+}
+
+/* Hand B ready images (fewer only at the very end) to the encoder. */
+static void ex_dispatch(ex_pipe *p)
+{
+    int B = p->cfg->batch;
+    if (p->enc_busy || p->fatal || p->n_ready == 0) return;
+    if (p->n_ready < B && !(p->input_done && p->inflight == 0)) return;
+    int n = p->n_ready < B ? p->n_ready : B;
+    for (int i = 0; i < n; i++) {
+        ex_job *j = p->ready_head;
+        p->ready_head = j->next;
+        if (!p->ready_head) p->ready_tail = NULL;
+        p->n_ready--;
+        memcpy(p->batch_in + (size_t)i * p->px_floats, j->pixels, p->px_floats * sizeof(float));
+        ex_item *it = &p->items[i];
+        it->key = j->key;
+        j->key = NULL;
+        memcpy(it->hash, j->hash, 33);
+        it->width = j->info.width;
+        it->height = j->info.height;
+        ex_release(j);
+    }
+    p->n_items = n;
+    p->enc_busy = 1;
+    uv_mutex_lock(&p->mu);
+    p->has_work = 1;
+    uv_cond_signal(&p->cv);
+    uv_mutex_unlock(&p->mu);
+}
+
+static void ex_maybe_finish(ex_pipe *p)
+{
+    if (p->closing || !(p->input_done || p->fatal) || p->inflight > 0 || p->enc_busy) return;
+    if (p->fatal) {
+        while (p->ready_head) {
+            ex_job *j = p->ready_head;
+            p->ready_head = j->next;
+            ex_release(j);
+        }
+        p->ready_tail = NULL;
+        p->n_ready = 0;
+    }
+    if (p->n_ready > 0) return;
+    if (!p->fatal) ex_write(p, 0);
+    p->closing = 1;
+    uv_close((uv_handle_t *)&p->async, NULL);
+}
+
+static void ex_kick(ex_pipe *p)
+{
+    if (p->closing) return;
+    ex_dispatch(p);
+    ex_pump(p);
+    ex_dispatch(p); /* the input may have just ended */
+    ex_maybe_finish(p);
+}
+
+/* ---- setup ---- */
+
+static void ex_free(ex_pipe *p)
+{
+    manifest_shard_close(p->reader);
+    for (int i = 0; i < p->n_pending; i++) free(p->pending[i].key);
+    for (int i = 0; i < p->n_items; i++) free(p->items[i].key);
+    free(p->pending);
+    free(p->slot_mem);
+    free(p->free_px);
+    free(p->batch_in);
+    free(p->batch_out);
+    free(p->items);
+    free(p->recs);
+    free(p->puts);
+}
+
+void extract_stats_free(extract_stats *st)
+{
+    json_decref(st->failures_by_reason);
+    json_decref(st->failures);
+    st->failures_by_reason = st->failures = NULL;
+}
+
+int extract_run(const extract_cfg *cfg, extract_stats *st, err_t *e)
+{
+    memset(st, 0, sizeof *st);
+    st->failures_by_reason = json_object();
+    st->failures = json_array();
+    if (cfg->batch < 1) return err_set(e, ERR_ARG, "extract: batch %d must be >= 1", cfg->batch);
+    ex_pipe *p = calloc(1, sizeof *p);
+    if (!p || !st->failures_by_reason || !st->failures) {
+        free(p);
+        return err_set(e, ERR_NOMEM, "extract: cannot allocate the pipeline");
+    }
+    p->cfg = cfg;
+    p->st = st;
+    int S = clip_vit_image_size(cfg->model), D = clip_vit_embed_dim(cfg->model);
+    int slots = cfg->slots > 0 ? cfg->slots : 2 * cfg->batch + 16;
+    if (slots < cfg->batch) slots = cfg->batch; /* a full batch must fit */
+    p->px_floats = (size_t)3 * S * S;
+    p->slot_mem = malloc((size_t)slots * p->px_floats * sizeof(float));
+    p->free_px = malloc((size_t)slots * sizeof *p->free_px);
+    p->batch_in = malloc((size_t)cfg->batch * p->px_floats * sizeof(float));
+    p->batch_out = malloc((size_t)cfg->batch * D * sizeof(float));
+    p->items = calloc((size_t)cfg->batch, sizeof *p->items);
+    p->recs = calloc((size_t)cfg->batch, sizeof *p->recs);
+    /* Pending failures are flushed at `batch`; after a failed flush the
+     * slots still in flight may fail too, hence the extra room. */
+    size_t pending_cap = (size_t)cfg->batch + (size_t)slots;
+    p->puts = calloc((size_t)cfg->batch + pending_cap, sizeof *p->puts);
+    p->pending = calloc(pending_cap, sizeof *p->pending);
+    if (!p->slot_mem || !p->free_px || !p->batch_in || !p->batch_out || !p->items || !p->recs || !p->puts ||
+        !p->pending) {
+        ex_free(p);
+        free(p);
+        return err_set(e, ERR_NOMEM, "extract: cannot allocate %d image slots of %dx%d", slots, S, S);
+    }
+    for (int i = 0; i < slots; i++) p->free_px[i] = p->slot_mem + (size_t)i * p->px_floats;
+    p->n_free = slots;
+    uint64_t total = 0;
+    for (int i = 0; i < cfg->n_shards; i++) total += manifest_shard_info(cfg->manifest, cfg->shards[i])->images;
+    progress_start(&p->prog, "extract", "img", total);
+    double t0 = clock_now();
+    int rc = uv_loop_init(&p->loop), stage = 0;
+    if (rc == 0 && ++stage && (rc = uv_mutex_init(&p->mu)) == 0 && ++stage && (rc = uv_cond_init(&p->cv)) == 0 &&
+        ++stage && (rc = uv_async_init(&p->loop, &p->async, ex_on_encoded)) == 0 && ++stage)
+        rc = uv_thread_create(&p->thread, ex_encoder_main, p);
+    if (rc == 0) {
+        p->async.data = p;
+        ex_kick(p);
+        uv_run(&p->loop, UV_RUN_DEFAULT);
+        uv_mutex_lock(&p->mu);
+        p->quit = 1;
+        uv_cond_signal(&p->cv);
+        uv_mutex_unlock(&p->mu);
+        uv_thread_join(&p->thread);
+    } else {
+        err_t te;
+        err_set(&te, ERR_INTERNAL, "extract: cannot start the event loop or the encoder thread: %s", uv_strerror(rc));
+        ex_set_fatal(p, &te);
+        if (stage >= 4) {
+            uv_close((uv_handle_t *)&p->async, NULL);
+            uv_run(&p->loop, UV_RUN_DEFAULT);
+        }
+    }
+    if (stage >= 3) uv_cond_destroy(&p->cv);
+    if (stage >= 2) uv_mutex_destroy(&p->mu);
+    if (stage >= 1) uv_loop_close(&p->loop);
+    st->t_wall = clock_now() - t0;
+    progress_finish(&p->prog);
+    rc = p->fatal;
+    if (rc && e) *e = p->err;
+    ex_free(p);
+    free(p);
+    return rc;
+}

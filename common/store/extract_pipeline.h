@@ -1,0 +1,65 @@
+/* The extraction pipeline of one rank: manifest records → image bytes →
+ * preprocessed pixels → CLIP embeddings → the rank's store environment.
+ *
+ *   event loop (libuv, this thread)     worker pool (UV_THREADPOOL_SIZE)
+ *   next record → open/fstat/read  ───▶ (file reads run on the pool)
+ *   hash bytes, look the key up:
+ *     up to date → skipped
+ *     else ─────────────────────────────▶ decode + clip_preprocess into a slot
+ *   ready slots ◀───────────────────────  (after_work on the loop)
+ *   B ready → copy into the batch  ─────▶ encoder thread: clip_vit_forward
+ *   write batch (+ failures) in one  ◀──  (uv_async on completion)
+ *   LMDB transaction; free the slots; read more
+ *
+ * Memory is bounded by the slot count (a slot = one image's bytes while
+ * read, then its 3xSxS floats), never by the corpus: a record is only read
+ * when a slot is free. The encoder works on batch k while the pool reads
+ * and decodes batch k+1 into other slots.
+ *
+ * A record is "up to date" when the union of the store holds an embedding
+ * for its key with the same model fingerprint, content hash and dtype; it is
+ * then skipped without decoding. Failed records are retried on every run. A
+ * bad sample (missing, unreadable, truncated, too large, corrupt,
+ * unsupported) becomes a failure entry with its reason, never a crash. */
+#ifndef CLIPCAP_EXTRACT_PIPELINE_H
+#define CLIPCAP_EXTRACT_PIPELINE_H
+
+#include <jansson.h>
+#include <stdint.h>
+#include "core/log.h"
+#include "data/manifest.h"
+#include "image/clip_preprocess.h"
+#include "nn/clip_vit.h"
+#include "store/store.h"
+
+typedef struct extract_cfg {
+    const manifest_t *manifest;
+    const int *shards; /* the shards this rank owns */
+    int n_shards;
+    clip_vit *model;
+    clip_preprocess_cfg pre;
+    store *reader;     /* the union (includes writer) */
+    store_env *writer; /* this rank's environment */
+    const char *model_fp; /* store_model_fingerprint */
+    enum store_dtype dtype;
+    uint64_t generation;
+    int batch;
+    int slots;          /* images in flight; 0 = 2*batch + 16 */
+    size_t max_failures_listed; /* entries kept in the failures array */
+} extract_cfg;
+
+typedef struct extract_stats {
+    uint64_t images, encoded, skipped, failed, batches;
+    double t_read, t_decode, t_encode, t_write, t_wall; /* seconds; phases overlap */
+    json_t *failures_by_reason; /* {"corrupt": n, ...} */
+    json_t *failures;           /* [{"key","reason","message"}] (at most max_failures_listed) */
+} extract_stats;
+
+/* Runs to the end of the owned shards. Bad samples are counted, not
+ * returned; the return is an error only for what stops the whole rank
+ * (unreadable manifest, store write failure, encoder failure). st's JSON
+ * members are new references (extract_stats_free). */
+int extract_run(const extract_cfg *cfg, extract_stats *st, err_t *e);
+void extract_stats_free(extract_stats *st);
+
+#endif

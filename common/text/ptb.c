@@ -1,0 +1,165 @@
+#include "text/ptb.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    char *s;
+    size_t n, cap;
+    int oom;
+} ptb_buf_t;
+
+static void buf_put(ptb_buf_t *b, const char *p, size_t len)
+{
+    if (b->oom) return;
+    if (b->n + len + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 64;
+        while (cap < b->n + len + 1) cap *= 2;
+        char *s = realloc(b->s, cap);
+        if (!s) {
+            b->oom = 1;
+            return;
+        }
+        b->s = s;
+        b->cap = cap;
+    }
+    memcpy(b->s + b->n, p, len);
+    b->n += len;
+    b->s[b->n] = 0;
+}
+
+/* The toolkit's filter, applied to the lower-cased tokens (its upper-case
+ * entries can no longer match). */
+static int dropped(const char *t, size_t len)
+{
+    static const char *const drop[] = {"''", "'", "``", "`", ".", "?", "!", ",", ":", "-", "--", "...", ";"};
+    for (size_t i = 0; i < sizeof drop / sizeof drop[0]; i++)
+        if (strlen(drop[i]) == len && !memcmp(drop[i], t, len)) return 1;
+    return 0;
+}
+
+/* Emit one token: lower-cased, / and * escaped, unless the filter drops it. */
+static void emit(ptb_buf_t *b, const char *t, size_t len)
+{
+    if (!len || dropped(t, len)) return;
+    if (b->n) buf_put(b, " ", 1);
+    for (size_t i = 0; i < len; i++) {
+        char c = t[i];
+        if (c == '/' || c == '*') buf_put(b, "\\", 1);
+        c = (char)tolower((unsigned char)c);
+        buf_put(b, &c, 1);
+    }
+}
+
+static int word_char(const char *s, size_t len, size_t i)
+{
+    return i < len && (isalnum((unsigned char)s[i]) || (unsigned char)s[i] >= 0x80);
+}
+
+static int lower_is(const char *s, size_t len, size_t i, const char *lit)
+{
+    size_t k = strlen(lit);
+    if (i + k > len) return 0;
+    for (size_t j = 0; j < k; j++)
+        if (tolower((unsigned char)s[i + j]) != lit[j]) return 0;
+    return 1;
+}
+
+/* Length of a contraction clitic at i ("'s", "'re", "'ve", "'m", "'ll",
+ * "'d", "n't") ending at a word boundary, else 0. */
+static size_t clitic(const char *s, size_t len, size_t i)
+{
+    static const char *const forms[] = {"n't", "'ll", "'re", "'ve", "'s", "'m", "'d"};
+    for (size_t f = 0; f < sizeof forms / sizeof forms[0]; f++) {
+        size_t k = strlen(forms[f]);
+        if (lower_is(s, len, i, forms[f]) && !word_char(s, len, i + k)) return k;
+    }
+    return 0;
+}
+
+/* "u.s", "J", "mr": a word that keeps its final period (an initial only
+ * when upper-case: "holding a." ends a sentence). */
+static int abbreviation(const char *w, size_t len)
+{
+    static const char *const known[] = {"mr", "mrs", "ms", "dr", "st", "jr", "sr", "vs", "etc", "inc", "co",
+                                        "ltd", "mt", "ft", "no", "prof", "gen", "rev", "jan", "feb", "aug",
+                                        "sept", "oct", "nov", "dec"};
+    if (len == 1) return isupper((unsigned char)w[0]);
+    int dotted = len >= 3;
+    for (size_t i = 0; i < len && dotted; i++) dotted = (i % 2 == 0) ? isalpha((unsigned char)w[i]) : w[i] == '.';
+    if (dotted && len % 2 == 1) return 1;
+    for (size_t k = 0; k < sizeof known / sizeof known[0]; k++)
+        if (strlen(known[k]) == len && lower_is(w, len, 0, known[k])) return 1;
+    return 0;
+}
+
+/* End of the word starting at i: letters and digits, joined by internal
+ * - . / & (between word characters), , (between digits) and ' (o'clock),
+ * stopping before a clitic. */
+static size_t word_end(const char *s, size_t len, size_t i)
+{
+    size_t j = i;
+    while (j < len) {
+        if (s[j] == 'n' || s[j] == 'N') {
+            if (j > i && clitic(s, len, j) == 3) return j;
+        }
+        if (word_char(s, len, j)) {
+            j++;
+        } else if (s[j] && strchr("-./&", s[j]) && word_char(s, len, j + 1)) {
+            j++;
+        } else if (s[j] == ',' && j > i && isdigit((unsigned char)s[j - 1]) && j + 1 < len &&
+                   isdigit((unsigned char)s[j + 1])) {
+            j++;
+        } else if (s[j] == '\'' && word_char(s, len, j + 1) && !clitic(s, len, j)) {
+            j++;
+        } else {
+            break;
+        }
+    }
+    return j;
+}
+
+int ptb_tokenize(const char *text, size_t len, char **out, err_t *e)
+{
+    ptb_buf_t b = {0};
+    buf_put(&b, "", 0);
+    size_t i = 0;
+    while (i < len && !b.oom) {
+        unsigned char c = (unsigned char)text[i];
+        size_t k;
+        if (isspace(c) || iscntrl(c)) {
+            /* PTB drops control characters it cannot tokenize; NUL among them */
+            i++;
+        } else if ((k = clitic(text, len, i))) {
+            emit(&b, text + i, k);
+            i += k;
+        } else if (word_char(text, len, i)) {
+            size_t j = word_end(text, len, i);
+            if (j < len && text[j] == '.' && !(j + 1 < len && text[j + 1] == '.') && abbreviation(text + i, j - i)) j++;
+            emit(&b, text + i, j - i);
+            i = j;
+        } else if (c == '"' || c == '`') {
+            /* quotes become `` or '' and the filter drops both */
+            i++;
+        } else if (c == '.' || c == '-') {
+            /* runs of dots or dashes: . ... - -- all dropped */
+            while (i < len && (unsigned char)text[i] == c) i++;
+        } else if (c && strchr("()[]{}", c)) {
+            static const char *const esc[] = {"-LRB-", "-RRB-", "-LSB-", "-RSB-", "-LCB-", "-RCB-"};
+            const char *t = esc[strchr("()[]{}", c) - "()[]{}"];
+            emit(&b, t, strlen(t));
+            i++;
+        } else {
+            emit(&b, text + i, 1);
+            i++;
+        }
+    }
+    if (b.oom) {
+        free(b.s);
+        *out = NULL;
+        return err_set(e, ERR_NOMEM, "out of memory tokenizing a %zu-byte caption", len);
+    }
+    *out = b.s;
+    return 0;
+}

@@ -1,0 +1,231 @@
+/* `clipcap embed`: CLIP image embeddings of image files, one JSON line per
+ * image, for checking the tower against other tools and for scripts. The
+ * dataset-scale path is `clipcap extract` (feature store); this stage is
+ * the direct one.
+ *
+ * Ranks take contiguous blocks of whole batches of the file list; rank 0
+ * gathers and prints in input order, so the output of `mpirun -np N` is
+ * byte for byte a single process's with the same --batch and threads per
+ * process.
+ * A file that cannot be read or decoded is reported on stderr with its path
+ * and skipped; the run goes on and exits 1 at the end. */
+#include "core/fsutil.h"
+#include "core/log.h"
+#include "core/mpictx.h"
+#include "image/clip_preprocess.h"
+#include "nn/clip_vit.h"
+
+#include <getopt.h>
+#include <jansson.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char stage_embed_summary[] = "CLIP image embeddings of image files, one JSON line per image";
+
+static void embed_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: clipcap embed --clip DIR [--fast-resize] [--batch N] [--threads N] IMAGE...\n\n"
+            "Prints one JSON line per image, in the order given:\n"
+            "  {\"path\": \"IMAGE\", \"embedding\": [512 floats for ViT-B/32]}\n"
+            "the projected CLIP image embedding (not normalised), as ClipCap uses it.\n\n"
+            "  --clip DIR      CLIP model as on the Hugging Face hub: config.json +\n"
+            "                  model.safetensors (e.g. openai/clip-vit-base-patch32)\n"
+            "  --fast-resize   decode JPEGs at a reduced DCT scale before resizing\n"
+            "                  (faster, not bit-exact with Pillow; see docs/image.md)\n"
+            "  --batch N       images per forward pass (default 16)\n"
+            "  --threads N     compute threads (default: OMP_NUM_THREADS or all cores)\n"
+            "  -h, --help      this help\n\n"
+            "An image that cannot be read or decoded is reported on stderr as\n"
+            "`PATH: reason` and has no output line; the exit status is then 1.\n"
+            "Under mpirun the batches are split between ranks; the output is the same\n"
+            "bytes as one process with the same --batch and --threads (the last bit of\n"
+            "a float can depend on which images share a batch and on the thread count).\n");
+}
+
+typedef struct embed_opts {
+    const char *clip_dir;
+    int fast_resize, batch, threads;
+} embed_opts;
+
+/* Read and preprocess one file into dst; the error names the path. */
+static int load_image(const char *path, const clip_preprocess_cfg *cfg, float *dst, err_t *e)
+{
+    uint8_t *data = NULL;
+    size_t len = 0;
+    int rc = fs_read_all(path, &data, &len, e);
+    if (rc) return rc;
+    rc = clip_preprocess(data, len, cfg, dst, NULL, e);
+    free(data);
+    return rc ? err_wrap(e, "%s", path) : 0;
+}
+
+/* Embed paths[0..n) into out[n, E]; ok[i] = 1 where image i succeeded.
+ * Decoding runs in parallel across the batch (clip_preprocess is
+ * re-entrant); the forward pass is parallel inside the ops. */
+static int embed_block(clip_vit *m, const embed_opts *o, char **paths, int n, float *out, int *ok, err_t *e)
+{
+    const int S = clip_vit_image_size(m), E = clip_vit_embed_dim(m);
+    const size_t img = (size_t)3 * S * S;
+    clip_preprocess_cfg cfg;
+    clip_preprocess_cfg_default(&cfg, S);
+    cfg.fast_resize = o->fast_resize;
+    float *batch = malloc((size_t)o->batch * img * sizeof(float));
+    float *emb = malloc((size_t)o->batch * E * sizeof(float));
+    err_t *errs = calloc((size_t)o->batch, sizeof *errs);
+    int *slot = malloc((size_t)o->batch * sizeof *slot), *status = malloc((size_t)o->batch * sizeof *status);
+    if (!batch || !emb || !errs || !slot || !status) {
+        free(batch), free(emb), free(errs), free(slot), free(status);
+        return err_set(e, ERR_NOMEM, "embed: out of memory for a batch of %d images", o->batch);
+    }
+    int rc = 0;
+    for (int start = 0; start < n && !rc; start += o->batch) {
+        int count = n - start < o->batch ? n - start : o->batch;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(o->threads > 0 ? o->threads : omp_get_max_threads())
+        for (int i = 0; i < count; i++) status[i] = load_image(paths[start + i], &cfg, batch + (size_t)i * img, &errs[i]);
+        /* Compact the decoded images to the front of the batch. */
+        int good = 0;
+        for (int i = 0; i < count; i++) {
+            ok[start + i] = status[i] == 0;
+            if (status[i]) {
+                log_msg(LOG_ERROR, "%s", errs[i].msg);
+                continue;
+            }
+            if (good != i) memcpy(batch + (size_t)good * img, batch + (size_t)i * img, img * sizeof(float));
+            slot[good++] = start + i;
+        }
+        if (!good) continue;
+        rc = clip_vit_forward(m, batch, good, emb, e);
+        for (int g = 0; !rc && g < good; g++) memcpy(out + (size_t)slot[g] * E, emb + (size_t)g * E, E * sizeof(float));
+    }
+    free(batch), free(emb), free(errs), free(slot), free(status);
+    return rc;
+}
+
+static void print_line(const char *path, const float *v, int E)
+{
+    json_t *arr = json_array();
+    for (int i = 0; i < E; i++) json_array_append_new(arr, json_real(v[i]));
+    json_t *obj = json_pack("{s:s, s:o}", "path", path, "embedding", arr);
+    /* 9 significant digits round-trip a float exactly */
+    char *s = obj ? json_dumps(obj, JSON_REAL_PRECISION(9)) : NULL;
+    if (s) puts(s);
+    free(s);
+    json_decref(obj);
+}
+
+/* First image of rank r's block of whole batches (r = size: the end). */
+static int batch_start(int r, int size, int nb, int batch, int n)
+{
+    long b = (long)nb * r / size * batch;
+    return b < n ? (int)b : n;
+}
+
+static int parse_args(int argc, char **argv, embed_opts *o, err_t *e)
+{
+    static const struct option opts[] = {
+        {"clip", required_argument, NULL, 'c'},  {"fast-resize", no_argument, NULL, 'f'},
+        {"batch", required_argument, NULL, 'b'}, {"threads", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
+    };
+    *o = (embed_opts){.batch = 16};
+    int c;
+    char *end;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': o->clip_dir = optarg; break;
+        case 'f': o->fast_resize = 1; break;
+        case 'b':
+        case 't': {
+            long v = strtol(optarg, &end, 10);
+            if (*end || v < (c == 'b' ? 1 : 0) || v > 4096)
+                return err_set(e, ERR_ARG, "--%s: '%s' is not a valid count", c == 'b' ? "batch" : "threads", optarg);
+            if (c == 'b') o->batch = (int)v;
+            else o->threads = (int)v;
+            break;
+        }
+        case 'h': return 1;
+        default: return err_set(e, ERR_ARG, "unknown option (try `clipcap embed --help`)");
+        }
+    }
+    if (!o->clip_dir) return err_set(e, ERR_ARG, "--clip DIR is required");
+    if (optind >= argc) return err_set(e, ERR_ARG, "no IMAGE given");
+    return 0;
+}
+
+int stage_embed_main(int argc, char **argv)
+{
+    embed_opts o;
+    err_t e = {0};
+    int rc = parse_args(argc, argv, &o, &e);
+    if (rc == 1) {
+        embed_usage(stdout);
+        return 0;
+    }
+    if (rc) return err_report("embed", &e);
+    char **paths = argv + optind;
+    const int n = argc - optind, rank = mpictx_rank(), size = mpictx_size();
+    /* Ranks split whole batches: each image then meets the same batch
+     * companions as in a single process, and BLAS's results for a row can
+     * differ in the last bit with the batch around it. */
+    const int nb = (n + o.batch - 1) / o.batch;
+    const int lo = batch_start(rank, size, nb, o.batch, n), hi = batch_start(rank + 1, size, nb, o.batch, n);
+
+    ops_ctx *ops = NULL;
+    clip_vit *m = NULL;
+    rc = ops_create(&ops, o.threads, &e);
+    if (!rc) rc = clip_vit_load(&m, ops, o.clip_dir, o.batch, &e);
+    rc = mpictx_agree(rc, &e);
+    float *out = NULL;
+    int *ok = NULL;
+    int E = m ? clip_vit_embed_dim(m) : 0;
+    if (!rc) {
+        /* rank 0 holds everyone's results for the ordered print */
+        size_t rows = rank == 0 ? (size_t)n : (size_t)(hi - lo);
+        out = calloc(rows ? rows * E : 1, sizeof(float));
+        ok = calloc(rows ? rows : 1, sizeof(int));
+        if (!out || !ok) rc = err_set(&e, ERR_NOMEM, "embed: out of memory for %zu embeddings", rows);
+    }
+    if (!rc) rc = embed_block(m, &o, paths + lo, hi - lo, out, ok, &e);
+    rc = mpictx_agree(rc, &e);
+    if (!rc && size > 1) {
+        int *counts = malloc(2 * (size_t)size * sizeof(int)), *displs = counts + size;
+        if (!counts) rc = err_set(&e, ERR_NOMEM, "embed: out of memory");
+        rc = mpictx_agree(rc, &e);
+        if (!rc) {
+            for (int r = 0; r < size; r++) {
+                displs[r] = batch_start(r, size, nb, o.batch, n);
+                counts[r] = batch_start(r + 1, size, nb, o.batch, n) - displs[r];
+            }
+            rc = mpictx_check(MPI_Gatherv(rank ? ok : MPI_IN_PLACE, hi - lo, MPI_INT, ok, counts, displs, MPI_INT, 0,
+                                          mpictx_comm()),
+                              "MPI_Gatherv", &e);
+            for (int r = 0; r < size; r++) counts[r] *= E, displs[r] *= E;
+            if (!rc)
+                rc = mpictx_check(MPI_Gatherv(rank ? out : MPI_IN_PLACE, (hi - lo) * E, MPI_FLOAT, out, counts,
+                                              displs, MPI_FLOAT, 0, mpictx_comm()),
+                                  "MPI_Gatherv", &e);
+        }
+        free(counts);
+    }
+    int failed = 0;
+    if (!rc) {
+        for (int i = 0; i < (rank == 0 ? n : hi - lo); i++) failed += !ok[i];
+        if (rank == 0)
+            for (int i = 0; i < n; i++)
+                if (ok[i]) print_line(paths[i], out + (size_t)i * E, E);
+    }
+    clip_vit_free(m);
+    ops_destroy(ops);
+    free(out), free(ok);
+    if (rc) return err_report("embed", &e);
+    if (size > 1 && mpictx_check(MPI_Bcast(&failed, 1, MPI_INT, 0, mpictx_comm()), "MPI_Bcast", &e))
+        return err_report("embed", &e);
+    if (failed) {
+        err_set(&e, ERR_FORMAT, "%d of %d images could not be embedded (reasons above)", failed, n);
+        return rank == 0 ? err_report("embed", &e) : 1;
+    }
+    return 0;
+}

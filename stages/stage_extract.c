@@ -1,0 +1,369 @@
+/* `clipcap extract`: CLIP embeddings of every image of a manifest into the
+ * LMDB feature store (docs/store.md, schemas/feature-store.md).
+ *
+ * Rank R of N reads the shards it owns (shard s % N == R), runs the
+ * extraction pipeline (common/store/extract_pipeline.h) and writes its own
+ * environment STORE/rank-R-of-N; it looks keys up in the union of every
+ * environment in STORE, so re-runs with any N encode only what is new,
+ * changed or from another model. A run's generation (what makes its
+ * entries win over older copies) is the larger of rank 0's clock in
+ * microseconds and one more than the largest generation already stored. */
+#include "core/fsutil.h"
+#include "core/log.h"
+#include "core/mpictx.h"
+#include "data/manifest.h"
+#include "io/json_util.h"
+#include "image/clip_preprocess.h"
+#include "nn/clip_vit.h"
+#include "nn/ops.h"
+#include "store/extract_pipeline.h"
+#include "store/store.h"
+
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+const char stage_extract_summary[] = "CLIP embeddings of a manifest's images into the LMDB feature store";
+
+static void extract_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: clipcap extract --manifest DIR --clip DIR --store DIR [options]\n"
+            "       mpirun -np N clipcap extract ...\n\n"
+            "Reads every image of the manifest (rank R takes shards s with s %% N == R),\n"
+            "preprocesses it as CLIP does, runs the CLIP image tower on batches and writes\n"
+            "one embedding per image key into the feature store. Re-running on the same\n"
+            "store encodes only images that are new, whose bytes changed (XXH3-128), or\n"
+            "that were encoded with another model fingerprint (weights + image size +\n"
+            "--fast-resize) or --dtype. Bad images (missing, unreadable, truncated, too\n"
+            "large, corrupt, unsupported) are recorded in the store's failures table with\n"
+            "their reason, listed in the summary, and retried by the next run.\n\n"
+            "options:\n"
+            "  --manifest DIR    manifest written by `clipcap shard`\n"
+            "  --clip DIR        CLIP model as on the Hugging Face hub (config.json +\n"
+            "                    model.safetensors)\n"
+            "  --store DIR       feature store directory (created); rank R of N writes\n"
+            "                    DIR/rank-R-of-N/, readers see every rank-*-of-*/\n"
+            "  --batch B         images per forward pass (default 32)\n"
+            "  --dtype T         fp32 (default) or fp16 embeddings\n"
+            "  --fast-resize     decode JPEGs at a reduced DCT scale (faster, not\n"
+            "                    bit-exact with Pillow; a different model fingerprint)\n"
+            "  --threads T       decode workers (libuv pool) per rank (default:\n"
+            "                    OMP_NUM_THREADS, else 2)\n"
+            "  --encoder-threads E  OpenMP/BLAS threads of the CLIP forward (default T);\n"
+            "                    see docs/operations.md for sharing cores with decoding\n"
+            "  --max-pixels P    refuse images with more than P pixels (default %llu)\n"
+            "  --map-size MIB    initial LMDB map size in MiB (default 64; grows by doubling)\n"
+            "  -h, --help        this help\n\n"
+            "Prints progress per rank on stderr (images/s, ETA, errors) and, on rank 0, a\n"
+            "JSON summary on stdout (encoded, skipped_unchanged, failed, failures by\n"
+            "reason, seconds per phase), also written to DIR/extract-summary.json and\n"
+            "per rank to DIR/extract-summary-rank-R-of-N.json.\n",
+            (unsigned long long)IMAGE_DEFAULT_MAX_PIXELS);
+}
+
+typedef struct extract_opts {
+    const char *manifest, *clip, *store;
+    int batch, threads, encoder_threads, fast_resize;
+    enum store_dtype dtype;
+    uint64_t max_pixels;
+    size_t map_size;
+} extract_opts;
+
+static int parse_count(const char *flag, const char *s, long long lo, long long hi, long long *out, err_t *e)
+{
+    char *end = NULL;
+    long long v = strtoll(s, &end, 10);
+    if (!*s || *end || v < lo || v > hi)
+        return err_set(e, ERR_ARG, "--%s: '%s' is not a number in %lld..%lld", flag, s, lo, hi);
+    *out = v;
+    return 0;
+}
+
+/* 0 = run, 1 = help printed, <0 = usage error. */
+static int extract_parse(int argc, char **argv, extract_opts *o, err_t *e)
+{
+    static const struct option longopts[] = {
+        {"manifest", required_argument, NULL, 'm'}, {"clip", required_argument, NULL, 'c'},
+        {"store", required_argument, NULL, 's'},    {"batch", required_argument, NULL, 'b'},
+        {"dtype", required_argument, NULL, 'd'},    {"fast-resize", no_argument, NULL, 'f'},
+        {"threads", required_argument, NULL, 't'},  {"max-pixels", required_argument, NULL, 'p'},
+        {"map-size", required_argument, NULL, 'z'}, {"encoder-threads", required_argument, NULL, 'e'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    memset(o, 0, sizeof *o);
+    o->batch = 32;
+    o->dtype = STORE_FP32;
+    const char *omp = getenv("OMP_NUM_THREADS");
+    o->threads = omp && atoi(omp) > 0 ? atoi(omp) : 2;
+    o->map_size = STORE_DEFAULT_MAPSIZE;
+    optind = 1;
+    opterr = 0;
+    int c;
+    long long v;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'm': o->manifest = optarg; break;
+        case 'c': o->clip = optarg; break;
+        case 's': o->store = optarg; break;
+        case 'f': o->fast_resize = 1; break;
+        case 'd':
+            if (store_dtype_parse(optarg, &o->dtype, e)) return err_wrap(e, "--dtype");
+            break;
+        case 'b':
+            if (parse_count("batch", optarg, 1, 4096, &v, e)) return ERR_ARG;
+            o->batch = (int)v;
+            break;
+        case 't':
+            if (parse_count("threads", optarg, 1, 1024, &v, e)) return ERR_ARG;
+            o->threads = (int)v;
+            break;
+        case 'e':
+            if (parse_count("encoder-threads", optarg, 1, 1024, &v, e)) return ERR_ARG;
+            o->encoder_threads = (int)v;
+            break;
+        case 'p':
+            if (parse_count("max-pixels", optarg, 1, (long long)1 << 40, &v, e)) return ERR_ARG;
+            o->max_pixels = (uint64_t)v;
+            break;
+        case 'z':
+            if (parse_count("map-size", optarg, 1, (long long)1 << 22, &v, e)) return ERR_ARG;
+            o->map_size = (size_t)v << 20;
+            break;
+        case 'h': extract_usage(stdout); return 1;
+        default: return err_set(e, ERR_ARG, "unknown or incomplete option '%s' (try --help)", argv[optind - 1]);
+        }
+    }
+    if (optind < argc) return err_set(e, ERR_ARG, "unexpected argument '%s'", argv[optind]);
+    if (!o->encoder_threads) o->encoder_threads = o->threads;
+    if (!o->manifest || !o->clip || !o->store)
+        return err_set(e, ERR_ARG, "--manifest, --clip and --store are required (try --help)");
+    return 0;
+}
+
+static json_t *extract_rank_summary(const extract_stats *st, const char *fp, const extract_opts *o,
+                                    uint64_t generation, const char *env_name)
+{
+    double rate = st->t_wall > 0 ? (double)st->encoded / st->t_wall : 0;
+    return json_pack("{s:i, s:i, s:s, s:I, s:I, s:I, s:I, s:I, s:O, s:O, s:{s:f, s:f, s:f, s:f, s:f}, s:f, s:s, "
+                     "s:s, s:I, s:s}",
+                     "rank", mpictx_rank(), "ranks", mpictx_size(), "store_env", env_name, "images",
+                     (json_int_t)st->images, "encoded", (json_int_t)st->encoded, "skipped_unchanged",
+                     (json_int_t)st->skipped, "failed", (json_int_t)st->failed, "batches", (json_int_t)st->batches,
+                     "failures_by_reason", st->failures_by_reason, "failures", st->failures, "seconds", "read",
+                     st->t_read, "decode", st->t_decode, "encode", st->t_encode, "write", st->t_write, "wall",
+                     st->t_wall, "encoded_per_second", rate, "model_fingerprint", fp, "dtype",
+                     store_dtype_name(o->dtype), "generation", (json_int_t)generation, "store", o->store);
+}
+
+static int failure_key_cmp(const void *a, const void *b)
+{
+    const char *ka = json_string_value(json_object_get(*(json_t *const *)a, "key"));
+    const char *kb = json_string_value(json_object_get(*(json_t *const *)b, "key"));
+    return strcmp(ka ? ka : "", kb ? kb : "");
+}
+
+/* Rank 0: merge the ranks' summaries (counts and phase seconds add up, wall
+ * is the slowest rank, failures are listed sorted by key). */
+static json_t *extract_merge(json_t **ranks, int n)
+{
+    static const char *const counts[] = {"images", "encoded", "skipped_unchanged", "failed", "batches"};
+    static const char *const phases[] = {"read", "decode", "encode", "write"};
+    json_t *out = json_object(), *by = json_object(), *fails = json_array(), *sec = json_object();
+    double wall = 0;
+    for (size_t c = 0; c < sizeof counts / sizeof *counts; c++) {
+        json_int_t sum = 0;
+        for (int r = 0; r < n; r++) sum += json_integer_value(json_object_get(ranks[r], counts[c]));
+        json_object_set_new(out, counts[c], json_integer(sum));
+    }
+    for (size_t ph = 0; ph < sizeof phases / sizeof *phases; ph++) {
+        double sum = 0;
+        for (int r = 0; r < n; r++) sum += json_real_value(json_object_get(json_object_get(ranks[r], "seconds"), phases[ph]));
+        json_object_set_new(sec, phases[ph], json_real(sum));
+    }
+    for (int r = 0; r < n; r++) {
+        double w = json_real_value(json_object_get(json_object_get(ranks[r], "seconds"), "wall"));
+        if (w > wall) wall = w;
+        const char *reason;
+        json_t *v;
+        json_object_foreach(json_object_get(ranks[r], "failures_by_reason"), reason, v)
+        {
+            json_t *cur = json_object_get(by, reason);
+            json_object_set_new(by, reason, json_integer((cur ? json_integer_value(cur) : 0) + json_integer_value(v)));
+        }
+        json_array_extend(fails, json_object_get(ranks[r], "failures"));
+    }
+    size_t nf = json_array_size(fails);
+    json_t **items = malloc((nf ? nf : 1) * sizeof *items);
+    if (items) {
+        for (size_t i = 0; i < nf; i++) items[i] = json_incref(json_array_get(fails, i));
+        qsort(items, nf, sizeof *items, failure_key_cmp);
+        json_array_clear(fails);
+        for (size_t i = 0; i < nf; i++) json_array_append_new(fails, items[i]);
+        free(items);
+    }
+    json_object_set_new(sec, "wall", json_real(wall));
+    json_int_t enc = json_integer_value(json_object_get(out, "encoded"));
+    json_object_set_new(out, "ranks", json_integer(n));
+    json_object_set_new(out, "failures_by_reason", by);
+    json_object_set_new(out, "failures", fails);
+    json_object_set_new(out, "seconds", sec);
+    json_object_set_new(out, "encoded_per_second", json_real(wall > 0 ? (double)enc / wall : 0));
+    static const char *const copied[] = {"model_fingerprint", "dtype", "generation", "store"};
+    for (size_t i = 0; i < sizeof copied / sizeof *copied; i++)
+        json_object_set(out, copied[i], json_object_get(ranks[0], copied[i]));
+    return out;
+}
+
+/* Every rank writes its own summary; rank 0 gathers them, writes the merged
+ * one and prints it. */
+static int extract_summaries(json_t *mine, const char *store_dir, const char *env_name, err_t *e)
+{
+    char path[4200], name[128];
+    char *text = json_dumps(mine, JSON_INDENT(2) | JSON_SORT_KEYS);
+    if (!text) return err_set(e, ERR_NOMEM, "extract: cannot serialise the summary");
+    snprintf(name, sizeof name, "extract-summary-%s.json", env_name);
+    int rc = fs_join(path, sizeof path, store_dir, name, e);
+    if (!rc) rc = fs_write_atomic(path, text, strlen(text), e);
+    rc = mpictx_agree(rc, e);
+    int len = (int)strlen(text) + 1, size = mpictx_size(), rank = mpictx_rank();
+    int *lens = NULL, *displs = NULL;
+    char *all = NULL;
+    if (!rc && size > 1) {
+        if (rank == 0) {
+            lens = calloc((size_t)size, sizeof *lens);
+            displs = calloc((size_t)size, sizeof *displs);
+        }
+        rc = mpictx_check(MPI_Gather(&len, 1, MPI_INT, lens, 1, MPI_INT, 0, mpictx_comm()), "MPI_Gather", e);
+        size_t total = 0;
+        for (int r = 0; !rc && rank == 0 && r < size; r++) displs[r] = (int)total, total += (size_t)lens[r];
+        if (!rc && rank == 0 && !(all = malloc(total))) rc = err_set(e, ERR_NOMEM, "extract: cannot gather summaries");
+        rc = mpictx_agree(rc, e);
+        if (!rc)
+            rc = mpictx_check(MPI_Gatherv(text, len, MPI_CHAR, all, lens, displs, MPI_CHAR, 0, mpictx_comm()),
+                              "MPI_Gatherv", e);
+    }
+    if (!rc && rank == 0) {
+        json_t **ranks = calloc((size_t)size, sizeof *ranks);
+        for (int r = 0; ranks && !rc && r < size; r++) {
+            const char *src = size > 1 ? all + displs[r] : text;
+            rc = json_load_buffer(&ranks[r], src, strlen(src), "rank summary", e);
+        }
+        if (!ranks) rc = err_set(e, ERR_NOMEM, "extract: cannot merge summaries");
+        if (!rc) {
+            json_t *merged = extract_merge(ranks, size);
+            char *out = json_dumps(merged, JSON_INDENT(2) | JSON_SORT_KEYS);
+            rc = out ? fs_join(path, sizeof path, store_dir, "extract-summary.json", e)
+                     : err_set(e, ERR_NOMEM, "extract: cannot serialise the summary");
+            if (!rc) rc = fs_write_atomic(path, out, strlen(out), e);
+            if (!rc) printf("%s\n", out);
+            free(out);
+            json_decref(merged);
+        }
+        for (int r = 0; ranks && r < size; r++) json_decref(ranks[r]);
+        free(ranks);
+    }
+    free(lens);
+    free(displs);
+    free(all);
+    free(text);
+    return mpictx_agree(rc, e);
+}
+
+static uint64_t now_us(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
+}
+
+static int extract_main(const extract_opts *o, err_t *e)
+{
+    int rank = mpictx_rank(), size = mpictx_size();
+    /* libuv sizes its pool on first use; decode workers = --threads. */
+    char tp[16];
+    snprintf(tp, sizeof tp, "%d", o->threads);
+    setenv("UV_THREADPOOL_SIZE", tp, 1);
+
+    manifest_t *man = NULL;
+    ops_ctx *ops = NULL;
+    clip_vit *model = NULL;
+    store_env *own = NULL;
+    store *reader = NULL;
+    int *shards = NULL;
+    json_t *summary = NULL;
+    extract_stats st = {0};
+    char env_name[64], fp[33];
+    store_env_name(env_name, sizeof env_name, rank, size);
+
+    int rc = manifest_open(&man, o->manifest, e);
+    if (!rc) rc = ops_create(&ops, o->encoder_threads, e);
+    if (!rc) rc = clip_vit_load(&model, ops, o->clip, o->batch, e);
+    clip_preprocess_cfg pre;
+    if (!rc) {
+        clip_preprocess_cfg_default(&pre, clip_vit_image_size(model));
+        pre.fast_resize = o->fast_resize;
+        pre.limits.max_pixels = o->max_pixels;
+        store_model_fingerprint(clip_vit_fingerprint(model), pre.image_size, pre.fast_resize, pre.mean, pre.std, fp);
+        rc = store_env_create(&own, o->store, env_name, o->map_size, e);
+    }
+    /* Every rank's environment exists before any rank lists the store. */
+    rc = mpictx_agree(rc, e);
+    if (!rc && size > 1) rc = mpictx_check(MPI_Barrier(mpictx_comm()), "MPI_Barrier", e);
+    if (!rc) rc = store_open(&reader, o->store, own, e);
+    uint64_t gen = 0, gmax = 0;
+    if (!rc) rc = store_generation_max(reader, &gmax, e);
+    rc = mpictx_agree(rc, e);
+    if (!rc) {
+        uint64_t local = gmax + 1;
+        if (rank == 0 && now_us() > local) local = now_us();
+        gen = local;
+        if (size > 1)
+            rc = mpictx_check(MPI_Allreduce(&local, &gen, 1, MPI_UINT64_T, MPI_MAX, mpictx_comm()), "MPI_Allreduce",
+                              e);
+    }
+    int n_shards = 0;
+    if (!rc) {
+        n_shards = manifest_rank_shards(manifest_num_shards(man), rank, size, NULL, 0);
+        if (!(shards = calloc((size_t)n_shards + 1, sizeof *shards)))
+            rc = err_set(e, ERR_NOMEM, "extract: cannot allocate the shard list");
+        else manifest_rank_shards(manifest_num_shards(man), rank, size, shards, n_shards);
+    }
+    if (!rc) {
+        log_msg(LOG_INFO, "extract: %d shard(s), model %s, %s, batch %d, %d decode + %d encoder thread(s), writing %s/%s",
+                n_shards, fp, store_dtype_name(o->dtype), o->batch, o->threads, o->encoder_threads, o->store, env_name);
+        extract_cfg cfg = {.manifest = man, .shards = shards, .n_shards = n_shards, .model = model, .pre = pre,
+                           .reader = reader, .writer = own, .model_fp = fp, .dtype = o->dtype, .generation = gen,
+                           .batch = o->batch, .max_failures_listed = 1000};
+        rc = extract_run(&cfg, &st, e);
+    }
+    rc = mpictx_agree(rc, e);
+    if (!rc) {
+        summary = extract_rank_summary(&st, fp, o, gen, env_name);
+        rc = summary ? 0 : err_set(e, ERR_NOMEM, "extract: cannot build the summary");
+        rc = mpictx_agree(rc, e);
+    }
+    if (!rc) rc = extract_summaries(summary, o->store, env_name, e);
+    json_decref(summary);
+    extract_stats_free(&st);
+    free(shards);
+    store_close(reader);
+    store_env_close(own);
+    clip_vit_free(model);
+    ops_destroy(ops);
+    manifest_close(man);
+    return rc;
+}
+
+int stage_extract_main(int argc, char **argv)
+{
+    err_t e = {0};
+    extract_opts o;
+    int rc = extract_parse(argc, argv, &o, &e);
+    if (rc == 1) return 0;
+    if (rc == 0) rc = extract_main(&o, &e);
+    return rc ? err_report("extract", &e) : 0;
+}

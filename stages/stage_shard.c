@@ -1,0 +1,434 @@
+/* `clipcap shard`: read a caption data set as users have it (COCO, the
+ * Karpathy split, Conceptual Captions from img2dataset files or webdataset
+ * tars), tokenise every caption with GPT-2's BPE and write the manifest the
+ * later stages read (common/data/manifest.h, schemas/manifest.md).
+ *
+ * MPI: every rank reads and finalizes the whole data set (cheap next to
+ * tokenising), so all ranks agree on the manifest order and the shard
+ * boundaries without communication. Rank r tokenises and writes the shards
+ * s with s % size == r; the token-length sums are exact integers reduced
+ * over ranks; rank 0 gathers the shard checksums and writes index.json last
+ * (the commit point), rejects.jsonl, summary.json and annotation files.
+ * Nothing written depends on the number of ranks or threads. */
+#include <getopt.h>
+#include <limits.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/fsutil.h"
+#include "core/mpictx.h"
+#include "core/progress.h"
+#include "data/dataset.h"
+#include "data/manifest.h"
+#include "data/manifest_write.h"
+#include "data/reader_cc.h"
+#include "data/reader_coco.h"
+#include "data/reader_karpathy.h"
+#include "text/bpe.h"
+
+const char stage_shard_summary[] = "read a caption data set, tokenise it, write manifest shards";
+
+#define SHARD_MAX_INPUTS 64
+#define SHARD_MAX_ANNOTATIONS 16
+#define SHARD_MAX_SHARDS 100000
+
+typedef struct shard_opts {
+    const char *format, *root, *gpt2, *out, *splits, *split;
+    const char *inputs[SHARD_MAX_INPUTS];
+    size_t n_inputs;
+    char *ann_split[SHARD_MAX_ANNOTATIONS];
+    const char *ann_path[SHARD_MAX_ANNOTATIONS];
+    size_t n_ann;
+    int shards, check_images, zstd_level;
+} shard_opts;
+
+static void shard_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: clipcap shard --format FMT --images-root DIR --gpt2 DIR --out DIR [options]\n"
+            "       mpirun -np N clipcap shard ...   (same bytes as a single process)\n\n"
+            "Reads a caption data set, tokenises every caption with GPT-2's BPE and writes a\n"
+            "manifest: one record per image (key, image location, split, captions, token\n"
+            "ids), split into --shards zstd JSONL files, plus index.json (counts, token\n"
+            "length statistics incl. ClipCap's max_seq_len, shard checksums), rejects.jsonl\n"
+            "(every bad input record with file, record and reason) and summary.json.\n\n"
+            "options:\n"
+            "  --format FMT         coco | karpathy | cc-files | cc-tar\n"
+            "  --input PATH         caption file; repeat for several (coco: captions_*.json;\n"
+            "                       karpathy: dataset_coco.json; cc-*: the caption<TAB>url TSV,\n"
+            "                       optional: without it captions come from KEY.txt)\n"
+            "  --images-root DIR    coco: the folder holding train2014/ val2014/;\n"
+            "                       karpathy: the folder holding the 'filepath' folders;\n"
+            "                       cc-files: the img2dataset output folder (00000/KEY.jpg...);\n"
+            "                       cc-tar: the folder of webdataset .tar shards\n"
+            "  --gpt2 DIR           GPT-2 tokenizer files (vocab.json + merges.txt)\n"
+            "  --out DIR            manifest directory (created)\n"
+            "  --shards N           number of shard files (default 8); independent of ranks\n"
+            "  --splits LIST        keep only these splits, e.g. train,restval\n"
+            "  --split NAME         split name of cc-* samples (default train)\n"
+            "  --write-annotations SPLIT:FILE\n"
+            "                       write SPLIT's captions as a COCO annotation file (repeatable)\n"
+            "  --no-image-check     do not stat image files (extract reports missing ones)\n"
+            "  --zstd-level N       shard compression level (default 3)\n"
+            "  -h, --help           this text\n\n"
+            "examples:\n"
+            "  # COCO 2014 as downloaded\n"
+            "  clipcap shard --format coco --input annotations/captions_train2014.json \\\n"
+            "      --input annotations/captions_val2014.json --images-root coco \\\n"
+            "      --gpt2 gpt2 --shards 16 --out manifests/coco\n"
+            "  # Karpathy split, ClipCap's training set and the test references\n"
+            "  mpirun -np 4 clipcap shard --format karpathy --input dataset_coco.json \\\n"
+            "      --images-root coco --splits train,restval,test --gpt2 gpt2 --out manifests/k \\\n"
+            "      --write-annotations test:manifests/k/test_annotations.json\n"
+            "  # Conceptual Captions downloaded by img2dataset (output_format files)\n"
+            "  clipcap shard --format cc-files --input Train_GCC-training.tsv \\\n"
+            "      --images-root cc_files --gpt2 gpt2 --shards 64 --out manifests/cc\n"
+            "  # the same as webdataset tars\n"
+            "  clipcap shard --format cc-tar --input Train_GCC-training.tsv \\\n"
+            "      --images-root cc_tars --gpt2 gpt2 --shards 64 --out manifests/cc\n\n"
+            "Prints a JSON summary on stdout (rank 0). Bad records never stop the run;\n"
+            "an unreadable input file does, with one error line naming FILE:LINE:COL.\n");
+}
+
+static int shard_parse_args(int argc, char **argv, shard_opts *o, err_t *e)
+{
+    static const struct option longopts[] = {
+        {"format", required_argument, 0, 'f'},   {"input", required_argument, 0, 'i'},
+        {"images-root", required_argument, 0, 'r'}, {"gpt2", required_argument, 0, 'g'},
+        {"out", required_argument, 0, 'o'},      {"shards", required_argument, 0, 'n'},
+        {"splits", required_argument, 0, 's'},   {"split", required_argument, 0, 'S'},
+        {"write-annotations", required_argument, 0, 'a'}, {"no-image-check", no_argument, 0, 'c'},
+        {"zstd-level", required_argument, 0, 'z'}, {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    memset(o, 0, sizeof *o);
+    o->shards = 8;
+    o->check_images = 1;
+    o->zstd_level = 3;
+    o->split = "train";
+    optind = 1;
+    int c;
+    char *end;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'f': o->format = optarg; break;
+        case 'i':
+            if (o->n_inputs == SHARD_MAX_INPUTS) return err_set(e, ERR_ARG, "at most %d --input", SHARD_MAX_INPUTS);
+            o->inputs[o->n_inputs++] = optarg;
+            break;
+        case 'r': o->root = optarg; break;
+        case 'g': o->gpt2 = optarg; break;
+        case 'o': o->out = optarg; break;
+        case 'n': {
+            long v = strtol(optarg, &end, 10);
+            if (*end || v < 1 || v > SHARD_MAX_SHARDS)
+                return err_set(e, ERR_ARG, "--shards '%s': expected 1..%d", optarg, SHARD_MAX_SHARDS);
+            o->shards = (int)v;
+            break;
+        }
+        case 's': o->splits = optarg; break;
+        case 'S': o->split = optarg; break;
+        case 'a': {
+            char *colon = strchr(optarg, ':');
+            if (!colon || colon == optarg || !colon[1])
+                return err_set(e, ERR_ARG, "--write-annotations '%s': expected SPLIT:FILE", optarg);
+            if (o->n_ann == SHARD_MAX_ANNOTATIONS)
+                return err_set(e, ERR_ARG, "at most %d --write-annotations", SHARD_MAX_ANNOTATIONS);
+            o->ann_split[o->n_ann] = strndup(optarg, (size_t)(colon - optarg));
+            if (!o->ann_split[o->n_ann]) return err_set(e, ERR_NOMEM, "cannot allocate");
+            o->ann_path[o->n_ann++] = colon + 1;
+            break;
+        }
+        case 'c': o->check_images = 0; break;
+        case 'z': {
+            long v = strtol(optarg, &end, 10);
+            if (*end || v < 1 || v > 19) return err_set(e, ERR_ARG, "--zstd-level '%s': expected 1..19", optarg);
+            o->zstd_level = (int)v;
+            break;
+        }
+        case 'h': return 1;
+        default: return err_set(e, ERR_ARG, "unknown option (see clipcap shard --help)");
+        }
+    }
+    if (optind < argc) return err_set(e, ERR_ARG, "unexpected argument '%s'", argv[optind]);
+    if (!o->format) return err_set(e, ERR_ARG, "--format is required (coco, karpathy, cc-files, cc-tar)");
+    int cc = !strcmp(o->format, "cc-files") || !strcmp(o->format, "cc-tar");
+    if (!cc && strcmp(o->format, "coco") && strcmp(o->format, "karpathy"))
+        return err_set(e, ERR_ARG, "--format '%s': expected coco, karpathy, cc-files or cc-tar", o->format);
+    if (!cc && o->n_inputs == 0) return err_set(e, ERR_ARG, "--format %s needs --input", o->format);
+    if (cc && o->n_inputs > 1) return err_set(e, ERR_ARG, "--format %s takes at most one --input TSV", o->format);
+    if (!o->root) return err_set(e, ERR_ARG, "--images-root is required");
+    if (!o->gpt2) return err_set(e, ERR_ARG, "--gpt2 is required");
+    if (!o->out) return err_set(e, ERR_ARG, "--out is required");
+    return 0;
+}
+
+static int shard_read_dataset(ds_t *ds, const shard_opts *o, err_t *e)
+{
+    int rc = 0;
+    if (!strcmp(o->format, "cc-files"))
+        return reader_cc_files_read(ds, o->n_inputs ? o->inputs[0] : NULL, o->split, e);
+    if (!strcmp(o->format, "cc-tar"))
+        return reader_cc_tar_read(ds, o->n_inputs ? o->inputs[0] : NULL, o->split, e);
+    for (size_t i = 0; i < o->n_inputs && !rc; i++) {
+        if (!strcmp(o->format, "coco")) rc = reader_coco_read(ds, o->inputs[i], e);
+        else rc = reader_karpathy_read(ds, o->inputs[i], e);
+    }
+    return rc;
+}
+
+typedef struct shard_tokens {
+    int32_t **ids;    /* per caption; NULL for captions of shards not owned */
+    uint32_t *n;
+    uint64_t count, sum, sumsq;
+    uint32_t max;
+} shard_tokens;
+
+static void shard_tokens_free(shard_tokens *t, size_t n_captions)
+{
+    if (t->ids)
+        for (size_t c = 0; c < n_captions; c++) free(t->ids[c]);
+    free(t->ids);
+    free(t->n);
+}
+
+/* Tokenise the captions of the owned shards. The first failure (lowest
+ * caption index) is reported, whatever the thread count. */
+static int shard_tokenise(const ds_t *ds, const bpe_t *bpe, const size_t *bounds, int num_shards, shard_tokens *t,
+                          err_t *e)
+{
+    size_t nc = ds->n_captions;
+    t->ids = calloc(nc ? nc : 1, sizeof *t->ids);
+    t->n = calloc(nc ? nc : 1, sizeof *t->n);
+    if (!t->ids || !t->n) return err_set(e, ERR_NOMEM, "cannot allocate token lists for %zu captions", nc);
+    /* owned captions as a list of ds caption indices */
+    size_t *todo = malloc((nc ? nc : 1) * sizeof *todo), n_todo = 0;
+    if (!todo) return err_set(e, ERR_NOMEM, "cannot allocate work list");
+    for (int s = 0; s < num_shards; s++) {
+        if (manifest_shard_owner(s, mpictx_size()) != mpictx_rank()) continue;
+        for (size_t i = bounds[s]; i < bounds[s + 1]; i++)
+            for (uint32_t k = 0; k < ds->images[i].n_captions; k++) todo[n_todo++] = ds->images[i].first_caption + k;
+    }
+    progress_t prog;
+    progress_start(&prog, "shard: tokenise", "caption", n_todo);
+    size_t fail_at = SIZE_MAX, done = 0;
+    err_t fail_err = {0};
+#pragma omp parallel
+    {
+        int32_t *buf = NULL;
+        size_t cap = 0;
+        err_t le = {0};
+#pragma omp for schedule(dynamic, 256)
+        for (size_t j = 0; j < n_todo; j++) {
+            size_t c = todo[j];
+            const ds_caption_t *cap_ = &ds->captions[c];
+            size_t n = 0;
+            int rc = bpe_encode(bpe, ds_str(ds, cap_->text), cap_->len, &buf, &n, &cap, &le);
+            if (!rc) {
+                t->ids[c] = malloc((n ? n : 1) * sizeof **t->ids);
+                if (t->ids[c]) memcpy(t->ids[c], buf, n * sizeof *buf);
+                else rc = err_set(&le, ERR_NOMEM, "cannot allocate %zu token ids", n);
+                t->n[c] = (uint32_t)n;
+            }
+            if (rc) {
+#pragma omp critical(shard_fail)
+                if (j < fail_at) {
+                    fail_at = j;
+                    fail_err = le;
+                }
+            }
+            size_t d;
+#pragma omp atomic capture
+            d = ++done;
+            if ((d & 1023) == 0 && omp_get_thread_num() == 0) progress_update(&prog, d, 0);
+        }
+        free(buf);
+    }
+    progress_update(&prog, n_todo, 0);
+    progress_finish(&prog);
+    int rc = 0;
+    if (fail_at != SIZE_MAX) {
+        size_t c = todo[fail_at];
+        const ds_image_t *im = &ds->images[ds->captions[c].image];
+        rc = err_set(e, fail_err.code, "%s: %s: tokenising a caption: %s", ds_str(ds, im->file),
+                     ds_str(ds, im->record), fail_err.msg);
+    }
+    for (size_t j = 0; j < n_todo && !rc; j++) {
+        uint32_t n = t->n[todo[j]];
+        t->count++;
+        t->sum += n;
+        t->sumsq += (uint64_t)n * n;
+        if (n > t->max) t->max = n;
+    }
+    free(todo);
+    return rc;
+}
+
+/* Reduce the token sums over ranks: exact integers, so the statistics do
+ * not depend on how the captions were divided. */
+static int shard_reduce_stats(const shard_tokens *t, manifest_token_stats_t *st, err_t *e)
+{
+    uint64_t local[3] = {t->count, t->sum, t->sumsq}, global[3];
+    uint32_t mx = t->max, gmx = t->max;
+    memcpy(global, local, sizeof local);
+    if (mpictx_active() && mpictx_size() > 1) {
+        int rc = mpictx_check(MPI_Allreduce(local, global, 3, MPI_UINT64_T, MPI_SUM, mpictx_comm()),
+                              "MPI_Allreduce(token sums)", e);
+        if (!rc) rc = mpictx_check(MPI_Allreduce(&mx, &gmx, 1, MPI_UINT32_T, MPI_MAX, mpictx_comm()),
+                                   "MPI_Allreduce(token max)", e);
+        if (rc) return rc;
+    }
+    manifest_stats_from_sums(global[0], global[1], global[2], gmx, st);
+    return 0;
+}
+
+/* Rank 0 receives every rank's table and keeps each shard's entry from its
+ * owner. */
+static int shard_gather_infos(manifest_shard_info_t *infos, int num_shards, err_t *e)
+{
+    int size = mpictx_size();
+    if (!mpictx_active() || size == 1) return 0;
+    size_t bytes = (size_t)num_shards * sizeof *infos;
+    manifest_shard_info_t *all = mpictx_rank() == 0 ? malloc(bytes * (size_t)size) : NULL;
+    if (mpictx_rank() == 0 && !all) return err_set(e, ERR_NOMEM, "cannot allocate shard table");
+    if (bytes * (size_t)size > INT_MAX) {
+        free(all);
+        return err_set(e, ERR_LIMIT, "shard table too large to gather");
+    }
+    int rc = mpictx_check(MPI_Gather(infos, (int)bytes, MPI_BYTE, all, (int)bytes, MPI_BYTE, 0, mpictx_comm()),
+                          "MPI_Gather(shard table)", e);
+    if (!rc && all)
+        for (int s = 0; s < num_shards; s++) infos[s] = all[(size_t)manifest_shard_owner(s, size) * num_shards + s];
+    free(all);
+    return rc;
+}
+
+static int shard_write_owned(const shard_opts *o, const ds_t *ds, const size_t *bounds, const shard_tokens *t,
+                             manifest_shard_info_t *infos, err_t *e)
+{
+    for (int s = 0; s < o->shards; s++) {
+        if (manifest_shard_owner(s, mpictx_size()) != mpictx_rank()) continue;
+        int rc = manifest_write_shard(o->out, ds, s, o->shards, bounds, t->ids, t->n, o->zstd_level, &infos[s], e);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+/* Rank 0's outputs after all shards exist: index.json last, as the commit. */
+static int shard_write_rank0(const shard_opts *o, const ds_t *ds, const manifest_token_stats_t *st,
+                             const manifest_shard_info_t *infos, const char *root_abs, err_t *e)
+{
+    char path[8192];
+    int rc = fs_join(path, sizeof path, o->out, "rejects.jsonl", e);
+    if (!rc) rc = manifest_write_rejects(path, ds, e);
+    for (size_t a = 0; a < o->n_ann && !rc; a++) {
+        size_t n = 0;
+        rc = manifest_write_annotations(o->ann_path[a], ds, o->ann_split[a], &n, e);
+        if (!rc) log_msg(LOG_INFO, "wrote %zu %s images' reference captions to %s", n, o->ann_split[a], o->ann_path[a]);
+    }
+    json_t *summary = rc ? NULL : manifest_summary_json(ds);
+    if (summary) {
+        json_object_set_new(summary, "tokens", json_pack("{s:I, s:f, s:f, s:i, s:i}", "count", (json_int_t)st->count,
+                                                         "mean", st->mean, "std", st->std, "max", (int)st->max,
+                                                         "max_seq_len", (int)st->max_seq_len));
+        json_object_set_new(summary, "num_shards", json_integer(o->shards));
+        json_object_set_new(summary, "out", json_string(o->out));
+        char *text = json_dumps(summary, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
+        if (!text) rc = err_set(e, ERR_NOMEM, "cannot serialise the summary");
+        if (!rc) rc = fs_join(path, sizeof path, o->out, "summary.json", e);
+        if (!rc) {
+            size_t n = strlen(text);
+            text[n] = '\n'; /* json_dumps' NUL becomes the newline; length passed explicitly */
+            rc = fs_write_atomic(path, text, n + 1, e);
+            text[n] = 0;
+        }
+        if (!rc) {
+            char *one = json_dumps(summary, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
+            if (one) printf("%s\n", one);
+            free(one);
+        }
+        free(text);
+        json_decref(summary);
+    } else if (!rc) {
+        rc = err_set(e, ERR_NOMEM, "cannot build the summary");
+    }
+    if (rc) return rc;
+    manifest_source_t src = {o->format, o->inputs, o->n_inputs, root_abs};
+    return manifest_write_index(o->out, ds, &src, st, infos, o->shards, e);
+}
+
+static int shard_run(const shard_opts *o, err_t *e)
+{
+    double t0 = clock_now();
+    char root_abs[PATH_MAX], index[8192];
+    int rc = 0;
+    if (!realpath(o->root, root_abs)) rc = err_set(e, ERR_IO, "%s: images root not found", o->root);
+    /* Rank 0 removes a previous index first: a manifest directory is never
+     * valid while its shards are being replaced. */
+    if (!rc && mpictx_rank() == 0) {
+        rc = fs_mkdirs(o->out, e);
+        if (!rc) rc = fs_join(index, sizeof index, o->out, MANIFEST_INDEX_NAME, e);
+        if (!rc && fs_exists(index) && unlink(index) != 0) rc = err_set(e, ERR_IO, "%s: cannot remove", index);
+    }
+    if ((rc = mpictx_agree(rc, e))) return rc;
+
+    bpe_t *bpe = NULL;
+    ds_t ds;
+    int ds_ready = 0;
+    rc = bpe_load(&bpe, o->gpt2, e);
+    if (!rc) rc = ds_init(&ds, root_abs, o->check_images, e);
+    if (!rc) {
+        ds_ready = 1;
+        ds.log_rejects = mpictx_rank() == 0;
+        rc = ds_select_splits(&ds, o->splits, e);
+    }
+    if (!rc) rc = shard_read_dataset(&ds, o, e);
+    if (!rc) rc = ds_finalize(&ds, e);
+    if (!rc)
+        log_msg(LOG_INFO, "read %llu input records: %zu images, %zu captions, %zu rejected (%.1fs)",
+                (unsigned long long)ds.input_records, ds.n_images, ds.n_captions, ds.n_rejects, clock_now() - t0);
+    if (!rc && ds.n_images == 0) rc = err_set(e, ERR_FORMAT, "no usable image in the input (see rejects in the log)");
+
+    size_t *bounds = NULL;
+    manifest_shard_info_t *infos = NULL;
+    shard_tokens tok = {0};
+    if (!rc) {
+        bounds = calloc((size_t)o->shards + 1, sizeof *bounds);
+        infos = calloc((size_t)o->shards, sizeof *infos);
+        if (!bounds || !infos) rc = err_set(e, ERR_NOMEM, "cannot allocate %d shards", o->shards);
+    }
+    if (!rc) {
+        manifest_plan_shards(&ds, o->shards, bounds);
+        rc = shard_tokenise(&ds, bpe, bounds, o->shards, &tok, e);
+    }
+    rc = mpictx_agree(rc, e);
+    manifest_token_stats_t st = {0};
+    if (!rc) rc = shard_reduce_stats(&tok, &st, e);
+    if (!rc) rc = shard_write_owned(o, &ds, bounds, &tok, infos, e);
+    rc = mpictx_agree(rc, e);
+    if (!rc) rc = shard_gather_infos(infos, o->shards, e);
+    if (!rc && mpictx_rank() == 0) rc = shard_write_rank0(o, &ds, &st, infos, root_abs, e);
+    if (!rc && mpictx_rank() == 0)
+        log_msg(LOG_INFO, "manifest %s: %zu images, %zu captions in %d shards, max_seq_len %u (%.1fs)", o->out,
+                ds.n_images, ds.n_captions, o->shards, st.max_seq_len, clock_now() - t0);
+    shard_tokens_free(&tok, ds_ready ? ds.n_captions : 0);
+    free(bounds);
+    free(infos);
+    if (ds_ready) ds_free(&ds);
+    bpe_free(bpe);
+    return rc;
+}
+
+int stage_shard_main(int argc, char **argv)
+{
+    shard_opts o;
+    err_t e = {0};
+    int rc = shard_parse_args(argc, argv, &o, &e);
+    if (rc == 1) shard_usage(stdout);
+    if (rc == 0) rc = shard_run(&o, &e);
+    for (size_t a = 0; a < o.n_ann; a++) free(o.ann_split[a]);
+    if (rc == 1) return 0;
+    return rc ? err_report("shard", &e) : 0;
+}

@@ -1,0 +1,715 @@
+/* `clipcap train`: train the ClipCap mapper (and GPT-2 unless frozen) on the
+ * captions of a manifest with the CLIP embeddings of the feature store,
+ * data-parallel over MPI ranks (docs/training.md).
+ *
+ * Every rank builds the same example list (one example per caption, in
+ * manifest order, captions of images without an embedding dropped) and the
+ * same per-epoch permutation (seed, epoch). Global batch b of an epoch is
+ * perm[b·B, (b+1)·B); rank r takes the contiguous slice
+ * [B·r/N, B·(r+1)/N). The loss is the mean over the GLOBAL batch's counted
+ * tokens: ranks first agree on the token count, then each backward is
+ * scaled by 1/count and ONE MPI_Allreduce (sum) over the flat gradient
+ * buffer gives every rank the single-process gradient, so all ranks apply
+ * the same AdamW step. A weight checksum compares ranks every K steps.
+ *
+ * Rank 0 writes checkpoints (safetensors named as the reference names its
+ * state dict: clip_project.*, plus gpt.transformer.* and gpt.lm_head.weight
+ * when GPT-2 is tuned), the optimiser state in a separate file, and then
+ * state.json, atomically, as the commit point that --resume reads. */
+#include "core/fsutil.h"
+#include "core/log.h"
+#include "core/mpictx.h"
+#include "core/progress.h"
+#include "data/manifest.h"
+#include "io/json_util.h"
+#include "io/safetensors.h"
+#include "io/tensorfile.h"
+#include "nn/adamw.h"
+#include "nn/clipcap_model.h"
+#include "nn/ops.h"
+#include "store/store.h"
+
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char stage_train_summary[] = "train the ClipCap mapper (and GPT-2) on a manifest + feature store";
+
+#define TRAIN_STATE_VERSION 1
+
+static void train_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: clipcap train --manifest DIR --store DIR --gpt2 DIR --mapping mlp|transformer\n"
+            "                     --out RUN_DIR [options]\n"
+            "       mpirun -np N clipcap train ...\n\n"
+            "Trains ClipCap as the reference did: one example per caption, CLIP embedding\n"
+            "from the feature store, captions padded/cut to the manifest's max_seq_len,\n"
+            "shuffled per epoch, last partial batch dropped, AdamW with linear warm-up and\n"
+            "linear decay to 0. The global batch is split over the ranks; their gradients\n"
+            "are summed with one allreduce, so N ranks follow the 1-rank run.\n\n"
+            "options:\n"
+            "  --manifest DIR     manifest written by `clipcap shard`\n"
+            "  --store DIR        feature store written by `clipcap extract`\n"
+            "  --gpt2 DIR         GPT-2 as on the hub (config.json + model.safetensors)\n"
+            "  --mapping M        mlp (\"MLP + GPT-2 tuning\") or transformer\n"
+            "  --freeze-gpt2      train the mapper only (the reference's --only_prefix)\n"
+            "  --out RUN_DIR      checkpoints, optimiser state, state.json, log.jsonl\n"
+            "  --prefix-len K     prefix length (default 10)\n"
+            "  --clip-len N       Transformer mapper's clip length (default 10)\n"
+            "  --mapper-layers L  Transformer mapper's layers (default 8)\n"
+            "  --splits LIST      comma-separated manifest splits to train on (default: all)\n"
+            "  --batch B          global batch (default 40), split over the ranks\n"
+            "  --epochs E         (default 10)\n"
+            "  --lr X             peak learning rate (default 2e-5)\n"
+            "  --warmup S         warm-up steps (default 5000)\n"
+            "  --weight-decay X   (default 0)\n"
+            "  --seed S           shuffling and mapper initialisation (default 0)\n"
+            "  --max-steps S      stop after S steps in total (the schedule still spans\n"
+            "                     all epochs)\n"
+            "  --save-every S     also checkpoint every S steps (default: end of each epoch)\n"
+            "  --check-every K    compare a weight checksum over ranks every K steps (100)\n"
+            "  --ignore-bang      ignore target \"!\" (id 0) as the reference does; by default\n"
+            "                     only padding is ignored\n"
+            "  --resume           continue bit-exactly from RUN_DIR/state.json\n"
+            "  --threads T        compute threads per rank (default OMP_NUM_THREADS)\n"
+            "  -h, --help         this help\n\n"
+            "Rank 0 prints one JSON line per step on stdout (also appended to\n"
+            "RUN_DIR/log.jsonl) and progress with an ETA on stderr.\n");
+}
+
+typedef struct train_opts {
+    const char *manifest, *store, *gpt2, *out, *splits;
+    clipcap_config model;
+    int batch, epochs, threads, resume, check_every;
+    long max_steps, save_every, warmup;
+    float lr, weight_decay;
+    uint64_t seed;
+} train_opts;
+
+static int parse_num(const char *flag, const char *s, double lo, double hi, double *out, err_t *e)
+{
+    char *end = NULL;
+    double v = strtod(s, &end);
+    if (!*s || *end || !(v >= lo && v <= hi))
+        return err_set(e, ERR_ARG, "--%s: '%s' is not a number in %g..%g", flag, s, lo, hi);
+    *out = v;
+    return 0;
+}
+
+/* 0 = parsed, 1 = --help printed, <0 = error */
+static int train_parse(int argc, char **argv, train_opts *o, err_t *e)
+{
+    memset(o, 0, sizeof *o);
+    o->model.mapping = -1;
+    o->model.prefix_len = 10;
+    o->model.clip_len = 10;
+    o->model.mapper_layers = 8;
+    o->batch = 40;
+    o->epochs = 10;
+    o->lr = 2e-5f;
+    o->warmup = 5000;
+    o->check_every = 100;
+    static const struct option longopts[] = {
+        {"manifest", required_argument, 0, 'm'},     {"store", required_argument, 0, 's'},
+        {"gpt2", required_argument, 0, 'g'},         {"mapping", required_argument, 0, 'M'},
+        {"freeze-gpt2", no_argument, 0, 'F'},        {"out", required_argument, 0, 'o'},
+        {"prefix-len", required_argument, 0, 'k'},   {"clip-len", required_argument, 0, 'c'},
+        {"mapper-layers", required_argument, 0, 'L'}, {"splits", required_argument, 0, 'S'},
+        {"batch", required_argument, 0, 'b'},        {"epochs", required_argument, 0, 'e'},
+        {"lr", required_argument, 0, 'l'},           {"warmup", required_argument, 0, 'w'},
+        {"weight-decay", required_argument, 0, 'd'}, {"seed", required_argument, 0, 'r'},
+        {"max-steps", required_argument, 0, 'x'},    {"save-every", required_argument, 0, 'v'},
+        {"check-every", required_argument, 0, 'K'},  {"ignore-bang", no_argument, 0, 'B'},
+        {"resume", no_argument, 0, 'R'},             {"threads", required_argument, 0, 't'},
+        {"help", no_argument, 0, 'h'},               {0, 0, 0, 0},
+    };
+    optind = 1;
+    int c;
+    double v;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        const char *name = longopts[0].name;
+        for (const struct option *p = longopts; p->name; p++)
+            if (p->val == c) name = p->name;
+        switch (c) {
+        case 'm': o->manifest = optarg; break;
+        case 's': o->store = optarg; break;
+        case 'g': o->gpt2 = optarg; break;
+        case 'o': o->out = optarg; break;
+        case 'S': o->splits = optarg; break;
+        case 'F': o->model.freeze_gpt2 = 1; break;
+        case 'B': o->model.ignore_bang = 1; break;
+        case 'R': o->resume = 1; break;
+        case 'M':
+            if (!strcmp(optarg, "mlp")) o->model.mapping = CLIPCAP_MAP_MLP;
+            else if (!strcmp(optarg, "transformer")) o->model.mapping = CLIPCAP_MAP_TRANSFORMER;
+            else return err_set(e, ERR_ARG, "--mapping: '%s' is not mlp or transformer", optarg);
+            break;
+        case 'l':
+        case 'd':
+            if (parse_num(name, optarg, 0, 10, &v, e)) return ERR_ARG;
+            *(c == 'l' ? &o->lr : &o->weight_decay) = (float)v;
+            break;
+        case 'h': train_usage(stdout); return 1;
+        case '?': return err_set(e, ERR_ARG, "unknown or incomplete option '%s' (try --help)", argv[optind - 1]);
+        default:
+            if (parse_num(name, optarg, c == 'w' || c == 'r' ? 0 : 1, 1e15, &v, e)) return ERR_ARG;
+            if (v != (double)(long long)v) return err_set(e, ERR_ARG, "--%s: '%s' is not an integer", name, optarg);
+            switch (c) {
+            case 'k': o->model.prefix_len = (int)v; break;
+            case 'c': o->model.clip_len = (int)v; break;
+            case 'L': o->model.mapper_layers = (int)v; break;
+            case 'b': o->batch = (int)v; break;
+            case 'e': o->epochs = (int)v; break;
+            case 'w': o->warmup = (long)v; break;
+            case 'r': o->seed = (uint64_t)v; break;
+            case 'x': o->max_steps = (long)v; break;
+            case 'v': o->save_every = (long)v; break;
+            case 'K': o->check_every = (int)v; break;
+            case 't': o->threads = (int)v; break;
+            }
+        }
+    }
+    if (optind < argc) return err_set(e, ERR_ARG, "unexpected argument '%s'", argv[optind]);
+    if (!o->manifest || !o->store || !o->gpt2 || !o->out || (int)o->model.mapping < 0)
+        return err_set(e, ERR_ARG, "--manifest, --store, --gpt2, --mapping and --out are required (try --help)");
+    if (o->batch < mpictx_size())
+        return err_set(e, ERR_ARG, "--batch %d is smaller than the number of ranks %d", o->batch, mpictx_size());
+    return 0;
+}
+
+/* ---- data: examples and embeddings ---- */
+
+typedef struct train_data {
+    int L;             /* max_seq_len */
+    int D;             /* CLIP embedding size */
+    size_t n_images, n_examples;
+    char **keys;       /* sorted image keys */
+    float *emb;        /* [n_images, D] */
+    uint8_t *has_emb;  /* [n_images] */
+    size_t *ex_image;  /* [n_examples] image index */
+    int32_t *tokens;   /* [n_examples, L], -1 = padding */
+} train_data;
+
+static void data_free(train_data *d)
+{
+    for (size_t i = 0; i < d->n_images; i++) free(d->keys[i]);
+    free(d->keys);
+    free(d->emb);
+    free(d->has_emb);
+    free(d->ex_image);
+    free(d->tokens);
+    memset(d, 0, sizeof *d);
+}
+
+static int split_selected(const char *splits, const char *split)
+{
+    if (!splits) return 1;
+    size_t n = strlen(split);
+    for (const char *p = splits; *p;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (len == n && !strncmp(p, split, n)) return 1;
+        p += len + (comma ? 1 : 0);
+    }
+    return 0;
+}
+
+static int grow(void **p, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap) return 0;
+    size_t c = *cap ? *cap * 2 : 1024;
+    while (c < need) c *= 2;
+    void *q = realloc(*p, c * elem);
+    if (!q) return ERR_NOMEM;
+    *p = q;
+    *cap = c;
+    return 0;
+}
+
+static int cmp_key(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* Manifest order: images by shard, captions in record order. */
+static int read_manifest(train_data *d, const train_opts *o, err_t *e)
+{
+    manifest_t *m = NULL;
+    int rc = manifest_open(&m, o->manifest, e);
+    if (rc) return rc;
+    d->L = (int)manifest_token_stats(m)->max_seq_len;
+    if (d->L < 1) {
+        manifest_close(m);
+        return err_set(e, ERR_FORMAT, "%s: max_seq_len is 0 (no tokenised captions)", o->manifest);
+    }
+    size_t cap_img = 0, cap_ex = 0, cap_tok = 0;
+    char **img_keys = NULL;
+    size_t *ex_img = NULL;
+    for (int s = 0; s < manifest_num_shards(m) && !rc; s++) {
+        manifest_shard_reader *r = NULL;
+        if ((rc = manifest_shard_open(&r, m, s, e))) break;
+        manifest_record_t rec;
+        int more = 0;
+        while (!rc && (more = manifest_shard_next(r, &rec, e)) == 1) {
+            if (!split_selected(o->splits, rec.split) || rec.n_captions == 0) continue;
+            if (grow((void **)&img_keys, &cap_img, d->n_images + 1, sizeof *img_keys) ||
+                !(img_keys[d->n_images] = strdup(rec.key))) {
+                rc = ERR_NOMEM;
+                break;
+            }
+            for (size_t c = 0; c < rec.n_captions && !rc; c++) {
+                size_t ex = d->n_examples;
+                if (grow((void **)&ex_img, &cap_ex, ex + 1, sizeof *ex_img) ||
+                    grow((void **)&d->tokens, &cap_tok, (ex + 1) * (size_t)d->L, sizeof *d->tokens)) {
+                    rc = ERR_NOMEM;
+                    break;
+                }
+                ex_img[ex] = d->n_images;
+                int32_t *t = d->tokens + ex * (size_t)d->L;
+                for (int j = 0; j < d->L; j++) t[j] = j < (int)rec.n_tokens[c] ? rec.tokens[c][j] : -1;
+                d->n_examples++;
+            }
+            d->n_images++;
+        }
+        if (!rc && more < 0) rc = more;
+        manifest_shard_close(r);
+    }
+    manifest_close(m);
+    d->keys = img_keys;
+    d->ex_image = ex_img;
+    if (rc == ERR_NOMEM) return err_set(e, ERR_NOMEM, "%s: out of memory reading the captions", o->manifest);
+    return rc;
+}
+
+/* Sort the image keys (remapping the examples) and fill embeddings from
+ * one pass over the store. */
+static int read_store(train_data *d, const train_opts *o, err_t *e)
+{
+    size_t n = d->n_images;
+    size_t *inv = malloc((n ? n : 1) * sizeof *inv);
+    char **sorted = malloc((n ? n : 1) * sizeof *sorted);
+    d->has_emb = calloc(n ? n : 1, 1);
+    if (!inv || !sorted || !d->has_emb) {
+        free(inv);
+        free(sorted);
+        return err_set(e, ERR_NOMEM, "out of memory");
+    }
+    /* keys are unique in a manifest: sort them and renumber the examples */
+    memcpy(sorted, d->keys, n * sizeof *sorted);
+    qsort(sorted, n, sizeof *sorted, cmp_key);
+    for (size_t i = 0; i < n; i++) inv[i] = (size_t)((char **)bsearch(&d->keys[i], sorted, n, sizeof *sorted, cmp_key) - sorted);
+    for (size_t x = 0; x < d->n_examples; x++) d->ex_image[x] = inv[d->ex_image[x]];
+    free(d->keys);
+    d->keys = sorted;
+    free(inv);
+
+    store *st = NULL;
+    int rc = store_open(&st, o->store, NULL, e);
+    if (rc) return rc;
+    store_iter *it = NULL;
+    if ((rc = store_iter_open(&it, st, e))) {
+        store_close(st);
+        return rc;
+    }
+    const char *key;
+    store_entry ent;
+    const float *emb;
+    while ((rc = store_iter_next(it, &key, &ent, &emb, e)) == 1) {
+        if (ent.kind != STORE_ENTRY_EMBEDDING) continue;
+        char **hit = bsearch(&key, d->keys, n, sizeof *d->keys, cmp_key);
+        if (!hit) continue;
+        if (!d->D) {
+            d->D = (int)ent.rec.dim;
+            if (!(d->emb = malloc(n * (size_t)d->D * sizeof *d->emb))) {
+                rc = err_set(e, ERR_NOMEM, "out of memory for %zu embeddings", n);
+                break;
+            }
+        }
+        if ((int)ent.rec.dim != d->D) {
+            rc = err_set(e, ERR_FORMAT, "%s: key %s: embedding size %u, others %d", o->store, key, ent.rec.dim, d->D);
+            break;
+        }
+        size_t i = (size_t)(hit - d->keys);
+        memcpy(d->emb + i * (size_t)d->D, emb, (size_t)d->D * sizeof *emb);
+        d->has_emb[i] = 1;
+    }
+    store_iter_close(it);
+    store_close(st);
+    if (rc < 0) return rc;
+    /* drop the captions of images without an embedding */
+    size_t kept = 0, missing = 0;
+    for (size_t i = 0; i < n; i++) missing += !d->has_emb[i];
+    for (size_t x = 0; x < d->n_examples; x++) {
+        if (!d->has_emb[d->ex_image[x]]) continue;
+        d->ex_image[kept] = d->ex_image[x];
+        memmove(d->tokens + kept * (size_t)d->L, d->tokens + x * (size_t)d->L, (size_t)d->L * sizeof *d->tokens);
+        kept++;
+    }
+    if (missing)
+        log_msg(LOG_WARN, "%zu of %zu images have no embedding in %s: their %zu captions are skipped", missing, n,
+                o->store, d->n_examples - kept);
+    d->n_examples = kept;
+    if (!kept) return err_set(e, ERR_NOTFOUND, "%s: no caption of %s has an embedding", o->store, o->manifest);
+    return 0;
+}
+
+/* ---- shuffling ---- */
+
+static uint64_t mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* Fisher-Yates from splitmix64(seed, epoch): the same on every rank. */
+static void epoch_permutation(size_t *perm, size_t n, uint64_t seed, int epoch)
+{
+    uint64_t s = mix64(seed * 0x9e3779b97f4a7c15ULL + (uint64_t)epoch + 1);
+    for (size_t i = 0; i < n; i++) perm[i] = i;
+    for (size_t i = n; i > 1; i--) {
+        s += 0x9e3779b97f4a7c15ULL;
+        size_t j = (size_t)(mix64(s) % i);
+        size_t t = perm[i - 1];
+        perm[i - 1] = perm[j];
+        perm[j] = t;
+    }
+}
+
+/* ---- checkpoints ---- */
+
+typedef struct train_run {
+    train_opts o;
+    train_data d;
+    ops_ctx *ctx;
+    clipcap_model m;
+    adamw opt;
+    long steps_per_epoch, total_steps;
+    int epoch;       /* current epoch */
+    long in_epoch;   /* steps done in it */
+} train_run;
+
+static json_t *run_config_json(const train_run *r)
+{
+    const clipcap_config *c = &r->m.cfg;
+    return json_pack("{s:s, s:i, s:i, s:i, s:i, s:b, s:b, s:i, s:i, s:f, s:I, s:f, s:I, s:I}", "mapping",
+                     c->mapping == CLIPCAP_MAP_MLP ? "mlp" : "transformer", "clip_dim", c->clip_dim, "prefix_len",
+                     c->prefix_len, "clip_len", c->clip_len, "mapper_layers", c->mapper_layers, "freeze_gpt2",
+                     c->freeze_gpt2, "ignore_bang", c->ignore_bang, "batch", r->o.batch, "epochs", r->o.epochs, "lr",
+                     (double)r->o.lr, "warmup", (json_int_t)r->o.warmup, "weight_decay", (double)r->o.weight_decay,
+                     "seed", (json_int_t)r->o.seed, "max_seq_len", (json_int_t)r->d.L);
+}
+
+/* st metadata: every value a string */
+static json_t *metadata(const train_run *r)
+{
+    json_t *cfg = run_config_json(r), *md = json_object();
+    const char *k;
+    json_t *v;
+    json_object_foreach(cfg, k, v)
+    {
+        char buf[64];
+        if (json_is_string(v)) snprintf(buf, sizeof buf, "%s", json_string_value(v));
+        else if (json_is_integer(v)) snprintf(buf, sizeof buf, "%lld", (long long)json_integer_value(v));
+        else if (json_is_real(v)) snprintf(buf, sizeof buf, "%.9g", json_real_value(v));
+        else snprintf(buf, sizeof buf, "%s", json_is_true(v) ? "true" : "false");
+        json_object_set_new(md, k, json_string(buf));
+    }
+    json_decref(cfg);
+    char step[32];
+    snprintf(step, sizeof step, "%ld", r->opt.step);
+    json_object_set_new(md, "step", json_string(step));
+    json_object_set_new(md, "format", json_string("clipcap-checkpoint"));
+    json_object_set_new(md, "format_version", json_string("1"));
+    return md;
+}
+
+static int save_checkpoint(train_run *r, err_t *e)
+{
+    if (mpictx_rank() != 0) return 0;
+    int tuned = !r->m.cfg.freeze_gpt2;
+    int n = clipcap_model_tensor_count(&r->m, tuned);
+    st_entry *en = calloc((size_t)n + 1, sizeof *en);
+    char (*names)[PARAM_NAME_MAX] = calloc((size_t)n, sizeof *names);
+    if (!en || !names) {
+        free(en);
+        free(names);
+        return err_set(e, ERR_NOMEM, "checkpoint: out of memory");
+    }
+    clipcap_model_tensor_entries(&r->m, r->m.params, tuned, en, names);
+    if (tuned) /* the reference's state dict holds the tied head too */
+        en[n++] = (st_entry){"gpt.lm_head.weight", r->m.gpt.params.wte, 2,
+                             {r->m.gpt.cfg.vocab_size, r->m.gpt.cfg.n_embd}};
+    char model_name[64], optim_name[64], path[4200];
+    snprintf(model_name, sizeof model_name, "model-step-%08ld.safetensors", r->opt.step);
+    snprintf(optim_name, sizeof optim_name, "optim-step-%08ld.safetensors", r->opt.step);
+    json_t *md = metadata(r);
+    int rc = fs_join(path, sizeof path, r->o.out, model_name, e);
+    if (!rc) rc = st_write(path, en, n, md, e);
+    free(en);
+    free(names);
+    if (!rc) {
+        st_entry os[2] = {{"exp_avg", r->opt.m, 1, {(int64_t)r->opt.n}}, {"exp_avg_sq", r->opt.v, 1, {(int64_t)r->opt.n}}};
+        if (!(rc = fs_join(path, sizeof path, r->o.out, optim_name, e))) rc = st_write(path, os, 2, md, e);
+    }
+    json_decref(md);
+    if (rc) return rc;
+    /* the commit point: a crash before this leaves the previous state */
+    json_t *state = json_pack("{s:i, s:I, s:i, s:I, s:s, s:s, s:o}", "version", TRAIN_STATE_VERSION, "step",
+                              (json_int_t)r->opt.step, "epoch", r->epoch, "step_in_epoch", (json_int_t)r->in_epoch,
+                              "model", model_name, "optimizer", optim_name, "config", run_config_json(r));
+    char *text = json_dumps(state, JSON_INDENT(1) | JSON_SORT_KEYS);
+    json_decref(state);
+    if (!text) return err_set(e, ERR_NOMEM, "state.json: out of memory");
+    if (!(rc = fs_join(path, sizeof path, r->o.out, "state.json", e))) rc = fs_write_atomic(path, text, strlen(text), e);
+    free(text);
+    if (!rc) log_msg(LOG_INFO, "checkpoint %s/%s (step %ld)", r->o.out, model_name, r->opt.step);
+    return rc;
+}
+
+static int load_into(const char *dir, const char *name, int (*fn)(train_run *, const tensorfile *, err_t *),
+                     train_run *r, err_t *e)
+{
+    char path[4200];
+    int rc = fs_join(path, sizeof path, dir, name, e);
+    tensorfile *tf = NULL;
+    if (!rc) rc = tensorfile_open(&tf, path, e);
+    if (!rc) rc = fn(r, tf, e);
+    tensorfile_close(tf);
+    return rc;
+}
+
+static int load_model_tensors(train_run *r, const tensorfile *tf, err_t *e)
+{
+    int rc = clipcap_model_load_mapper(&r->m, tf, e);
+    if (!rc && !r->m.cfg.freeze_gpt2) rc = clipcap_model_load_gpt2(&r->m, tf, e);
+    return rc;
+}
+
+static int load_optimizer(train_run *r, const tensorfile *tf, err_t *e)
+{
+    int64_t shape[1] = {(int64_t)r->opt.n};
+    float *host = malloc(r->opt.n * sizeof *host);
+    if (!host) return err_set(e, ERR_NOMEM, "optimiser state: out of memory");
+    int rc = tensorfile_load(tf, "exp_avg", shape, 1, host, e);
+    if (!rc) ops_upload(r->ctx, r->opt.m, host, r->opt.n);
+    if (!rc) rc = tensorfile_load(tf, "exp_avg_sq", shape, 1, host, e);
+    if (!rc) ops_upload(r->ctx, r->opt.v, host, r->opt.n);
+    free(host);
+    return rc;
+}
+
+static int load_gpt2_hub(train_run *r, const tensorfile *tf, err_t *e)
+{
+    return clipcap_model_load_gpt2(&r->m, tf, e);
+}
+
+static int resume(train_run *r, err_t *e)
+{
+    char path[4200];
+    json_t *st = NULL;
+    int rc = fs_join(path, sizeof path, r->o.out, "state.json", e);
+    if (!rc) rc = json_load_path(&st, path, e);
+    if (rc) return rc;
+    long long version, step, epoch, in_epoch;
+    const char *model, *optim;
+    json_t *cfg = NULL;
+    if ((rc = json_get_int(st, "version", &version, e)) || (rc = json_get_int(st, "step", &step, e)) ||
+        (rc = json_get_int(st, "epoch", &epoch, e)) || (rc = json_get_int(st, "step_in_epoch", &in_epoch, e)) ||
+        (rc = json_get_str(st, "model", &model, e)) || (rc = json_get_str(st, "optimizer", &optim, e)) ||
+        (rc = json_get_object(st, "config", &cfg, e)))
+        goto out;
+    if (version != TRAIN_STATE_VERSION) {
+        rc = err_set(e, ERR_UNSUPPORTED, "version %lld (this clipcap writes %d)", version, TRAIN_STATE_VERSION);
+        goto out;
+    }
+    json_t *now = run_config_json(r);
+    if (!json_equal(now, cfg)) {
+        char *a = json_dumps(cfg, JSON_COMPACT | JSON_SORT_KEYS), *b = json_dumps(now, JSON_COMPACT | JSON_SORT_KEYS);
+        rc = err_set(e, ERR_ARG, "the run was started with %s, this command has %s", a ? a : "?", b ? b : "?");
+        free(a);
+        free(b);
+    }
+    json_decref(now);
+    if (rc) goto out;
+    if ((rc = load_into(r->o.out, model, load_model_tensors, r, e)) || (rc = load_into(r->o.out, optim, load_optimizer, r, e)))
+        goto out;
+    r->opt.step = (long)step;
+    r->epoch = (int)epoch;
+    r->in_epoch = (long)in_epoch;
+    log_msg(LOG_INFO, "resuming %s at step %lld (epoch %lld, step %lld of %ld)", r->o.out, step, epoch, in_epoch,
+            r->steps_per_epoch);
+out:
+    json_decref(st);
+    if (rc) err_wrap(e, "%s", path);
+    return rc;
+}
+
+/* ---- the loop ---- */
+
+static int check_weights(train_run *r, err_t *e)
+{
+    uint64_t h = hash64(r->m.params, r->m.n_params * sizeof(float)), lo = h, hi = h;
+    MPI_Comm comm = mpictx_comm();
+    int rc = mpictx_check(MPI_Allreduce(&h, &lo, 1, MPI_UINT64_T, MPI_MIN, comm), "MPI_Allreduce", e);
+    if (!rc) rc = mpictx_check(MPI_Allreduce(&h, &hi, 1, MPI_UINT64_T, MPI_MAX, comm), "MPI_Allreduce", e);
+    if (!rc && lo != hi) rc = err_set(e, ERR_MPI, "step %ld: the ranks' weights differ (checksums diverged)", r->opt.step);
+    return rc;
+}
+
+static int train_loop(train_run *r, err_t *e)
+{
+    const train_opts *o = &r->o;
+    const train_data *d = &r->d;
+    const int rank = mpictx_rank(), size = mpictx_size();
+    const int lo = (int)((long)o->batch * rank / size), hi = (int)((long)o->batch * (rank + 1) / size);
+    const int nb = hi - lo;
+    size_t *perm = malloc(d->n_examples * sizeof *perm);
+    float *clip = ops_alloc(r->ctx, (size_t)nb * d->D, e);
+    int32_t *tokens = malloc((size_t)nb * d->L * sizeof *tokens);
+    FILE *log = NULL;
+    char path[4200];
+    int rc = 0;
+    if (!perm || !clip || !tokens) {
+        rc = err_set(e, ERR_NOMEM, "batch buffers: out of memory");
+        goto out;
+    }
+    if (rank == 0) {
+        if ((rc = fs_join(path, sizeof path, o->out, "log.jsonl", e))) goto out;
+        if (!(log = fopen(path, "a"))) {
+            rc = err_set(e, ERR_IO, "%s: cannot open for appending", path);
+            goto out;
+        }
+    }
+    long end = o->max_steps > 0 && o->max_steps < r->total_steps ? o->max_steps : r->total_steps;
+    progress_t prog;
+    progress_start(&prog, "train", "step", (uint64_t)(end > r->opt.step ? end - r->opt.step : 0));
+    long start_step = r->opt.step;
+    MPI_Comm comm = mpictx_comm();
+    while (r->opt.step < end && r->epoch < o->epochs) {
+        if (r->in_epoch >= r->steps_per_epoch) {
+            r->epoch++;
+            r->in_epoch = 0;
+            continue;
+        }
+        epoch_permutation(perm, d->n_examples, o->seed, r->epoch);
+        while (r->in_epoch < r->steps_per_epoch && r->opt.step < end) {
+            double t0 = clock_now();
+            const size_t *ex = perm + (size_t)r->in_epoch * o->batch + lo;
+            for (int b = 0; b < nb; b++) {
+                ops_upload(r->ctx, clip + (size_t)b * d->D, d->emb + d->ex_image[ex[b]] * (size_t)d->D, (size_t)d->D);
+                memcpy(tokens + (size_t)b * d->L, d->tokens + ex[b] * (size_t)d->L, (size_t)d->L * sizeof *tokens);
+            }
+            /* loss sum, token count and "a rank failed" in one small allreduce,
+             * so that a failing rank never leaves the others waiting */
+            double sums[3] = {0, 0, 0};
+            long count = 0;
+            int frc = clipcap_model_forward(&r->m, clip, tokens, nb, d->L, &sums[0], &count, e);
+            sums[1] = (double)count;
+            sums[2] = frc ? 1.0 : 0.0;
+            if ((rc = mpictx_check(MPI_Allreduce(MPI_IN_PLACE, sums, 3, MPI_DOUBLE, MPI_SUM, comm), "MPI_Allreduce", e)))
+                goto out;
+            if (sums[2] > 0) {
+                rc = frc ? frc : err_set(e, ERR_MPI, "step %ld: another rank failed (see its message)", r->opt.step + 1);
+                goto out;
+            }
+            clipcap_model_zero_grad(&r->m);
+            float scale = sums[1] > 0 ? (float)(1.0 / sums[1]) : 0.0f;
+            if ((rc = clipcap_model_backward(&r->m, scale, e))) goto out;
+            /* the single allreduce of the step's gradients */
+            if (size > 1 &&
+                (rc = mpictx_check(MPI_Allreduce(MPI_IN_PLACE, r->m.grads, (int)r->m.n_trainable, MPI_FLOAT, MPI_SUM,
+                                                 comm),
+                                   "MPI_Allreduce", e)))
+                goto out;
+            float lr = adamw_step(&r->opt, r->m.params, r->m.grads);
+            r->in_epoch++;
+            double loss = sums[1] > 0 ? sums[0] / sums[1] : 0.0;
+            if (rank == 0) {
+                char line[256];
+                snprintf(line, sizeof line,
+                         "{\"step\": %ld, \"epoch\": %d, \"loss\": %.7g, \"lr\": %.7g, \"tokens\": %.0f, "
+                         "\"examples\": %d, \"seconds\": %.4f}\n",
+                         r->opt.step, r->epoch, loss, (double)lr, sums[1], o->batch, clock_now() - t0);
+                fputs(line, stdout);
+                fputs(line, log);
+                fflush(stdout);
+                fflush(log);
+            }
+            progress_update(&prog, (uint64_t)(r->opt.step - start_step), 0);
+            if (o->check_every > 0 && r->opt.step % o->check_every == 0 && (rc = check_weights(r, e))) goto out;
+            if ((o->save_every > 0 && r->opt.step % o->save_every == 0) || r->in_epoch == r->steps_per_epoch ||
+                r->opt.step == end) {
+                if ((rc = mpictx_agree(save_checkpoint(r, e), e))) goto out;
+            }
+        }
+    }
+    progress_finish(&prog);
+    rc = check_weights(r, e);
+out:
+    if (log) fclose(log);
+    free(perm);
+    ops_free(r->ctx, clip);
+    free(tokens);
+    return rc;
+}
+
+static int train_main(train_opts *o, err_t *e)
+{
+    train_run r;
+    memset(&r, 0, sizeof r);
+    r.o = *o;
+    int rc = read_manifest(&r.d, o, e);
+    if (!rc) rc = read_store(&r.d, o, e);
+    if (!rc && r.d.n_examples < (size_t)o->batch)
+        rc = err_set(e, ERR_ARG, "%zu examples, fewer than one batch of %d", r.d.n_examples, o->batch);
+    if ((rc = mpictx_agree(rc, e))) goto out;
+    log_msg(LOG_INFO, "%zu captions of %zu images, max_seq_len %d, CLIP dim %d", r.d.n_examples, r.d.n_images, r.d.L,
+            r.d.D);
+
+    gpt2_config gc;
+    if ((rc = gpt2_config_load(&gc, o->gpt2, e))) goto out;
+    if ((rc = ops_create(&r.ctx, o->threads, e))) goto out;
+    clipcap_config cc = o->model;
+    cc.clip_dim = r.d.D;
+    if ((rc = clipcap_model_init(&r.m, r.ctx, &cc, &gc, e))) goto out;
+    if (cc.prefix_len + r.d.L > gc.n_positions) {
+        rc = err_set(e, ERR_ARG, "prefix %d + max_seq_len %d exceeds GPT-2's %d positions", cc.prefix_len, r.d.L,
+                     gc.n_positions);
+        goto out;
+    }
+    if ((rc = load_into(o->gpt2, "model.safetensors", load_gpt2_hub, &r, e))) goto out;
+    if ((rc = clipcap_model_init_mapper(&r.m, o->seed, e))) goto out;
+    r.steps_per_epoch = (long)(r.d.n_examples / (size_t)o->batch);
+    r.total_steps = r.steps_per_epoch * o->epochs;
+    adamw_config ac;
+    adamw_config_default(&ac);
+    ac.lr = o->lr;
+    ac.weight_decay = o->weight_decay;
+    ac.warmup_steps = o->warmup;
+    ac.total_steps = r.total_steps;
+    if ((rc = adamw_init(&r.opt, r.ctx, &ac, r.m.n_trainable, e))) goto out;
+    if (mpictx_rank() == 0) rc = fs_mkdirs(o->out, e);
+    if ((rc = mpictx_agree(rc, e))) goto out;
+    if (o->resume && (rc = mpictx_agree(resume(&r, e), e))) goto out;
+    log_msg(LOG_INFO, "%s mapper, GPT-2 %s: %zu trainable of %zu parameters, %ld steps (%ld per epoch)",
+            cc.mapping == CLIPCAP_MAP_MLP ? "MLP" : "Transformer", cc.freeze_gpt2 ? "frozen" : "tuned",
+            r.m.n_trainable, r.m.n_params, r.total_steps, r.steps_per_epoch);
+    rc = mpictx_agree(train_loop(&r, e), e);
+out:
+    adamw_free(&r.opt);
+    clipcap_model_free(&r.m);
+    if (r.ctx) ops_destroy(r.ctx);
+    data_free(&r.d);
+    return rc;
+}
+
+int stage_train_main(int argc, char **argv)
+{
+    err_t e = {0};
+    train_opts o;
+    int rc = train_parse(argc, argv, &o, &e);
+    if (rc == 1) return 0;
+    if (rc == 0) rc = train_main(&o, &e);
+    return rc ? err_report("train", &e) : 0;
+}

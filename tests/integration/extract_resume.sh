@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# extract survives kill -9 at random moments: after several killed runs the
+# store is always readable, and one run to completion gives exactly the
+# dump of an uninterrupted run. Nothing committed is encoded twice: the
+# store's encoded_total (incremented in the same LMDB transaction as the
+# embeddings it counts) equals the number of embeddings, and the final run
+# encodes exactly those the killed runs had not committed.
+# Killed runs alternate --batch 4 (a kill can land inside a multi-image
+# transaction) and --batch 1. Embeddings are compared within 1e-5 relative
+# because batch composition changes their last bits (extract_ranks.sh);
+# keys, content hashes, fingerprints, dims and sizes must be exact. A few
+# multi-megapixel images and one decode thread make a run long enough
+# (about a second) for kills to land inside it.
+source "$(dirname "$0")/extract_lib.bash"
+make_manifest "$WORK" 150 --large 8
+args=(--manifest "$WORK/man" --clip "$CLIP_TINY" --threads 1)
+
+# Kills land uniformly between the end of start-up (MPI init, timed with
+# `clipcap version`) and the end of an uninterrupted run.
+t0=$(date +%s%N)
+"$CLIPCAP" version >/dev/null
+startup=$(( ($(date +%s%N) - t0) / 1000000 ))
+t0=$(date +%s%N)
+"$CLIPCAP" extract "${args[@]}" --batch 4 --store "$WORK/ref" >/dev/null 2>"$WORK/ref.log"
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+span=$(( ms - startup > 50 ? ms - startup : 50 ))
+"$CLIPCAP" store dump --store "$WORK/ref" --out "$WORK/ref.jsonl" 2>/dev/null
+total=$(wc -l <"$WORK/ref.jsonl")
+
+partial=0 prev=0
+for i in 1 2 3 4 5 6 7 8 9 10; do
+    [ "$partial" -ge 4 ] && break
+    "$CLIPCAP" extract "${args[@]}" --batch $(( i % 2 ? 4 : 1 )) --store "$WORK/s" >/dev/null 2>"$WORK/kill$i.log" &
+    pid=$!
+    # a resumed run only has the uncommitted part left to encode
+    left=$(( span * (total - prev) / total ))
+    delay=$(( startup + RANDOM % (left > 30 ? left : 30) ))
+    sleep "$(( delay / 1000 )).$(printf '%03d' $(( delay % 1000 )))"
+    kill -9 "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    [ -d "$WORK/s/rank-00000-of-00001" ] || continue   # killed before the store existed
+    "$CLIPCAP" store stats --store "$WORK/s" >"$WORK/stats.json" 2>"$WORK/stats.log" \
+        || fail "store unreadable after kill $i: $(cat "$WORK/stats.log")"
+    n=$(jget "$WORK/stats.json" embeddings)
+    [ "$n" -ge "$prev" ] || fail "kill $i: embeddings went down from $prev to $n"
+    [ "$(jget "$WORK/stats.json" encoded_total)" = "$n" ] || fail "kill $i: encoded_total != embeddings"
+    [ "$n" -gt 0 ] && [ "$n" -lt "$total" ] && partial=$((partial + 1))
+    echo "kill $i after ${delay} ms (run takes ${ms} ms): $n of $total committed"
+    prev=$n
+done
+[ "$partial" -ge 1 ] || fail "no kill landed in the middle of a run (runs too fast for the delays?)"
+
+"$CLIPCAP" extract "${args[@]}" --batch 4 --store "$WORK/s" >"$WORK/final.json" 2>"$WORK/final.log"
+"$CLIPCAP" store dump --store "$WORK/s" --out "$WORK/s.jsonl" 2>/dev/null
+same_dump "$WORK/ref.jsonl" "$WORK/s.jsonl" 1e-5 || fail "dump after kills differs from the uninterrupted run's"
+"$CLIPCAP" store stats --store "$WORK/s" >"$WORK/stats.json"
+[ "$(jget "$WORK/stats.json" encoded_total)" = "$total" ] \
+    || fail "encoded_total $(jget "$WORK/stats.json" encoded_total) != $total images: something was encoded twice"
+[ "$(jget "$WORK/final.json" skipped_unchanged)" = "$prev" ] || fail "the final run did not skip the $prev committed"
+[ $(( prev + $(jget "$WORK/final.json" encoded) )) = "$total" ] || fail "committed + final encodes != $total"
+echo "extract_resume: ok ($partial partial kills)"

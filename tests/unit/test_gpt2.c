@@ -1,0 +1,205 @@
+/* GPT-2 loading and its forward/backward contracts. The numbers against
+ * PyTorch are in test_clipcap_train_step (logits, every gradient); here:
+ * - hub files with and without "transformer." (plus the attn.bias /
+ *   masked_bias buffers, F32 and BOOL) load to identical parameters;
+ * - an untied lm_head, a wrong shape and a missing tensor are errors that
+ *   name the tensor;
+ * - a frozen model computes the same input gradient as a tuned one and has
+ *   no weight gradients;
+ * - rows of a batch are independent (B=3 equals three B=1 runs);
+ * - the input gradient matches central finite differences of Σ logits·R
+ *   (h = 1e-2, tolerance 2e-3 relative: fp32 noise of the objective over
+ *   2h, plus O(h²)). */
+#include <stdint.h>
+
+#include "io/safetensors.h"
+#include "nn/gpt2.h"
+#include "nn/ops.h"
+#include "nn_fixture.h"
+
+static uint64_t rng = 99;
+static float frand(void)
+{
+    rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (float)((rng >> 40) / 16777216.0) * 2.0f - 1.0f;
+}
+
+static int open_fixture(gpt2 *g, ops_ctx *ctx, const char *sub, err_t *e)
+{
+    char dir[4096];
+    check_fixture(dir, sizeof dir, sub);
+    return gpt2_open(g, ctx, dir, e);
+}
+
+static void test_load_both_namings(void)
+{
+    ops_ctx *ctx = NULL;
+    err_t e = {0};
+    CHECK_OK(ops_create(&ctx, 0, &e), &e);
+    gpt2 a, b;
+    CHECK_OK(open_fixture(&a, ctx, "train/gpt2_prefixed", &e), &e);
+    CHECK_OK(open_fixture(&b, ctx, "train/gpt2_bare", &e), &e);
+    CHECK(a.cfg.n_embd == 32 && a.cfg.n_layer == 2 && a.cfg.n_head == 4 && a.cfg.vocab_size == 64 &&
+          a.cfg.n_positions == 64);
+    size_t n = gpt2_param_count(&a.cfg);
+    CHECK(n == 64 * 32 + 64 * 32 + 2 * (12 * 32 * 32 + 13 * 32) + 2 * 32);
+    CHECK(memcmp(a.params.wte, b.params.wte, n * sizeof(float)) == 0);
+    CHECK(a.frozen && a.grads.wte == NULL);
+    gpt2_free(&a);
+    gpt2_free(&b);
+    ops_destroy(ctx);
+}
+
+/* Write DIR/config.json (from cfg) and DIR/model.safetensors holding g's
+ * tensors under "transformer." plus extra entries. */
+static void write_model(const char *dir, const gpt2_config *cfg, gpt2 *g, const st_entry *extra, int n_extra)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    if (!f) return;
+    fprintf(f, "{\"n_embd\": %d, \"n_head\": %d, \"n_layer\": %d, \"n_positions\": %d, \"vocab_size\": %d}\n",
+            cfg->n_embd, cfg->n_head, cfg->n_layer, cfg->n_positions, cfg->vocab_size);
+    fclose(f);
+    int n = gpt2_tensor_entries(&g->cfg, "transformer.", NULL, NULL, NULL);
+    st_entry *en = calloc((size_t)n + (size_t)n_extra, sizeof *en);
+    char (*names)[PARAM_NAME_MAX] = calloc((size_t)n, sizeof *names);
+    gpt2_tensor_entries(&g->cfg, "transformer.", g->params.wte, en, names);
+    for (int i = 0; i < n_extra; i++) en[n + i] = extra[i];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    err_t e = {0};
+    CHECK_OK(st_write(path, en, n + n_extra, NULL, &e), &e);
+    free(en);
+    free(names);
+}
+
+static void test_load_errors(void)
+{
+    ops_ctx *ctx = NULL;
+    err_t e = {0};
+    CHECK_OK(ops_create(&ctx, 0, &e), &e);
+    gpt2 g, h;
+    CHECK_OK(open_fixture(&g, ctx, "train/gpt2_prefixed", &e), &e);
+    char dir[4096];
+    check_tmpdir(dir, sizeof dir, "gpt2_load");
+
+    /* untied head */
+    size_t vocab = (size_t)g.cfg.vocab_size * g.cfg.n_embd;
+    float *head = malloc(vocab * sizeof *head);
+    memcpy(head, g.params.wte, vocab * sizeof *head);
+    head[5] += 1.0f;
+    st_entry lm = {"lm_head.weight", head, 2, {g.cfg.vocab_size, g.cfg.n_embd}};
+    write_model(dir, &g.cfg, &g, &lm, 1);
+    CHECK(gpt2_open(&h, ctx, dir, &e) == ERR_UNSUPPORTED);
+    CHECK_MSG(strstr(e.msg, "lm_head.weight") != NULL, "%s", e.msg);
+    /* the tied head as hub files hold it loads */
+    memcpy(head, g.params.wte, vocab * sizeof *head);
+    write_model(dir, &g.cfg, &g, &lm, 1);
+    CHECK_OK(gpt2_open(&h, ctx, dir, &e), &e);
+    gpt2_free(&h);
+
+    /* a config that disagrees with the tensors: wrong shape, missing layer */
+    gpt2_config bad = g.cfg;
+    bad.n_positions = 32;
+    write_model(dir, &bad, &g, NULL, 0);
+    CHECK(gpt2_open(&h, ctx, dir, &e) == ERR_FORMAT);
+    CHECK_MSG(strstr(e.msg, "wpe.weight") != NULL, "%s", e.msg);
+    bad = g.cfg;
+    bad.n_layer = 3;
+    write_model(dir, &bad, &g, NULL, 0);
+    CHECK(gpt2_open(&h, ctx, dir, &e) == ERR_NOTFOUND);
+    CHECK_MSG(strstr(e.msg, "h.2.") != NULL, "%s", e.msg);
+
+    free(head);
+    gpt2_free(&g);
+    ops_destroy(ctx);
+}
+
+enum { B = 3, T = 7 };
+
+static double objective(gpt2 *g, const float *x, const float *R)
+{
+    CHECK(gpt2_forward(g, x, B, T, NULL) == 0);
+    size_t n = (size_t)B * T * g->cfg.vocab_size;
+    double f = 0;
+    for (size_t i = 0; i < n; i++) f += (double)g->acts.logits[i] * R[i];
+    return f;
+}
+
+static void test_backward(void)
+{
+    ops_ctx *ctx = NULL;
+    err_t e = {0};
+    CHECK_OK(ops_create(&ctx, 0, &e), &e);
+    gpt2 frozen, tuned;
+    CHECK_OK(open_fixture(&frozen, ctx, "train/gpt2_bare", &e), &e);
+    const gpt2_config *c = &frozen.cfg;
+    size_t np = gpt2_param_count(c), nx = (size_t)B * T * c->n_embd, nl = (size_t)B * T * c->vocab_size;
+    float *p = ops_alloc(ctx, np, &e), *gr = ops_alloc(ctx, np, &e);
+    memcpy(p, frozen.params.wte, np * sizeof *p);
+    gpt2_init(&tuned, ctx, c, p, gr);
+    CHECK(!tuned.frozen && tuned.grads.wte == gr);
+
+    float *x = malloc(nx * sizeof *x), *R = malloc(nl * sizeof *R);
+    float *d1 = calloc(nx, sizeof *d1), *d2 = calloc(nx, sizeof *d2);
+    for (size_t i = 0; i < nx; i++) x[i] = frand();
+    for (size_t i = 0; i < nl; i++) R[i] = frand();
+
+    CHECK_OK(gpt2_forward(&frozen, x, B, T, &e), &e);
+    CHECK_OK(gpt2_backward(&frozen, R, d1, &e), &e);
+    CHECK_OK(gpt2_forward(&tuned, x, B, T, &e), &e);
+    CHECK_OK(gpt2_backward(&tuned, R, d2, &e), &e);
+    CHECK(memcmp(d1, d2, nx * sizeof *d1) == 0);
+    CHECK(ops_sum_squares(ctx, gr, np) > 0.0);
+
+    /* rows are independent */
+    float *full = malloc(nl * sizeof *full);
+    memcpy(full, tuned.acts.logits, nl * sizeof *full);
+    float worst = 0;
+    size_t row = (size_t)T * c->vocab_size;
+    for (int b = 0; b < B; b++) {
+        CHECK_OK(gpt2_forward(&tuned, x + (size_t)b * T * c->n_embd, 1, T, &e), &e);
+        float d = fx_max_abs_diff(tuned.acts.logits, full + b * row, row);
+        worst = d > worst ? d : worst;
+    }
+    CHECK_MSG(worst <= 1e-5f * fx_max_abs(full, nl), "batch rows differ by %g", worst);
+
+    /* input gradient vs finite differences */
+    const float h = 1e-2f;
+    float fd_worst = 0;
+    for (int k = 0; k < 24; k++) {
+        size_t i = (size_t)(k * 7919) % nx;
+        float v = x[i];
+        x[i] = v + h;
+        double fp = objective(&frozen, x, R);
+        x[i] = v - h;
+        double fm = objective(&frozen, x, R);
+        x[i] = v;
+        double num = (fp - fm) / (2.0 * h);
+        float err = (float)(fabs(num - d1[i]) / fmax(1.0, fabs(num)));
+        fd_worst = err > fd_worst ? err : fd_worst;
+    }
+    CHECK_MSG(fd_worst <= 2e-3f, "input gradient vs finite differences: %g", fd_worst);
+
+    CHECK(gpt2_forward(&frozen, x, 1, c->n_positions + 1, &e) == ERR_ARG);
+
+    free(full);
+    free(x);
+    free(R);
+    free(d1);
+    free(d2);
+    gpt2_free(&tuned);
+    ops_free(ctx, p);
+    ops_free(ctx, gr);
+    gpt2_free(&frozen);
+    ops_destroy(ctx);
+}
+
+int main(void)
+{
+    CHECK_RUN(test_load_both_namings);
+    CHECK_RUN(test_load_errors);
+    CHECK_RUN(test_backward);
+    return check_summary();
+}

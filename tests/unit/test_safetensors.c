@@ -1,0 +1,200 @@
+/* safetensors: a file written by an independent Python writer
+ * (tests/gen/gen_io_fixtures.py, struct + json per the format spec) reads
+ * back to the values numpy/torch computed (exact: every conversion to
+ * float32 here is exact or correctly rounded on both sides); each corrupt
+ * header is ERR_FORMAT naming the file and the problem; our writer
+ * round-trips; tensorfile reports shape mismatches as documented. */
+#include "check.h"
+#include "io/json_util.h"
+#include "io/npy.h"
+#include "io/safetensors.h"
+#include "io/tensorfile.h"
+
+static json_t *load_expected(const char *section)
+{
+    char p[4096];
+    err_t e = {0};
+    json_t *exp = NULL, *sec = NULL;
+    CHECK_OK(json_load_path(&exp, check_fixture(p, sizeof p, "io/expected.json"), &e), &e);
+    if (exp) CHECK_OK(json_get_object(exp, section, &sec, &e), &e);
+    if (sec) json_incref(sec);
+    json_decref(exp);
+    return sec;
+}
+
+/* Compare shape and values of one tensor against its expected entry. */
+static void check_values(const char *name, const json_t *want, const int64_t *shape, int ndim, const float *v)
+{
+    json_t *ws = json_object_get(want, "shape"), *wv = json_object_get(want, "values");
+    CHECK_MSG((size_t)ndim == json_array_size(ws), "%s: ndim %d", name, ndim);
+    for (int d = 0; d < ndim && d < (int)json_array_size(ws); d++)
+        CHECK_MSG(shape[d] == json_integer_value(json_array_get(ws, (size_t)d)), "%s: dim %d", name, d);
+    int bad = 0;
+    for (size_t i = 0; i < json_array_size(wv); i++)
+        if (v[i] != (float)json_number_value(json_array_get(wv, i))) bad++;
+    CHECK_MSG(bad == 0, "%s: %d values differ", name, bad);
+}
+
+static size_t numel(const int64_t *shape, int ndim)
+{
+    size_t n = 1;
+    for (int d = 0; d < ndim; d++) n *= (size_t)shape[d];
+    return n;
+}
+
+static void test_reference_file(void)
+{
+    char p[4096];
+    err_t e = {0};
+    json_t *exp = load_expected("ref.safetensors");
+    st_file *f;
+    CHECK_OK(st_open(&f, check_fixture(p, sizeof p, "io/ref.safetensors"), &e), &e);
+    if (!f || !exp) return;
+    CHECK(st_count(f) == (int)json_object_size(exp));
+    const char *key;
+    json_t *want;
+    int i = 0;
+    json_object_foreach(exp, key, want) {
+        const st_tensor *t = st_find(f, key);
+        CHECK_MSG(t != NULL, "%s missing", key);
+        if (!t) continue;
+        CHECK(st_tensor_at(f, i++) == t); /* header order kept */
+        size_t n = numel(t->shape, t->ndim);
+        float *v = malloc((n ? n : 1) * sizeof *v);
+        CHECK_OK(st_read_f32(f, t, v, n, &e), &e);
+        check_values(key, want, t->shape, t->ndim, v);
+        CHECK(st_read_f32(f, t, v, n + 1, &e) == ERR_ARG);
+        free(v);
+    }
+    CHECK(st_find(f, "nope") == NULL);
+    CHECK(st_find(f, "c.bf16")->dtype == ST_BF16);
+    const json_t *md = st_metadata(f);
+    CHECK(md && !strcmp(json_string_value(json_object_get(md, "format")), "pt"));
+    st_close(f);
+    json_decref(exp);
+}
+
+/* All 65536 float16 patterns widen to the float32 bits numpy gives. */
+static void test_f16_all_patterns(void)
+{
+    char p[4096], pn[4096];
+    err_t e = {0};
+    st_file *f;
+    float *want = NULL, *got = malloc(65536 * sizeof *got);
+    int64_t shape[NPY_MAX_DIMS];
+    int ndim;
+    CHECK_OK(npy_read_f32(check_fixture(pn, sizeof pn, "io/f16_all.npy"), &want, shape, &ndim, &e), &e);
+    CHECK_OK(st_open(&f, check_fixture(p, sizeof p, "io/f16_all.safetensors"), &e), &e);
+    if (f && want) {
+        CHECK_OK(st_read_f32(f, st_find(f, "h"), got, 65536, &e), &e);
+        int bad = 0;
+        for (int i = 0; i < 65536; i++)
+            if (memcmp(&got[i], &want[i], 4)) bad++;
+        CHECK_MSG(bad == 0, "%d patterns differ", bad);
+    }
+    st_close(f);
+    free(want);
+    free(got);
+}
+
+static void test_corrupt_files(void)
+{
+    static const struct {
+        const char *file, *needle;
+        int code;
+    } cases[] = {
+        {"bad_header_len", "header length", ERR_FORMAT},
+        {"truncated", "outside the data area", ERR_FORMAT},
+        {"too_short", "too short", ERR_FORMAT},
+        {"bad_json", "bad_json.safetensors:1:", ERR_FORMAT},
+        {"not_object", "not a JSON object", ERR_FORMAT},
+        {"offsets_outside", "outside the data area", ERR_FORMAT},
+        {"overlap", "overlap", ERR_FORMAT},
+        {"unknown_dtype", "unknown dtype 'F33'", ERR_FORMAT},
+        {"shape_mismatch", "tensor 'a.f32': shape x F32 size", ERR_FORMAT},
+        {"negative_dim", "shape[0] is not a non-negative integer", ERR_FORMAT},
+        {"backwards", "run backwards", ERR_FORMAT},
+        {"missing_shape", "field 'shape' is missing", ERR_FORMAT},
+        {"bad_metadata", "__metadata__ 'k' is not a string", ERR_FORMAT},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char rel[256], p[4096];
+        snprintf(rel, sizeof rel, "io/corrupt/%s.safetensors", cases[i].file);
+        check_fixture(p, sizeof p, rel);
+        err_t e = {0};
+        st_file *f = NULL;
+        int rc = st_open(&f, p, &e);
+        CHECK_MSG(rc == cases[i].code, "%s: rc %d (%s)", cases[i].file, rc, e.msg);
+        CHECK_MSG(strstr(e.msg, p) != NULL, "%s: message lacks the path: %s", cases[i].file, e.msg);
+        CHECK_MSG(strstr(e.msg, cases[i].needle) != NULL, "%s: '%s' lacks '%s'", cases[i].file, e.msg, cases[i].needle);
+        CHECK(f == NULL);
+    }
+}
+
+static void test_write_round_trip(void)
+{
+    char dir[4096], path[4200];
+    check_tmpdir(dir, sizeof dir, "safetensors");
+    snprintf(path, sizeof path, "%s/out.safetensors", dir);
+    float a[6] = {1, -2, 3.5f, 4, 5, 6e-8f}, b[1] = {42}, c[3] = {7, 8, 9};
+    st_entry ents[3] = {
+        {"layer.weight", a, 2, {2, 3}},
+        {"scalar", b, 0, {0}},
+        {"v", c, 1, {3}},
+    };
+    json_t *md = json_pack("{s:s}", "step", "12");
+    err_t e = {0};
+    CHECK_OK(st_write(path, ents, 3, md, &e), &e);
+    json_decref(md);
+    st_file *f;
+    CHECK_OK(st_open(&f, path, &e), &e);
+    if (!f) return;
+    CHECK(st_count(f) == 3);
+    for (int i = 0; i < 3; i++) {
+        const st_tensor *t = st_tensor_at(f, i);
+        CHECK(!strcmp(t->name, ents[i].name) && t->ndim == ents[i].ndim && t->dtype == ST_F32);
+        float got[6];
+        size_t n = numel(t->shape, t->ndim);
+        CHECK_OK(st_read_f32(f, t, got, n, &e), &e);
+        CHECK(!memcmp(got, ents[i].data, n * sizeof(float)));
+    }
+    CHECK(!strcmp(json_string_value(json_object_get(st_metadata(f), "step")), "12"));
+    st_close(f);
+    st_entry dup[2] = {{"x", a, 1, {1}}, {"x", b, 1, {1}}};
+    CHECK(st_write(path, dup, 2, NULL, &e) == ERR_ARG);
+}
+
+static void test_tensorfile_messages(void)
+{
+    char p[4096];
+    err_t e = {0};
+    tensorfile *tf;
+    CHECK_OK(tensorfile_open(&tf, check_fixture(p, sizeof p, "io/ref.safetensors"), &e), &e);
+    if (!tf) return;
+    CHECK(tensorfile_count(tf) == 6);
+    CHECK(tensorfile_find(tf, "c.bf16") == 2 && !strcmp(tensorfile_name(tf, 2), "c.bf16"));
+    int64_t shape[TENSORFILE_MAX_DIMS];
+    int ndim;
+    CHECK_OK(tensorfile_shape(tf, 0, shape, &ndim), &e);
+    CHECK(ndim == 2 && shape[0] == 2 && shape[1] == 3);
+    float dst[6];
+    int64_t want[2] = {3, 2};
+    CHECK(tensorfile_load(tf, "a.f32", want, 2, dst, &e) == ERR_FORMAT);
+    char msg[4300];
+    snprintf(msg, sizeof msg, "%s: tensor a.f32 has shape [2, 3], expected [3, 2]", p);
+    CHECK_MSG(!strcmp(e.msg, msg), "%s", e.msg);
+    CHECK(tensorfile_load(tf, "zzz", want, 2, dst, &e) == ERR_NOTFOUND);
+    CHECK(strstr(e.msg, "zzz") && strstr(e.msg, p));
+    CHECK_OK(tensorfile_load(tf, "c.bf16", want, 2, dst, &e), &e);
+    tensorfile_close(tf);
+}
+
+int main(void)
+{
+    CHECK_RUN(test_reference_file);
+    CHECK_RUN(test_f16_all_patterns);
+    CHECK_RUN(test_corrupt_files);
+    CHECK_RUN(test_write_round_trip);
+    CHECK_RUN(test_tensorfile_messages);
+    return check_summary();
+}

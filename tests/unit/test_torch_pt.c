@@ -1,0 +1,142 @@
+/* torch_pt: files written by torch.save (tests/gen/gen_io_fixtures.py, torch
+ * 1.13, pickle protocols 2 and 4) read back to the values torch printed,
+ * exactly (f16/bf16 widen to float32 exactly; storage offsets, shared
+ * storages, parameters, 0-dim and empty tensors, uint8/bool buffers
+ * included). Non-contiguous, wrapped, legacy, foreign-callable and
+ * unknown-opcode files fail with the documented codes and messages. */
+#include "check.h"
+#include "io/json_util.h"
+#include "io/tensorfile.h"
+#include "io/torch_pt.h"
+
+static void check_against_expected(const char *file)
+{
+    char p[4096], pe[4096], rel[256];
+    err_t e = {0};
+    json_t *exp = NULL, *sec = NULL;
+    CHECK_OK(json_load_path(&exp, check_fixture(pe, sizeof pe, "io/expected.json"), &e), &e);
+    /* the protocol-4 and zip64 files hold the same dict as state_dict.pt */
+    CHECK_OK(json_get_object(exp, strncmp(file, "state_dict", 10) ? file : "state_dict.pt", &sec, &e), &e);
+    snprintf(rel, sizeof rel, "io/%s", file);
+    pt_file *f = NULL;
+    CHECK_OK(pt_open(&f, check_fixture(p, sizeof p, rel), &e), &e);
+    if (!f || !sec) {
+        json_decref(exp);
+        pt_close(f);
+        return;
+    }
+    CHECK_MSG(pt_count(f) == (int)json_object_size(sec), "%s: %d tensors", file, pt_count(f));
+    const char *key;
+    json_t *want;
+    int i = 0;
+    json_object_foreach(sec, key, want) {
+        const pt_tensor *t = pt_tensor_at(f, i++);
+        CHECK_MSG(t && !strcmp(t->name, key), "%s: tensor %d is not %s", file, i - 1, key);
+        if (!t) continue;
+        json_t *ws = json_object_get(want, "shape"), *wv = json_object_get(want, "values");
+        CHECK_MSG((size_t)t->ndim == json_array_size(ws), "%s: %s ndim", file, key);
+        for (int d = 0; d < t->ndim && d < (int)json_array_size(ws); d++) CHECK(t->shape[d] == json_integer_value(json_array_get(ws, (size_t)d)));
+        size_t n = json_array_size(wv);
+        float *v = malloc((n ? n : 1) * sizeof *v);
+        CHECK_OK(pt_read_f32(f, t, v, n, &e), &e);
+        int bad = 0;
+        for (size_t k = 0; k < n; k++)
+            if (v[k] != (float)json_number_value(json_array_get(wv, k))) bad++;
+        CHECK_MSG(bad == 0, "%s: %s: %d values differ", file, key, bad);
+        free(v);
+    }
+    pt_close(f);
+    json_decref(exp);
+}
+
+static void test_state_dict(void) { check_against_expected("state_dict.pt"); }
+static void test_state_dict_protocol4(void) { check_against_expected("state_dict_p4.pt"); }
+static void test_state_dict_zip64(void) { check_against_expected("state_dict_zip64.pt"); }
+static void test_module_state_dict(void) { check_against_expected("module.pt"); }
+
+static void test_dtypes_and_offsets(void)
+{
+    char p[4096];
+    err_t e = {0};
+    pt_file *f;
+    CHECK_OK(pt_open(&f, check_fixture(p, sizeof p, "io/state_dict.pt"), &e), &e);
+    if (!f) return;
+    CHECK(pt_find(f, "half")->dtype == ST_F16);
+    CHECK(pt_find(f, "bf16")->dtype == ST_BF16);
+    CHECK(pt_find(f, "gpt.transformer.h.0.attn.bias")->dtype == ST_U8);
+    CHECK(pt_find(f, "mask_bool")->dtype == ST_BOOL);
+    CHECK(pt_find(f, "step")->dtype == ST_I64);
+    /* tied shares the storage of the first weight */
+    CHECK(pt_find(f, "tied")->data == pt_find(f, "clip_project.model.0.weight")->data);
+    CHECK(pt_find(f, "gpt.transformer.h.0.attn.masked_bias")->ndim == 0);
+    pt_close(f);
+}
+
+static void test_rejections(void)
+{
+    static const struct {
+        const char *file, *needle;
+        int code;
+    } cases[] = {
+        {"noncontig.pt", "tensor 't' is not contiguous", ERR_UNSUPPORTED},
+        {"wrapped.pt", "not a state dict: value of 'model' is not a tensor", ERR_FORMAT},
+        {"list.pt", "not a state dict", ERR_FORMAT},
+        {"legacy.pt", "legacy", ERR_UNSUPPORTED},
+        {"evil.pt", "call of posix.system", ERR_UNSUPPORTED},
+        {"bad_opcode.pt", "unsupported pickle opcode 0xff at byte 5", ERR_UNSUPPORTED},
+        {"ref.safetensors", "not a torch.save zip", ERR_FORMAT},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char rel[256], p[4096];
+        snprintf(rel, sizeof rel, "io/%s", cases[i].file);
+        check_fixture(p, sizeof p, rel);
+        err_t e = {0};
+        pt_file *f = NULL;
+        int rc = pt_open(&f, p, &e);
+        CHECK_MSG(rc == cases[i].code, "%s: rc %d (%s)", cases[i].file, rc, e.msg);
+        CHECK_MSG(strstr(e.msg, p) && strstr(e.msg, cases[i].needle), "%s: '%s' lacks '%s'", cases[i].file, e.msg, cases[i].needle);
+        CHECK(f == NULL);
+    }
+}
+
+static void test_tensorfile_pt(void)
+{
+    char p[4096];
+    err_t e = {0};
+    tensorfile *tf;
+    CHECK_OK(tensorfile_open(&tf, check_fixture(p, sizeof p, "io/state_dict.pt"), &e), &e);
+    if (!tf) return;
+    int i = tensorfile_find(tf, "gpt.transformer.h.0.attn.bias");
+    CHECK(i >= 0);
+    int64_t shape[TENSORFILE_MAX_DIMS];
+    int ndim;
+    CHECK_OK(tensorfile_shape(tf, i, shape, &ndim), &e);
+    CHECK(ndim == 4 && shape[2] == 4 && shape[3] == 4);
+    float dst[16];
+    int64_t want[4] = {1, 1, 4, 4};
+    CHECK_OK(tensorfile_load(tf, "gpt.transformer.h.0.attn.bias", want, 4, dst, &e), &e);
+    CHECK(dst[0] == 1 && dst[1] == 0 && dst[4] == 1 && dst[5] == 1 && dst[15] == 1);
+    int64_t w2[2] = {2, 3};
+    CHECK_OK(tensorfile_load(tf, "offset_view", w2, 2, dst, &e), &e);
+    CHECK(dst[0] == 2.5f && dst[5] == 5.0f); /* arange(20)*0.5 from element 5 */
+    CHECK(tensorfile_load(tf, "offset_view", w2, 1, dst, &e) == ERR_FORMAT);
+    char msg[4300];
+    snprintf(msg, sizeof msg, "%s: tensor offset_view has shape [2, 3], expected [2]", p);
+    CHECK_MSG(!strcmp(e.msg, msg), "%s", e.msg);
+    CHECK(tensorfile_load(tf, "missing.weight", w2, 2, dst, &e) == ERR_NOTFOUND);
+    CHECK(tensorfile_shape(tf, 999, shape, &ndim) == ERR_ARG);
+    tensorfile_close(tf);
+    CHECK(tensorfile_open(&tf, check_fixture(p, sizeof p, "io/legacy.pt"), &e) == ERR_UNSUPPORTED);
+}
+
+int main(void)
+{
+    CHECK_RUN(test_state_dict);
+    CHECK_RUN(test_state_dict_protocol4);
+    CHECK_RUN(test_state_dict_zip64);
+    CHECK_RUN(test_module_state_dict);
+    CHECK_RUN(test_dtypes_and_offsets);
+    CHECK_RUN(test_rejections);
+    CHECK_RUN(test_tensorfile_pt);
+    return check_summary();
+}
