@@ -1,14 +1,30 @@
 #!/usr/bin/env bash
-# The main job end to end on the embedded default: synthetic shapes data set,
-# sharded over 2 MPI ranks. Installs what is missing and builds first.
-# Output under ${CLIPCAP_DEMO_DIR:-demo-out}/.
+# The main job end to end on the embedded default: a synthetic shapes data
+# set (clipcap synth) → manifest (shard) → CLIP features in LMDB (extract,
+# tiny random CLIP shipped in tests/fixtures) → data-parallel training of the
+# MLP mapper + GPT-2 (tiny GPT-2 with the real 50257-token vocabulary) →
+# store statistics, each stage on ${CLIPCAP_DEMO_RANKS:-2} MPI ranks.
+# Installs what is missing and builds first. Output under ${CLIPCAP_DEMO_DIR:-demo-out}/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./launch/deps.sh
 ./launch/build.sh >/dev/null
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
 out="${CLIPCAP_DEMO_DIR:-demo-out}"
 np="${CLIPCAP_DEMO_RANKS:-2}"
+fx=tests/fixtures
+run() { mpirun --oversubscribe -np "$np" ./build/clipcap "$@"; }
 rm -rf "$out"
 mkdir -p "$out"
-./build/clipcap version
+echo "== synth" >&2
+run synth --out "$out/data" --count 96 --bad
+echo "== shard" >&2
+run shard --format coco --input "$out/data/coco/annotations/captions_train2014.json" \
+  --images-root "$out/data/coco" --gpt2 "$fx/gpt2" --shards 4 --out "$out/manifest"
+echo "== extract" >&2
+run extract --manifest "$out/manifest" --clip "$fx/clip/tiny" --store "$out/store"
+run store stats --store "$out/store"
+echo "== train" >&2
+run train --manifest "$out/manifest" --store "$out/store" --gpt2 "$fx/train/gpt2_fullvocab" \
+  --mapping mlp --prefix-len 4 --batch 8 --epochs 2 --lr 1e-2 --warmup 4 --out "$out/run"
+echo "demo: done; outputs in $out/ (manifest/, store/, run/)" >&2

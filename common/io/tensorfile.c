@@ -33,7 +33,7 @@ int tensorfile_open(tensorfile **tfp, const char *path, err_t *e)
      * anything else must be safetensors, whose first 8 bytes are a length.
      * The legacy check needs torch's 4-byte magic (PROTO 2, LONG1 of 10
      * bytes): a safetensors header length can start with 0x80 too. */
-    static const unsigned char legacy[4] = {0x80, 0x02, 0x8a, 0x0a};
+    static const uint8_t legacy[4] = {0x80, 0x02, 0x8a, 0x0a};
     int rc = (got >= 4 && (!memcmp(magic, "PK", 2) || !memcmp(magic, legacy, 4))) ? pt_open(&tf->pt, path, e) : st_open(&tf->st, path, e);
     if (rc) {
         free(tf);
