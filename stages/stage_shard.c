@@ -204,15 +204,15 @@ static int shard_tokenise(const ds_t *ds, const bpe_t *bpe, const size_t *bounds
     t->n = calloc(nc ? nc : 1, sizeof *t->n);
     if (!t->ids || !t->n) return err_set(e, ERR_NOMEM, "cannot allocate token lists for %zu captions", nc);
     /* owned captions as a list of ds caption indices */
-    size_t *todo = malloc((nc ? nc : 1) * sizeof *todo), n_todo = 0;
-    if (!todo) return err_set(e, ERR_NOMEM, "cannot allocate work list");
+    size_t *pending = malloc((nc ? nc : 1) * sizeof *pending), n_pending = 0;
+    if (!pending) return err_set(e, ERR_NOMEM, "cannot allocate work list");
     for (int s = 0; s < num_shards; s++) {
         if (manifest_shard_owner(s, mpictx_size()) != mpictx_rank()) continue;
         for (size_t i = bounds[s]; i < bounds[s + 1]; i++)
-            for (uint32_t k = 0; k < ds->images[i].n_captions; k++) todo[n_todo++] = ds->images[i].first_caption + k;
+            for (uint32_t k = 0; k < ds->images[i].n_captions; k++) pending[n_pending++] = ds->images[i].first_caption + k;
     }
     progress_t prog;
-    progress_start(&prog, "shard: tokenise", "caption", n_todo);
+    progress_start(&prog, "shard: tokenise", "caption", n_pending);
     size_t fail_at = SIZE_MAX, done = 0;
     err_t fail_err = {0};
 #pragma omp parallel
@@ -221,8 +221,8 @@ static int shard_tokenise(const ds_t *ds, const bpe_t *bpe, const size_t *bounds
         size_t cap = 0;
         err_t le = {0};
 #pragma omp for schedule(dynamic, 256)
-        for (size_t j = 0; j < n_todo; j++) {
-            size_t c = todo[j];
+        for (size_t j = 0; j < n_pending; j++) {
+            size_t c = pending[j];
             const ds_caption_t *cap_ = &ds->captions[c];
             size_t n = 0;
             int rc = bpe_encode(bpe, ds_str(ds, cap_->text), cap_->len, &buf, &n, &cap, &le);
@@ -246,23 +246,23 @@ static int shard_tokenise(const ds_t *ds, const bpe_t *bpe, const size_t *bounds
         }
         free(buf);
     }
-    progress_update(&prog, n_todo, 0);
+    progress_update(&prog, n_pending, 0);
     progress_finish(&prog);
     int rc = 0;
     if (fail_at != SIZE_MAX) {
-        size_t c = todo[fail_at];
+        size_t c = pending[fail_at];
         const ds_image_t *im = &ds->images[ds->captions[c].image];
         rc = err_set(e, fail_err.code, "%s: %s: tokenising a caption: %s", ds_str(ds, im->file),
                      ds_str(ds, im->record), fail_err.msg);
     }
-    for (size_t j = 0; j < n_todo && !rc; j++) {
-        uint32_t n = t->n[todo[j]];
+    for (size_t j = 0; j < n_pending && !rc; j++) {
+        uint32_t n = t->n[pending[j]];
         t->count++;
         t->sum += n;
         t->sumsq += (uint64_t)n * n;
         if (n > t->max) t->max = n;
     }
-    free(todo);
+    free(pending);
     return rc;
 }
 
