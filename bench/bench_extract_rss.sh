@@ -17,7 +17,7 @@ SMALL=$((N / 10))
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 C=${CLIPCAP:-$ROOT/build/clipcap}
 CLIP=${CLIP_DIR:-$ROOT/tests/fixtures/clip/tiny}
-W=${2:-$(mktemp -d /tmp/bench_extract_rss.XXXXXX)}
+W=${2:-$(mktemp -d)}  # scratch work dir unless one is given
 BATCH=${BATCH:-64}
 THREADS=${THREADS:-2}
 mkdir -p "$W"
