@@ -5,15 +5,8 @@
 // every run).
 'use strict';
 const n = Number(process.argv[2] || 50000);
-let seed = 0xc0ffee;
-function rand() { // mulberry32
-  seed = (seed + 0x6d2b79f5) | 0;
-  let t = seed;
-  t = Math.imul(t ^ (t >>> 15), t | 1);
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-}
-const pick = a => a[Math.floor(rand() * a.length)];
+const { seededRandom } = require('../tests/gen/gen_bpe_fixtures.js');
+const { rand, pick } = seededRandom(0xc0ffee);
 const adj = ['', 'small ', 'large ', 'red ', 'white ', 'old ', 'young ', 'wooden ', 'crowded ', 'snowy ', 'colorful '];
 const subj = ['man', 'woman', 'dog', 'cat', 'group of people', 'girl', 'boy', 'bus', 'train', 'giraffe', 'plate of food',
   'skateboarder', 'surfer', 'baseball player', 'kitchen', 'bathroom', 'elephant', 'pizza', 'horse', 'motorcycle'];

@@ -6,50 +6,100 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
+
+int fs_open_regular(const char *path, int *fd, uint64_t *size, err_t *e)
+{
+    *fd = -1;
+    *size = 0;
+    int f = open(path, O_RDONLY | O_CLOEXEC);
+    if (f < 0) return err_set(e, ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(f, &st) != 0) {
+        int rc = err_set(e, ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
+        close(f);
+        return rc;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(f);
+        return err_set(e, ERR_IO, "%s: not a regular file", path);
+    }
+    *fd = f;
+    *size = (uint64_t)st.st_size;
+    return 0;
+}
+
+int fs_pread_exact(int fd, void *dst, size_t n, uint64_t off, const char *path, err_t *e)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = pread(fd, (uint8_t *)dst + got, n - got, (off_t)(off + got));
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0)
+            return err_set(e, ERR_IO, "%s: read failed at byte %llu: %s", path, (unsigned long long)(off + got),
+                           r < 0 ? strerror(errno) : "file shrank while reading");
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+int fs_pread_alloc(int fd, uint64_t off, size_t n, const char *path, uint8_t **data, err_t *e)
+{
+    *data = NULL;
+    if (n == SIZE_MAX) return err_set(e, ERR_LIMIT, "%s: %zu bytes do not fit in memory", path, n);
+    uint8_t *buf = malloc(n + 1);
+    if (!buf) return err_set(e, ERR_NOMEM, "%s: cannot allocate %zu bytes", path, n + 1);
+    int rc = fs_pread_exact(fd, buf, n, off, path, e);
+    if (rc) {
+        free(buf);
+        return rc;
+    }
+    buf[n] = 0;
+    *data = buf;
+    return 0;
+}
 
 int fs_read_all(const char *path, uint8_t **data, size_t *len, err_t *e)
 {
     *data = NULL;
     *len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return err_set(e, ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int rc = err_set(e, ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
-        close(fd);
-        return rc;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return err_set(e, ERR_IO, "%s: not a regular file", path);
-    }
-    size_t n = (size_t)st.st_size;
-    uint8_t *buf = malloc(n + 1);
-    if (!buf) {
-        close(fd);
-        return err_set(e, ERR_NOMEM, "%s: cannot allocate %zu bytes", path, n + 1);
-    }
-    size_t got = 0;
-    while (got < n) {
-        ssize_t r = read(fd, buf + got, n - got);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) {
-            int rc = err_set(e, ERR_IO, "%s: read failed at byte %zu: %s", path, got,
-                             r < 0 ? strerror(errno) : "file shrank while reading");
-            free(buf);
-            close(fd);
-            return rc;
-        }
-        got += (size_t)r;
-    }
+    int fd;
+    uint64_t size;
+    int rc = fs_open_regular(path, &fd, &size, e);
+    if (rc) return rc;
+    rc = fs_pread_alloc(fd, 0, (size_t)size, path, data, e);
     close(fd);
-    buf[n] = 0;
-    *data = buf;
-    *len = n;
+    if (!rc) *len = (size_t)size;
+    return rc;
+}
+
+int fs_map_file(const char *path, const uint8_t **map, size_t *len, err_t *e)
+{
+    *map = NULL;
+    *len = 0;
+    int fd;
+    uint64_t size;
+    int rc = fs_open_regular(path, &fd, &size, e);
+    if (rc) return rc;
+    if (size == 0) {
+        close(fd);
+        return 0;
+    }
+    void *m = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fd, 0);
+    int mmap_errno = errno;
+    close(fd);
+    if (m == MAP_FAILED) return err_set(e, ERR_IO, "%s: cannot mmap: %s", path, strerror(mmap_errno));
+    *map = m;
+    *len = (size_t)size;
     return 0;
+}
+
+void fs_unmap(const uint8_t *map, size_t len)
+{
+    if (map) munmap((void *)map, len);
 }
 
 static int fs_fsync_dir_of(const char *path, err_t *e)
@@ -65,35 +115,58 @@ static int fs_fsync_dir_of(const char *path, err_t *e)
     return 0;
 }
 
-int fs_write_atomic(const char *path, const void *data, size_t len, err_t *e)
+int fs_tmp_create(const char *path, char *tmp, size_t cap, int *fd, err_t *e)
 {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return err_set(e, ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    *fd = -1;
+    int n = snprintf(tmp, cap, "%s.tmp.%d", path, (int)getpid());
+    if (n < 0 || (size_t)n >= cap) {
+        tmp[0] = 0; /* a cut name might be someone else's file: nothing to remove */
+        return err_set(e, ERR_ARG, "%s: path too long", path);
+    }
+    *fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (*fd < 0) return err_set(e, ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    return 0;
+}
+
+int fs_write_full(int fd, const void *data, size_t len, const char *path, err_t *e)
+{
     const uint8_t *p = data;
-    size_t put = 0;
-    while (put < len) {
-        ssize_t w = write(fd, p + put, len - put);
+    while (len > 0) {
+        ssize_t w = write(fd, p, len);
         if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) {
-            int rc = err_set(e, ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
-            close(fd);
-            unlink(tmp);
-            return rc;
-        }
-        put += (size_t)w;
+        if (w <= 0) return err_set(e, ERR_IO, "%s: write failed: %s", path, strerror(errno));
+        p += w;
+        len -= (size_t)w;
     }
-    if (fsync(fd) != 0 || close(fd) != 0) {
-        unlink(tmp);
-        return err_set(e, ERR_IO, "%s: fsync/close failed: %s", tmp, strerror(errno));
-    }
-    if (rename(tmp, path) != 0) {
-        int rc = err_set(e, ERR_IO, "%s: cannot rename into place: %s", path, strerror(errno));
+    return 0;
+}
+
+int fs_tmp_commit(int fd, const char *tmp, const char *path, err_t *e)
+{
+    int rc = 0;
+    if (fsync(fd) != 0) rc = err_set(e, ERR_IO, "%s: fsync failed: %s", tmp, strerror(errno));
+    if (close(fd) != 0 && !rc) rc = err_set(e, ERR_IO, "%s: close failed: %s", tmp, strerror(errno));
+    if (!rc && rename(tmp, path) != 0) rc = err_set(e, ERR_IO, "%s: cannot rename into place: %s", path, strerror(errno));
+    if (rc) {
         unlink(tmp);
         return rc;
     }
     return fs_fsync_dir_of(path, e);
+}
+
+int fs_write_atomic(const char *path, const void *data, size_t len, err_t *e)
+{
+    char tmp[4200];
+    int fd;
+    int rc = fs_tmp_create(path, tmp, sizeof tmp, &fd, e);
+    if (rc) return rc;
+    rc = fs_write_full(fd, data, len, tmp, e);
+    if (rc) {
+        close(fd);
+        unlink(tmp);
+        return rc;
+    }
+    return fs_tmp_commit(fd, tmp, path, e);
 }
 
 int fs_mkdirs(const char *path, err_t *e)

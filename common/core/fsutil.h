@@ -14,6 +14,34 @@ int fs_read_all(const char *path, uint8_t **data, size_t *len, err_t *e);
 /* Write to PATH.tmp.PID, fsync, rename over PATH, fsync the directory: a
  * reader sees either the old file or the whole new one, never a part. */
 int fs_write_atomic(const char *path, const void *data, size_t len, err_t *e);
+/* Open PATH read-only, refusing anything but a regular file (a directory
+ * or a FIFO would "read" as garbage or block); *size is its length. The
+ * caller closes *fd. */
+int fs_open_regular(const char *path, int *fd, uint64_t *size, err_t *e);
+/* pread exactly n bytes at off into dst, retrying short reads and EINTR.
+ * For callers that know the bytes are there (they checked the size): an
+ * early end of file means the file shrank underneath them. Errors are
+ * ERR_IO naming path and the byte. */
+int fs_pread_exact(int fd, void *dst, size_t n, uint64_t off, const char *path, err_t *e);
+/* The same into a new malloc'd buffer with a NUL after the n bytes (text
+ * callers get a C string); *data is NULL on failure. */
+int fs_pread_alloc(int fd, uint64_t off, size_t n, const char *path, uint8_t **data, err_t *e);
+/* Map a regular file read-only and private. An empty file is *map NULL,
+ * *len 0 (mmap cannot map nothing); the format parsers then say what is
+ * missing. Release with fs_unmap (NULL is allowed). */
+int fs_map_file(const char *path, const uint8_t **map, size_t *len, err_t *e);
+void fs_unmap(const uint8_t *map, size_t len);
+
+/* The steps of fs_write_atomic, for writers that stream (zio):
+ * fs_tmp_create opens PATH.tmp.PID for writing (its name into tmp, cap
+ * bytes); fs_write_full writes all len bytes (errors name `path`);
+ * fs_tmp_commit fsyncs and closes fd, renames tmp over path and fsyncs the
+ * directory. fs_tmp_commit always closes fd and, when it fails before the
+ * rename, removes tmp. */
+int fs_tmp_create(const char *path, char *tmp, size_t cap, int *fd, err_t *e);
+int fs_write_full(int fd, const void *data, size_t len, const char *path, err_t *e);
+int fs_tmp_commit(int fd, const char *tmp, const char *path, err_t *e);
+
 /* mkdir -p */
 int fs_mkdirs(const char *path, err_t *e);
 int fs_exists(const char *path);

@@ -316,7 +316,7 @@ static int cc_ctx_open(cc_ctx *c, cc_tsv_t *tsv, ds_t *ds, const char *tsv_path,
     return 0;
 }
 
-/* ---- img2dataset "files" layout ----------------------------------------- */
+/* ---- the root, whatever the layout ------------------------------------------ */
 
 static int cc_name_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
@@ -351,6 +351,39 @@ static void cc_free_names(char **names, size_t n)
     for (size_t i = 0; i < n; i++) free(names[i]);
     free(names);
 }
+
+/* One container of a layout named by a root entry (a sample directory, a
+ * tar): 1 when the entry is one and was read, 0 when it is skipped, <0 on
+ * error. */
+typedef int (*cc_container_fn)(cc_ctx *c, const char *entry, err_t *e);
+
+/* What both layouts do around their containers: load the TSV, visit the
+ * root's entries in sorted order (deterministic rejects), then reject the
+ * TSV rows no sample matched. `none`, when set, names what a root without
+ * any container lacks (ERR_NOTFOUND). */
+static int cc_read_root(ds_t *ds, const char *tsv_path, const char *split, cc_container_fn visit, const char *none,
+                        err_t *e)
+{
+    cc_tsv_t tsv = {0};
+    cc_ctx c;
+    int rc = cc_ctx_open(&c, &tsv, ds, tsv_path, split, e);
+    char **names = NULL;
+    size_t n = 0, found = 0;
+    if (!rc) rc = cc_list_dir(ds->root, &names, &n, e);
+    for (size_t i = 0; i < n && !rc; i++) {
+        int r = visit(&c, names[i], e);
+        if (r < 0) rc = r;
+        else found += (size_t)r;
+    }
+    if (!rc && none && found == 0) rc = err_set(e, ERR_NOTFOUND, "%s: no %s", ds->root, none);
+    if (!rc) rc = cc_not_downloaded(&c, e);
+    if (!rc) progress_finish(&c.prog);
+    cc_free_names(names, n);
+    cc_tsv_free(&tsv);
+    return rc;
+}
+
+/* ---- img2dataset "files" layout ----------------------------------------- */
 
 static int cc_read_sidecar(const char *path, char **out, size_t *len, err_t *e)
 {
@@ -408,52 +441,37 @@ static int cc_files_dir(cc_ctx *c, const char *sub, err_t *e)
     return rc;
 }
 
+/* A sample directory (ROOT/NNNNN/) of the files layout; other entries are
+ * skipped. */
+static int cc_files_entry(cc_ctx *c, const char *name, err_t *e)
+{
+    char sub[8192];
+    struct stat st;
+    if (fs_join(sub, sizeof sub, c->ds->root, name, NULL) || stat(sub, &st) || !S_ISDIR(st.st_mode)) return 0;
+    int rc = cc_files_dir(c, name, e);
+    return rc ? rc : 1;
+}
+
 int reader_cc_files_read(ds_t *ds, const char *tsv_path, const char *split, err_t *e)
 {
-    cc_tsv_t tsv = {0};
-    cc_ctx c;
-    int rc = cc_ctx_open(&c, &tsv, ds, tsv_path, split, e);
-    char **names = NULL;
-    size_t n = 0;
-    if (!rc) rc = cc_list_dir(ds->root, &names, &n, e);
-    for (size_t i = 0; i < n && !rc; i++) {
-        char sub[8192];
-        struct stat st;
-        if (fs_join(sub, sizeof sub, ds->root, names[i], NULL) || stat(sub, &st) || !S_ISDIR(st.st_mode)) continue;
-        rc = cc_files_dir(&c, names[i], e);
-    }
-    if (!rc) rc = cc_not_downloaded(&c, e);
-    if (!rc) progress_finish(&c.prog);
-    cc_free_names(names, n);
-    cc_tsv_free(&tsv);
-    return rc;
+    return cc_read_root(ds, tsv_path, split, cc_files_entry, NULL, e);
 }
 
 /* ---- webdataset tars -------------------------------------------------------- */
 
 /* pread on the tar's descriptor: one open per tar, not one per sidecar
- * (CC has millions of samples). The bytes get a NUL after them. */
-static int cc_tar_sidecar(int fd, const tar_member *m, char **out, size_t *len, err_t *e)
+ * (CC has millions of samples). tar_next has checked that the member lies
+ * inside the file. The bytes get a NUL after them. */
+static int cc_tar_sidecar(int fd, const char *path, const tar_member *m, char **out, size_t *len, err_t *e)
 {
     if (m->size > CC_MAX_SIDECAR)
         return err_set(e, ERR_LIMIT, "member '%s': %llu bytes (sidecar limit %u)", m->name, (unsigned long long)m->size,
                        CC_MAX_SIDECAR);
-    char *z = malloc(m->size + 1);
-    if (!z) return err_set(e, ERR_NOMEM, "member '%s'", m->name);
-    size_t got = 0;
-    while (got < m->size) {
-        ssize_t k = pread(fd, z + got, m->size - got, (off_t)(m->data_offset + got));
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) {
-            free(z);
-            return err_set(e, k < 0 ? ERR_IO : ERR_FORMAT, "member '%s': %s", m->name,
-                           k < 0 ? strerror(errno) : "the file ends inside it");
-        }
-        got += (size_t)k;
-    }
-    z[m->size] = 0;
-    *out = z;
-    *len = m->size;
+    uint8_t *z;
+    int rc = fs_pread_alloc(fd, m->data_offset, (size_t)m->size, path, &z, e);
+    if (rc) return err_wrap(e, "member '%s'", m->name);
+    *out = (char *)z;
+    *len = (size_t)m->size;
     return 0;
 }
 
@@ -501,7 +519,7 @@ static int cc_tar_file(cc_ctx *c, const char *tarname, err_t *e)
             free(*dst);
             *dst = NULL;
             err_t w2 = {0};
-            if (cc_tar_sidecar(fd, &m, dst, dlen, &w2)) {
+            if (cc_tar_sidecar(fd, path, &m, dst, dlen, &w2)) {
                 rc = cc_reject(c, &s, DS_MALFORMED_RECORD, w2.msg, e);
                 s.key[0] = 0;
                 if (rc) break;
@@ -523,25 +541,16 @@ static int cc_tar_file(cc_ctx *c, const char *tarname, err_t *e)
     return rc;
 }
 
+/* A NAME.tar of the webdataset layout; other entries are skipped. */
+static int cc_tar_entry(cc_ctx *c, const char *name, err_t *e)
+{
+    size_t l = strlen(name);
+    if (l < 5 || strcmp(name + l - 4, ".tar")) return 0;
+    int rc = cc_tar_file(c, name, e);
+    return rc ? rc : 1;
+}
+
 int reader_cc_tar_read(ds_t *ds, const char *tsv_path, const char *split, err_t *e)
 {
-    cc_tsv_t tsv = {0};
-    cc_ctx c;
-    int rc = cc_ctx_open(&c, &tsv, ds, tsv_path, split, e);
-    char **names = NULL;
-    size_t n = 0;
-    if (!rc) rc = cc_list_dir(ds->root, &names, &n, e);
-    size_t tars = 0;
-    for (size_t i = 0; i < n && !rc; i++) {
-        size_t l = strlen(names[i]);
-        if (l < 5 || strcmp(names[i] + l - 4, ".tar")) continue;
-        tars++;
-        rc = cc_tar_file(&c, names[i], e);
-    }
-    if (!rc && tars == 0) rc = err_set(e, ERR_NOTFOUND, "%s: no .tar files", ds->root);
-    if (!rc) rc = cc_not_downloaded(&c, e);
-    if (!rc) progress_finish(&c.prog);
-    cc_free_names(names, n);
-    cc_tsv_free(&tsv);
-    return rc;
+    return cc_read_root(ds, tsv_path, split, cc_tar_entry, ".tar files", e);
 }

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "core/fsutil.h"
+#include "data/reader_json.h"
 
 void reader_coco_split_name(const char *path, char *out, size_t cap)
 {
@@ -48,18 +49,10 @@ static int coco_images(ds_t *ds, const jscan_t *d, uint32_t images, const char *
             continue;
         }
         snprintf(record, sizeof record, "image %zu (id %lld)", i, id);
-        char key[32], path[4096];
-        snprintf(key, sizeof key, "%lld", id);
-        if (snprintf(path, sizeof path, "%s%s%s", subdir ? split : "", subdir ? "/" : "", file_name) >=
-            (int)sizeof path) {
-            int rc = ds_reject(ds, DS_MALFORMED_RECORD, name, record, "file_name too long", e);
-            if (rc) return rc;
-            continue;
-        }
         size_t idx;
-        int rc = ds_add_image(ds, key, split, MANIFEST_LOC_FILE, path, 0, 0, name, record, &idx, e);
-        if (rc) return rc;
-        ids[(*n_ids)++] = (coco_id){id, idx};
+        int rc = reader_json_add_image(ds, id, split, subdir ? split : "", file_name, name, record, &idx, e);
+        if (rc < 0) return rc;
+        if (rc == 0) ids[(*n_ids)++] = (coco_id){id, idx};
     }
     qsort(ids, *n_ids, sizeof *ids, coco_id_cmp);
     return 0;
@@ -159,9 +152,5 @@ int reader_coco_parse(ds_t *ds, const jscan_t *doc, const char *name, err_t *e)
 
 int reader_coco_read(ds_t *ds, const char *path, err_t *e)
 {
-    jscan_t doc;
-    int rc = jscan_load(&doc, path, e);
-    if (!rc) rc = reader_coco_parse(ds, &doc, path, e);
-    jscan_free(&doc);
-    return rc;
+    return reader_json_read(ds, path, reader_coco_parse, e);
 }

@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "data/reader_json.h"
+
 static int karpathy_key(const jscan_t *d, uint32_t im, long long *id, err_t *why)
 {
     if (jscan_get(d, im, "cocoid")) return jscan_field_int(d, im, "cocoid", id, why);
@@ -49,26 +51,15 @@ int reader_karpathy_parse(ds_t *ds, const jscan_t *d, const char *name, err_t *e
             continue;
         }
         snprintf(record, sizeof record, "image %zu (cocoid %lld)", i, id);
-        char key[32], path[4096];
-        snprintf(key, sizeof key, "%lld", id);
-        if (snprintf(path, sizeof path, "%s%s%s", filepath, *filepath ? "/" : "", filename) >= (int)sizeof path) {
-            int rc = ds_reject(ds, DS_MALFORMED_RECORD, name, record, "path too long", e);
-            if (rc) return rc;
-            continue;
-        }
         size_t idx;
-        int rc = ds_add_image(ds, key, split, MANIFEST_LOC_FILE, path, 0, 0, name, record, &idx, e);
-        if (!rc) rc = karpathy_sentences(ds, idx, d, sents, name, record, e);
-        if (rc) return rc;
+        int rc = reader_json_add_image(ds, id, split, filepath, filename, name, record, &idx, e);
+        if (rc == 0) rc = karpathy_sentences(ds, idx, d, sents, name, record, e);
+        if (rc < 0) return rc;
     }
     return 0;
 }
 
 int reader_karpathy_read(ds_t *ds, const char *path, err_t *e)
 {
-    jscan_t doc;
-    int rc = jscan_load(&doc, path, e);
-    if (!rc) rc = reader_karpathy_parse(ds, &doc, path, e);
-    jscan_free(&doc);
-    return rc;
+    return reader_json_read(ds, path, reader_karpathy_parse, e);
 }

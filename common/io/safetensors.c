@@ -1,14 +1,10 @@
 #include "io/safetensors.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
+#include "core/fsutil.h"
 #include "io/json_util.h"
 #include "io/zio.h"
 
@@ -289,29 +285,12 @@ int st_open_buffer(st_file **fp, const uint8_t *data, size_t len, const char *na
 int st_open(st_file **fp, const char *path, err_t *e)
 {
     *fp = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return err_set(e, ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        int rc = err_set(e, ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
-        close(fd);
-        return rc;
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        close(fd);
-        return err_set(e, ERR_IO, "%s: not a regular file", path);
-    }
-    size_t len = (size_t)sb.st_size;
-    if (len < 8) {
-        close(fd);
-        return err_set(e, ERR_FORMAT, "%s: %zu bytes, too short for a safetensors header", path, len);
-    }
-    void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (map == MAP_FAILED) return err_set(e, ERR_IO, "%s: cannot mmap: %s", path, strerror(errno));
-    int rc = st_open_buffer(fp, map, len, path, e);
+    const uint8_t *map;
+    size_t len;
+    int rc = fs_map_file(path, &map, &len, e);
+    if (!rc) rc = st_open_buffer(fp, map, len, path, e);
     if (rc) {
-        munmap(map, len);
+        fs_unmap(map, len);
         return rc;
     }
     (*fp)->owns_map = 1;
@@ -321,7 +300,7 @@ int st_open(st_file **fp, const char *path, err_t *e)
 void st_close(st_file *f)
 {
     if (!f) return;
-    if (f->owns_map) munmap((void *)f->map, f->map_len);
+    if (f->owns_map) fs_unmap(f->map, f->map_len);
     json_decref(f->header);
     free(f->tensors);
     free(f->by_name);

@@ -1,12 +1,11 @@
 #include "io/tar_reader.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
+
+#include "core/fsutil.h"
 
 /* Pax and GNU long-name payloads are names and a few numbers; anything this
  * large is corrupt. */
@@ -36,14 +35,11 @@ static int tar_open_common(tar_reader **rp, int fd, const uint8_t *buf, uint64_t
 int tar_open(tar_reader **rp, const char *path, err_t *e)
 {
     *rp = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return err_set(e, ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return err_set(e, ERR_IO, "%s: not a readable regular file", path);
-    }
-    int rc = tar_open_common(rp, fd, NULL, (uint64_t)sb.st_size, path, e);
+    int fd;
+    uint64_t size;
+    int rc = fs_open_regular(path, &fd, &size, e);
+    if (rc) return rc;
+    rc = tar_open_common(rp, fd, NULL, size, path, e);
     if (rc) close(fd);
     return rc;
 }
@@ -69,16 +65,7 @@ static int tar_pread(tar_reader *r, uint64_t off, void *dst, size_t n, err_t *e)
         memcpy(dst, r->buf + off, n);
         return 0;
     }
-    size_t got = 0;
-    while (got < n) {
-        ssize_t k = pread(r->fd, (uint8_t *)dst + got, n - got, (off_t)(off + got));
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0)
-            return err_set(e, ERR_IO, "%s: read failed at byte %llu: %s", r->path, (unsigned long long)(off + got),
-                           k < 0 ? strerror(errno) : "file shrank while reading");
-        got += (size_t)k;
-    }
-    return 0;
+    return fs_pread_exact(r->fd, dst, n, off, r->path, e);
 }
 
 /* Octal (NUL/space terminated) or GNU base-256 (high bit of the first byte). */
@@ -268,29 +255,18 @@ int tar_read_range(const char *path, uint64_t offset, uint64_t size, uint8_t **d
 {
     *data = NULL;
     if (size > SIZE_MAX - 1) return err_set(e, ERR_LIMIT, "%s: range of %llu bytes", path, (unsigned long long)size);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return err_set(e, ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    uint8_t *buf = malloc((size_t)size + 1);
-    if (!buf) {
-        close(fd);
-        return err_set(e, ERR_NOMEM, "%s: cannot allocate %llu bytes", path, (unsigned long long)size);
-    }
-    size_t got = 0;
-    while (got < size) {
-        ssize_t k = pread(fd, buf + got, (size_t)size - got, (off_t)(offset + got));
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) {
-            int rc = k < 0 ? err_set(e, ERR_IO, "%s: read failed at byte %llu: %s", path, (unsigned long long)(offset + got), strerror(errno))
-                           : err_set(e, ERR_FORMAT, "%s: short read: %llu bytes at byte %llu, file ends after %zu", path,
-                                     (unsigned long long)size, (unsigned long long)offset, got);
-            free(buf);
-            close(fd);
-            return rc;
-        }
-        got += (size_t)k;
-    }
+    int fd;
+    uint64_t file_size;
+    int rc = fs_open_regular(path, &fd, &file_size, e);
+    if (rc) return rc;
+    /* Checked before reading so that a stale manifest entry costs no
+     * allocation of its (possibly huge) size. */
+    if (offset > file_size || size > file_size - offset)
+        rc = err_set(e, ERR_FORMAT, "%s: short read: %llu bytes at byte %llu, file ends after %llu", path,
+                     (unsigned long long)size, (unsigned long long)offset,
+                     (unsigned long long)(offset > file_size ? 0 : file_size - offset));
+    else
+        rc = fs_pread_alloc(fd, offset, (size_t)size, path, data, e);
     close(fd);
-    buf[size] = 0;
-    *data = buf;
-    return 0;
+    return rc;
 }

@@ -1,13 +1,10 @@
 #include "io/torch_pt.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
+
+#include "core/fsutil.h"
 
 /* ---- zip directory ---------------------------------------------------- */
 
@@ -624,6 +621,7 @@ static int pt_add_tensor(pt_file *f, const char *archive, const char *name, cons
 
 static int pt_parse(pt_file *f, err_t *e)
 {
+    if (f->map_len == 0) return err_set(e, ERR_FORMAT, "%s: empty file", f->path);
     if (f->map_len >= 2 && f->map[0] == 0x80)
         return err_set(e, ERR_UNSUPPORTED, "%s: legacy (pre-1.6, non-zip) torch.save format; re-save it with a newer torch or convert to safetensors", f->path);
     if (f->map_len < 4 || memcmp(f->map, "PK\x03\x04", 4))
@@ -682,24 +680,12 @@ int pt_open_buffer(pt_file **fp, const uint8_t *data, size_t len, const char *na
 int pt_open(pt_file **fp, const char *path, err_t *e)
 {
     *fp = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return err_set(e, ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return err_set(e, ERR_IO, "%s: not a readable regular file", path);
-    }
-    size_t len = (size_t)sb.st_size;
-    if (len == 0) {
-        close(fd);
-        return err_set(e, ERR_FORMAT, "%s: empty file", path);
-    }
-    void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (map == MAP_FAILED) return err_set(e, ERR_IO, "%s: cannot mmap: %s", path, strerror(errno));
-    int rc = pt_open_buffer(fp, map, len, path, e);
+    const uint8_t *map;
+    size_t len;
+    int rc = fs_map_file(path, &map, &len, e);
+    if (!rc) rc = pt_open_buffer(fp, map, len, path, e);
     if (rc) {
-        munmap(map, len);
+        fs_unmap(map, len);
         return rc;
     }
     (*fp)->owns_map = 1;
@@ -709,7 +695,7 @@ int pt_open(pt_file **fp, const char *path, err_t *e)
 void pt_close(pt_file *f)
 {
     if (!f) return;
-    if (f->owns_map) munmap((void *)f->map, f->map_len);
+    if (f->owns_map) fs_unmap(f->map, f->map_len);
     for (int i = 0; i < f->nzip; i++) free(f->zip[i].name);
     free(f->zip);
     for (int i = 0; i < f->n; i++) free((char *)f->tensors[i].name);

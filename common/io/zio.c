@@ -2,12 +2,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <zstd.h>
+
+#include "core/fsutil.h"
 
 struct zio_writer {
     int fd;
@@ -17,18 +18,6 @@ struct zio_writer {
     char path[4096];
     char tmp[4200];
 };
-
-static int zio_write_fd(int fd, const uint8_t *p, size_t n, const char *path, err_t *e)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return err_set(e, ERR_IO, "%s: write failed: %s", path, strerror(errno));
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
 
 static int zio_writer_create(zio_writer **wp, const char *path, int compress, int level, err_t *e)
 {
@@ -40,7 +29,6 @@ static int zio_writer_create(zio_writer **wp, const char *path, int compress, in
         free(w);
         return err_set(e, ERR_ARG, "%s: path too long", path);
     }
-    snprintf(w->tmp, sizeof w->tmp, "%s.tmp.%d", path, (int)getpid());
     if (compress) {
         w->out_cap = ZSTD_CStreamOutSize();
         w->out = malloc(w->out_cap);
@@ -56,9 +44,8 @@ static int zio_writer_create(zio_writer **wp, const char *path, int compress, in
             return err_set(e, ERR_ARG, "%s: zstd level %d: %s", path, level, ZSTD_getErrorName(zr));
         }
     }
-    w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (w->fd < 0) {
-        int rc = err_set(e, ERR_IO, "%s: cannot create: %s", w->tmp, strerror(errno));
+    int rc = fs_tmp_create(path, w->tmp, sizeof w->tmp, &w->fd, e);
+    if (rc) {
         zio_writer_abort(w);
         return rc;
     }
@@ -80,13 +67,13 @@ int zio_writer_open_raw(zio_writer **w, const char *path, err_t *e)
  * compressed output; for ZSTD_e_end, loop until the frame is complete. */
 static int zio_pump(zio_writer *w, const void *data, size_t len, ZSTD_EndDirective mode, err_t *e)
 {
-    if (!w->cctx) return zio_write_fd(w->fd, data, len, w->tmp, e);
+    if (!w->cctx) return fs_write_full(w->fd, data, len, w->tmp, e);
     ZSTD_inBuffer in = {data, len, 0};
     for (;;) {
         ZSTD_outBuffer out = {w->out, w->out_cap, 0};
         size_t left = ZSTD_compressStream2(w->cctx, &out, &in, mode);
         if (ZSTD_isError(left)) return err_set(e, ERR_INTERNAL, "%s: zstd: %s", w->path, ZSTD_getErrorName(left));
-        int rc = zio_write_fd(w->fd, w->out, out.pos, w->tmp, e);
+        int rc = fs_write_full(w->fd, w->out, out.pos, w->tmp, e);
         if (rc) return rc;
         if (mode == ZSTD_e_end ? left == 0 : in.pos == in.size) return 0;
     }
@@ -97,19 +84,6 @@ int zio_write(zio_writer *w, const void *data, size_t len, err_t *e)
     return zio_pump(w, data, len, ZSTD_e_continue, e);
 }
 
-static int zio_fsync_dir(const char *path, err_t *e)
-{
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    const char *dir = dirname(tmp);
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return err_set(e, ERR_IO, "%s: cannot open directory: %s", dir, strerror(errno));
-    int rc = fsync(fd);
-    close(fd);
-    if (rc != 0) return err_set(e, ERR_IO, "%s: fsync failed: %s", dir, strerror(errno));
-    return 0;
-}
-
 int zio_writer_commit(zio_writer *w, err_t *e)
 {
     int rc = zio_pump(w, NULL, 0, ZSTD_e_end, e);
@@ -117,24 +91,7 @@ int zio_writer_commit(zio_writer *w, err_t *e)
         zio_writer_abort(w);
         return rc;
     }
-    if (fsync(w->fd) != 0) {
-        rc = err_set(e, ERR_IO, "%s: fsync failed: %s", w->tmp, strerror(errno));
-        zio_writer_abort(w);
-        return rc;
-    }
-    int fd = w->fd;
-    w->fd = -1;
-    if (close(fd) != 0) {
-        rc = err_set(e, ERR_IO, "%s: close failed: %s", w->tmp, strerror(errno));
-        zio_writer_abort(w);
-        return rc;
-    }
-    if (rename(w->tmp, w->path) != 0) {
-        rc = err_set(e, ERR_IO, "%s: cannot rename into place: %s", w->path, strerror(errno));
-        zio_writer_abort(w);
-        return rc;
-    }
-    rc = zio_fsync_dir(w->path, e);
+    rc = fs_tmp_commit(w->fd, w->tmp, w->path, e);
     ZSTD_freeCCtx(w->cctx);
     free(w->out);
     free(w);

@@ -14,23 +14,28 @@
 // seeded generator, so a rerun writes the same files. Characters come from
 // blocks that Unicode 15 (utf8proc's tables) and Node's newer ICU classify
 // the same way (see docs/tokenizer.md).
+//
+// Also a module: seededRandom is the generator bench/tokenizer_corpus.js
+// draws its captions from.
 'use strict';
 const fs = require('fs');
 const path = require('path');
-const { encode } = require('gpt-3-encoder');
 
-const out = path.join(__dirname, '..', 'fixtures', 'bpe');
-fs.mkdirSync(out, { recursive: true });
-
-let seed = 0x5eed1234;
-function rand() { // mulberry32
-  seed = (seed + 0x6d2b79f5) | 0;
-  let t = seed;
-  t = Math.imul(t ^ (t >>> 15), t | 1);
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+// mulberry32 from a 32-bit seed: the same stream on every Node version, so
+// generated files are reproducible. rand() is uniform in [0, 1).
+function seededRandom(seed) {
+  let state = seed | 0;
+  const rand = () => {
+    state = (state + 0x6d2b79f5) | 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  return { rand, pick: a => a[Math.floor(rand() * a.length)] };
 }
-const pick = a => a[Math.floor(rand() * a.length)];
+
+const { rand, pick } = seededRandom(0x5eed1234);
 const cp = (lo, hi) => String.fromCodePoint(lo + Math.floor(rand() * (hi - lo + 1)));
 
 const edge = [
@@ -106,11 +111,18 @@ function punct() {
   return s;
 }
 
-const lines = edge.slice();
-for (let i = 0; i < 4000; i++) lines.push(caption());
-for (let i = 0; i < 600; i++) lines.push(punct());
-for (const l of lines) if (l.includes('\n')) throw new Error('a fixture line contains \\n');
+function main() {
+  const { encode } = require('gpt-3-encoder');
+  const out = path.join(__dirname, '..', 'fixtures', 'bpe');
+  fs.mkdirSync(out, { recursive: true });
+  const lines = edge.slice();
+  for (let i = 0; i < 4000; i++) lines.push(caption());
+  for (let i = 0; i < 600; i++) lines.push(punct());
+  for (const l of lines) if (l.includes('\n')) throw new Error('a fixture line contains \\n');
+  fs.writeFileSync(path.join(out, 'corpus.txt'), lines.join('\n') + '\n');
+  fs.writeFileSync(path.join(out, 'ids.jsonl'), lines.map(l => JSON.stringify(encode(l))).join('\n') + '\n');
+  console.log(`gen_bpe_fixtures: ${lines.length} lines -> ${out}`);
+}
 
-fs.writeFileSync(path.join(out, 'corpus.txt'), lines.join('\n') + '\n');
-fs.writeFileSync(path.join(out, 'ids.jsonl'), lines.map(l => JSON.stringify(encode(l))).join('\n') + '\n');
-console.log(`gen_bpe_fixtures: ${lines.length} lines -> ${out}`);
+module.exports = { seededRandom };
+if (require.main === module) main();

@@ -277,6 +277,13 @@ static void expect_load_error(const char *dir, int code, const char *needle)
               code, needle);
 }
 
+/* One corruption: write dir/name = text, then loading must fail naming it. */
+static void expect_broken(const char *dir, const char *name, const char *text, const char *needle)
+{
+    write_file(dir, name, text);
+    expect_load_error(dir, ERR_FORMAT, needle);
+}
+
 static void test_broken_files(void)
 {
     char dir[4096];
@@ -285,30 +292,18 @@ static void test_broken_files(void)
 
     /* A tiny consistent vocabulary loads; then each corruption is named. */
     write_file(dir, "vocab.json", "{\"a\": 0, \"b\": 1}");
-    write_file(dir, "merges.txt", "#version: 0.2\n");
-    expect_load_error(dir, ERR_FORMAT, "one-byte token");
-
-    write_file(dir, "vocab.json", "{\"a\": 0, \"b\": ");
-    expect_load_error(dir, ERR_FORMAT, "vocab.json:1:");
-
-    write_file(dir, "vocab.json", "[1, 2]");
-    expect_load_error(dir, ERR_FORMAT, "not a JSON object");
-
-    write_file(dir, "vocab.json", "{\"a\": \"zero\"}");
-    expect_load_error(dir, ERR_FORMAT, "token \"a\": id is not an integer");
-
-    write_file(dir, "vocab.json", "{\"a\": 3, \"b\": 3}");
-    expect_load_error(dir, ERR_FORMAT, "is used twice");
-
-    write_file(dir, "vocab.json", "{\"a\\u0001\": 0}");
-    expect_load_error(dir, ERR_FORMAT, "outside GPT-2's byte alphabet");
+    expect_broken(dir, "merges.txt", "#version: 0.2\n", "one-byte token");
+    expect_broken(dir, "vocab.json", "{\"a\": 0, \"b\": ", "vocab.json:1:");
+    expect_broken(dir, "vocab.json", "[1, 2]", "not a JSON object");
+    expect_broken(dir, "vocab.json", "{\"a\": \"zero\"}", "token \"a\": id is not an integer");
+    expect_broken(dir, "vocab.json", "{\"a\": 3, \"b\": 3}", "is used twice");
+    expect_broken(dir, "vocab.json", "{\"a\\u0001\": 0}", "outside GPT-2's byte alphabet");
 
     /* Real vocabulary, broken merges. */
     copy_file("gpt2/vocab.json", dir, "vocab.json");
-    write_file(dir, "merges.txt", "#version: 0.2\nĠ t\nĠ a b\n");
-    expect_load_error(dir, ERR_FORMAT, "merges.txt: line 3: expected two symbols");
-    write_file(dir, "merges.txt", "#version: 0.2\nĠ t\nqqqzzz x\n");
-    expect_load_error(dir, ERR_FORMAT, "merges.txt: line 3: merge \"qqqzzz x\": \"qqqzzz\" is not in the vocabulary");
+    expect_broken(dir, "merges.txt", "#version: 0.2\nĠ t\nĠ a b\n", "merges.txt: line 3: expected two symbols");
+    expect_broken(dir, "merges.txt", "#version: 0.2\nĠ t\nqqqzzz x\n",
+                  "merges.txt: line 3: merge \"qqqzzz x\": \"qqqzzz\" is not in the vocabulary");
     char path[4200];
     snprintf(path, sizeof path, "%s/merges.txt", dir);
     remove(path);

@@ -65,16 +65,24 @@ static void check_ds(const ds_t *ds, const json_t *exp, const char *what)
 
 static void fixture(char *buf, size_t cap, const char *rel) { check_fixture(buf, cap, rel); }
 
-static void test_coco(void)
+/* A finalized data set over the COCO images (checked on disk) from the
+ * fixture files rels[] (NULL-ended), read in order; splits NULL = all. */
+static void load_json_ds(ds_t *ds, const char *splits, int (*read)(ds_t *, const char *, err_t *),
+                         const char *const *rels)
 {
     char root[4096], path[4200];
-    fixture(root, sizeof root, "data/coco");
-    ds_t ds;
     err_t e = {0};
-    CHECK_OK(ds_init(&ds, root, 1, &e), &e);
-    fixture(path, sizeof path, "data/coco/annotations/captions_train2014.json");
-    CHECK_OK(reader_coco_read(&ds, path, &e), &e);
-    CHECK_OK(ds_finalize(&ds, &e), &e);
+    fixture(root, sizeof root, "data/coco");
+    CHECK_OK(ds_init(ds, root, 1, &e), &e);
+    CHECK_OK(ds_select_splits(ds, splits, &e), &e);
+    for (; *rels; rels++) CHECK_OK(read(ds, check_fixture(path, sizeof path, *rels), &e), &e);
+    CHECK_OK(ds_finalize(ds, &e), &e);
+}
+
+static void test_coco(void)
+{
+    ds_t ds;
+    load_json_ds(&ds, NULL, reader_coco_read, (const char *const[]){"data/coco/annotations/captions_train2014.json", NULL});
     const json_t *exp = exp_case("coco_train");
     check_ds(&ds, exp, "coco train");
     const json_t *paths = json_object_get(exp, "paths");
@@ -97,16 +105,10 @@ static void test_coco(void)
 
 static void test_coco_two_files(void)
 {
-    char root[4096], a[4200], b[4200];
-    fixture(root, sizeof root, "data/coco");
-    fixture(a, sizeof a, "data/coco/annotations/captions_val2014.json");
-    fixture(b, sizeof b, "data/coco/annotations/captions_train2014.json");
     ds_t ds;
-    err_t e = {0};
-    CHECK_OK(ds_init(&ds, root, 1, &e), &e);
-    CHECK_OK(reader_coco_read(&ds, a, &e), &e);
-    CHECK_OK(reader_coco_read(&ds, b, &e), &e);
-    CHECK_OK(ds_finalize(&ds, &e), &e);
+    load_json_ds(&ds, NULL, reader_coco_read,
+                 (const char *const[]){"data/coco/annotations/captions_val2014.json",
+                                       "data/coco/annotations/captions_train2014.json", NULL});
     const json_t *tr = exp_case("coco_train"), *va = exp_case("coco_val");
     CHECK(ds.n_images == json_object_size(json_object_get(tr, "keys")) + json_object_size(json_object_get(va, "keys")));
     /* numeric key order across files: 1, 2, 10, 20, 21 */
@@ -144,15 +146,8 @@ static void test_coco_fatal(void)
 
 static void run_karpathy(const char *splits, const char *case_name)
 {
-    char root[4096], path[4200];
-    fixture(root, sizeof root, "data/coco");
-    fixture(path, sizeof path, "data/karpathy/dataset_coco.json");
     ds_t ds;
-    err_t e = {0};
-    CHECK_OK(ds_init(&ds, root, 1, &e), &e);
-    CHECK_OK(ds_select_splits(&ds, splits, &e), &e);
-    CHECK_OK(reader_karpathy_read(&ds, path, &e), &e);
-    CHECK_OK(ds_finalize(&ds, &e), &e);
+    load_json_ds(&ds, splits, reader_karpathy_read, (const char *const[]){"data/karpathy/dataset_coco.json", NULL});
     const json_t *exp = exp_case(case_name);
     check_ds(&ds, exp, case_name);
     const json_t *sp = json_object_get(exp, "splits");

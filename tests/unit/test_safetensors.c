@@ -5,48 +5,16 @@
  * header is ERR_FORMAT naming the file and the problem; our writer
  * round-trips; tensorfile reports shape mismatches as documented. */
 #include "check.h"
-#include "io/json_util.h"
+#include "io_fixture.h"
 #include "io/npy.h"
 #include "io/safetensors.h"
 #include "io/tensorfile.h"
-
-static json_t *load_expected(const char *section)
-{
-    char p[4096];
-    err_t e = {0};
-    json_t *exp = NULL, *sec = NULL;
-    CHECK_OK(json_load_path(&exp, check_fixture(p, sizeof p, "io/expected.json"), &e), &e);
-    if (exp) CHECK_OK(json_get_object(exp, section, &sec, &e), &e);
-    if (sec) json_incref(sec);
-    json_decref(exp);
-    return sec;
-}
-
-/* Compare shape and values of one tensor against its expected entry. */
-static void check_values(const char *name, const json_t *want, const int64_t *shape, int ndim, const float *v)
-{
-    json_t *ws = json_object_get(want, "shape"), *wv = json_object_get(want, "values");
-    CHECK_MSG((size_t)ndim == json_array_size(ws), "%s: ndim %d", name, ndim);
-    for (int d = 0; d < ndim && d < (int)json_array_size(ws); d++)
-        CHECK_MSG(shape[d] == json_integer_value(json_array_get(ws, (size_t)d)), "%s: dim %d", name, d);
-    int bad = 0;
-    for (size_t i = 0; i < json_array_size(wv); i++)
-        if (v[i] != (float)json_number_value(json_array_get(wv, i))) bad++;
-    CHECK_MSG(bad == 0, "%s: %d values differ", name, bad);
-}
-
-static size_t numel(const int64_t *shape, int ndim)
-{
-    size_t n = 1;
-    for (int d = 0; d < ndim; d++) n *= (size_t)shape[d];
-    return n;
-}
 
 static void test_reference_file(void)
 {
     char p[4096];
     err_t e = {0};
-    json_t *exp = load_expected("ref.safetensors");
+    json_t *exp = io_expected("ref.safetensors");
     st_file *f;
     CHECK_OK(st_open(&f, check_fixture(p, sizeof p, "io/ref.safetensors"), &e), &e);
     if (!f || !exp) return;
@@ -59,10 +27,10 @@ static void test_reference_file(void)
         CHECK_MSG(t != NULL, "%s missing", key);
         if (!t) continue;
         CHECK(st_tensor_at(f, i++) == t); /* header order kept */
-        size_t n = numel(t->shape, t->ndim);
+        size_t n = io_numel(t->shape, t->ndim);
         float *v = malloc((n ? n : 1) * sizeof *v);
         CHECK_OK(st_read_f32(f, t, v, n, &e), &e);
-        check_values(key, want, t->shape, t->ndim, v);
+        io_check_values(key, want, t->shape, t->ndim, v, n);
         CHECK(st_read_f32(f, t, v, n + 1, &e) == ERR_ARG);
         free(v);
     }
@@ -97,6 +65,15 @@ static void test_f16_all_patterns(void)
     free(got);
 }
 
+static int try_st_open(const char *path, err_t *e)
+{
+    st_file *f = NULL;
+    int rc = st_open(&f, path, e);
+    CHECK(rc == 0 || f == NULL);
+    st_close(f);
+    return rc;
+}
+
 static void test_corrupt_files(void)
 {
     static const struct {
@@ -120,15 +97,9 @@ static void test_corrupt_files(void)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char rel[256], p[4096];
         snprintf(rel, sizeof rel, "io/corrupt/%s.safetensors", cases[i].file);
-        check_fixture(p, sizeof p, rel);
-        err_t e = {0};
-        st_file *f = NULL;
-        int rc = st_open(&f, p, &e);
-        CHECK_MSG(rc == cases[i].code, "%s: rc %d (%s)", cases[i].file, rc, e.msg);
-        CHECK_MSG(strstr(e.msg, p) != NULL, "%s: message lacks the path: %s", cases[i].file, e.msg);
-        CHECK_MSG(strstr(e.msg, cases[i].needle) != NULL, "%s: '%s' lacks '%s'", cases[i].file, e.msg, cases[i].needle);
-        CHECK(f == NULL);
+        io_expect_open_error(try_st_open, check_fixture(p, sizeof p, rel), cases[i].code, cases[i].needle);
     }
+    io_expect_empty_and_dir_errors(try_st_open, "too short for a safetensors header");
 }
 
 static void test_write_round_trip(void)
@@ -154,7 +125,7 @@ static void test_write_round_trip(void)
         const st_tensor *t = st_tensor_at(f, i);
         CHECK(!strcmp(t->name, ents[i].name) && t->ndim == ents[i].ndim && t->dtype == ST_F32);
         float got[6];
-        size_t n = numel(t->shape, t->ndim);
+        size_t n = io_numel(t->shape, t->ndim);
         CHECK_OK(st_read_f32(f, t, got, n, &e), &e);
         CHECK(!memcmp(got, ents[i].data, n * sizeof(float)));
     }

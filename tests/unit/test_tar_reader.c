@@ -7,14 +7,24 @@
 #include "io/json_util.h"
 #include "io/tar_reader.h"
 
+/* Open fixture io/FILE (its path into p); NULL, with the CHECK failed,
+ * when it does not open. */
+static tar_reader *open_fixture(const char *file, char *p, size_t cap)
+{
+    char rel[256];
+    snprintf(rel, sizeof rel, "io/%s", file);
+    check_fixture(p, cap, rel);
+    err_t e = {0};
+    tar_reader *r = NULL;
+    CHECK_OK(tar_open(&r, p, &e), &e);
+    return r;
+}
+
 static void check_listing(const char *file, const json_t *want)
 {
-    char rel[256], p[4096];
-    snprintf(rel, sizeof rel, "io/%s", file);
-    check_fixture(p, sizeof p, rel);
+    char p[4096];
     err_t e = {0};
-    tar_reader *r;
-    CHECK_OK(tar_open(&r, p, &e), &e);
+    tar_reader *r = open_fixture(file, p, sizeof p);
     if (!r) return;
     tar_member m;
     size_t i = 0;
@@ -76,12 +86,9 @@ static void test_read_range(void)
 
 static void expect_error(const char *file, const char *needle)
 {
-    char rel[256], p[4096];
-    snprintf(rel, sizeof rel, "io/%s", file);
-    check_fixture(p, sizeof p, rel);
+    char p[4096];
     err_t e = {0};
-    tar_reader *r;
-    CHECK_OK(tar_open(&r, p, &e), &e);
+    tar_reader *r = open_fixture(file, p, sizeof p);
     if (!r) return;
     tar_member m;
     int rc;

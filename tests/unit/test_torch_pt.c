@@ -5,44 +5,36 @@
  * included). Non-contiguous, wrapped, legacy, foreign-callable and
  * unknown-opcode files fail with the documented codes and messages. */
 #include "check.h"
-#include "io/json_util.h"
+#include "io_fixture.h"
 #include "io/tensorfile.h"
 #include "io/torch_pt.h"
 
 static void check_against_expected(const char *file)
 {
-    char p[4096], pe[4096], rel[256];
+    char p[4096], rel[256];
     err_t e = {0};
-    json_t *exp = NULL, *sec = NULL;
-    CHECK_OK(json_load_path(&exp, check_fixture(pe, sizeof pe, "io/expected.json"), &e), &e);
     /* the protocol-4 and zip64 files hold the same dict as state_dict.pt */
-    CHECK_OK(json_get_object(exp, strncmp(file, "state_dict", 10) ? file : "state_dict.pt", &sec, &e), &e);
+    json_t *exp = io_expected(strncmp(file, "state_dict", 10) ? file : "state_dict.pt");
     snprintf(rel, sizeof rel, "io/%s", file);
     pt_file *f = NULL;
     CHECK_OK(pt_open(&f, check_fixture(p, sizeof p, rel), &e), &e);
-    if (!f || !sec) {
+    if (!f || !exp) {
         json_decref(exp);
         pt_close(f);
         return;
     }
-    CHECK_MSG(pt_count(f) == (int)json_object_size(sec), "%s: %d tensors", file, pt_count(f));
+    CHECK_MSG(pt_count(f) == (int)json_object_size(exp), "%s: %d tensors", file, pt_count(f));
     const char *key;
     json_t *want;
     int i = 0;
-    json_object_foreach(sec, key, want) {
+    json_object_foreach(exp, key, want) {
         const pt_tensor *t = pt_tensor_at(f, i++);
         CHECK_MSG(t && !strcmp(t->name, key), "%s: tensor %d is not %s", file, i - 1, key);
         if (!t) continue;
-        json_t *ws = json_object_get(want, "shape"), *wv = json_object_get(want, "values");
-        CHECK_MSG((size_t)t->ndim == json_array_size(ws), "%s: %s ndim", file, key);
-        for (int d = 0; d < t->ndim && d < (int)json_array_size(ws); d++) CHECK(t->shape[d] == json_integer_value(json_array_get(ws, (size_t)d)));
-        size_t n = json_array_size(wv);
+        size_t n = io_numel(t->shape, t->ndim);
         float *v = malloc((n ? n : 1) * sizeof *v);
         CHECK_OK(pt_read_f32(f, t, v, n, &e), &e);
-        int bad = 0;
-        for (size_t k = 0; k < n; k++)
-            if (v[k] != (float)json_number_value(json_array_get(wv, k))) bad++;
-        CHECK_MSG(bad == 0, "%s: %s: %d values differ", file, key, bad);
+        io_check_values(key, want, t->shape, t->ndim, v, n);
         free(v);
     }
     pt_close(f);
@@ -72,6 +64,15 @@ static void test_dtypes_and_offsets(void)
     pt_close(f);
 }
 
+static int try_pt_open(const char *path, err_t *e)
+{
+    pt_file *f = NULL;
+    int rc = pt_open(&f, path, e);
+    CHECK(rc == 0 || f == NULL);
+    pt_close(f);
+    return rc;
+}
+
 static void test_rejections(void)
 {
     static const struct {
@@ -89,14 +90,9 @@ static void test_rejections(void)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char rel[256], p[4096];
         snprintf(rel, sizeof rel, "io/%s", cases[i].file);
-        check_fixture(p, sizeof p, rel);
-        err_t e = {0};
-        pt_file *f = NULL;
-        int rc = pt_open(&f, p, &e);
-        CHECK_MSG(rc == cases[i].code, "%s: rc %d (%s)", cases[i].file, rc, e.msg);
-        CHECK_MSG(strstr(e.msg, p) && strstr(e.msg, cases[i].needle), "%s: '%s' lacks '%s'", cases[i].file, e.msg, cases[i].needle);
-        CHECK(f == NULL);
+        io_expect_open_error(try_pt_open, check_fixture(p, sizeof p, rel), cases[i].code, cases[i].needle);
     }
+    io_expect_empty_and_dir_errors(try_pt_open, "empty file");
 }
 
 static void test_tensorfile_pt(void)
