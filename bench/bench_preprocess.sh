@@ -5,6 +5,8 @@
 # when present, plus synthetic PNG (RGB, RGBA), WebP, progressive and grey
 # JPEG made by bench_preprocess_ref.py --make.
 # usage: bench/bench_preprocess.sh [THREADS...]   (default: 1 2)
+#        BUILD=dir (default build-bench): the build directory to use
+#        BUILD_ONLY=1: only build $BUILD/bench_preprocess (bench_fast_resize.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 threads=("$@")
@@ -13,7 +15,7 @@ need=()
 /usr/bin/python3 -c "import torchvision" 2>/dev/null || need+=(python3-torchvision)
 /usr/bin/python3 -c "import PIL" 2>/dev/null || need+=(python3-pil)
 if [ ${#need[@]} -gt 0 ]; then apt-get install -y "${need[@]}" >/dev/null; fi
-b=build-bench
+b=${BUILD:-build-bench}
 cmake -S . -B "$b" -DCLIPCAP_SANITIZED_TESTS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$b" -j2 --target clipcap_common >/dev/null
 mpilink=$(mpicc --showme:link)
@@ -22,6 +24,7 @@ mpicomp=$(mpicc --showme:compile)
 gcc -std=c11 -D_GNU_SOURCE -O2 -Icommon $mpicomp bench/bench_preprocess.c "$b/libclipcap_common.a" -o "$b/bench_preprocess" \
   $(pkg-config --cflags --libs jansson libzstd libuv libwebp libwebpdemux libpng libjpeg lmdb openblas libxxhash) \
   $mpilink -fopenmp -lpthread -lm
+[ "${BUILD_ONLY:-0}" = 1 ] && exit 0
 imgdir="$b/bench-images"
 /usr/bin/python3 bench/bench_preprocess_ref.py --make "$imgdir"
 files=("$imgdir"/*)

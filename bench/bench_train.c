@@ -1,54 +1,64 @@
-/* clipcap side of bench/bench_train.sh: one ClipCap training step (MLP
- * mapper + GPT-2 small tuned: forward, loss, backward, AdamW), random
- * weights, after one warm-up step.
+/* clipcap side of bench/bench_train.sh: one ClipCap training step
+ * (forward, loss, backward, AdamW) at GPT-2 small's shape, random weights,
+ * one warm-up step, then STEPS timed.
+ *   mlp          MLP mapper (k = 10) + GPT-2 tuned
+ *   transformer  Transformer mapper (k = 40, clip_length = 40, 8 layers) +
+ *                GPT-2 frozen (no GPT-2 weight gradient computed or stored)
  *
- * usage: bench_train BATCH CAPTION_LEN PREFIX_LEN THREADS STEPS */
+ * usage: bench_train VARIANT BATCH CAPTION_LEN THREADS STEPS */
 #include "core/progress.h"
 #include "nn/adamw.h"
 #include "nn/clipcap_model.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
-static uint64_t rng = 1;
-static float gauss(void)
+/* uniform in [-a, a) from xorshift64* */
+static float uniform(uint64_t *s, float a)
 {
-    double u[2];
-    for (int i = 0; i < 2; i++) {
-        rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
-        u[i] = ((rng >> 11) + 0.5) / 9007199254740992.0;
-    }
-    return (float)(sqrt(-2.0 * log(u[0])) * cos(2.0 * M_PI * u[1]));
+    *s ^= *s >> 12, *s ^= *s << 25, *s ^= *s >> 27;
+    return ((float)((*s * 2685821657736338717ULL) >> 40) / 16777216.0f * 2.0f - 1.0f) * a;
 }
 
 int main(int argc, char **argv)
 {
-    if (argc != 6) {
-        fprintf(stderr, "usage: bench_train BATCH CAPTION_LEN PREFIX_LEN THREADS STEPS\n");
+    if (argc != 6 || (strcmp(argv[1], "mlp") && strcmp(argv[1], "transformer"))) {
+        fprintf(stderr, "usage: bench_train mlp|transformer BATCH CAPTION_LEN THREADS STEPS\n");
         return 2;
     }
-    int B = atoi(argv[1]), L = atoi(argv[2]), K = atoi(argv[3]), threads = atoi(argv[4]), steps = atoi(argv[5]);
+    int mlp = !strcmp(argv[1], "mlp");
+    int B = atoi(argv[2]), L = atoi(argv[3]), threads = atoi(argv[4]), steps = atoi(argv[5]);
+    const int D = 512, K = mlp ? 10 : 40;
     err_t e = {0};
     ops_ctx *ops = NULL;
     clipcap_model m;
     adamw opt;
-    gpt2_config gc = {50257, 1024, 768, 12, 12, 1e-5f};
-    clipcap_config cc = {CLIPCAP_MAP_MLP, 512, K, 0, 0, 0, 0};
+    memset(&m, 0, sizeof m);
+    memset(&opt, 0, sizeof opt);
+    gpt2_config gc = {.vocab_size = 50257, .n_positions = 1024, .n_embd = 768, .n_head = 12, .n_layer = 12,
+                      .ln_eps = 1e-5f};
+    clipcap_config cc = {.mapping = mlp ? CLIPCAP_MAP_MLP : CLIPCAP_MAP_TRANSFORMER, .clip_dim = D, .prefix_len = K,
+                         .clip_len = mlp ? 0 : 40, .mapper_layers = mlp ? 0 : 8, .freeze_gpt2 = !mlp};
+    float *clip = malloc((size_t)B * D * sizeof *clip);
+    int32_t *tokens = malloc((size_t)B * L * sizeof *tokens);
+    if (!clip || !tokens) {
+        fprintf(stderr, "bench_train: out of memory\n");
+        return 1;
+    }
     if (ops_create(&ops, threads, &e) || clipcap_model_init(&m, ops, &cc, &gc, &e)) goto fail;
-    for (size_t i = 0; i < m.n_params; i++) m.params[i] = 0.02f * gauss();
+    uint64_t s = 0x9e3779b97f4a7c15ULL;
+    for (size_t i = 0; i < m.n_params; i++) m.params[i] = uniform(&s, 0.035f); /* std 0.02 */
     adamw_config ac;
     adamw_config_default(&ac);
     ac.warmup_steps = 0;
     ac.total_steps = 1000;
     if (adamw_init(&opt, ops, &ac, m.n_trainable, &e)) goto fail;
-    float *clip = malloc((size_t)B * 512 * sizeof *clip);
-    int32_t *tokens = malloc((size_t)B * L * sizeof *tokens);
-    for (int i = 0; i < B * 512; i++) clip[i] = gauss();
-    for (int i = 0; i < B * L; i++) tokens[i] = (int32_t)((unsigned)(gauss() * 1e6f + 1e8f) % 50257u);
+    for (int i = 0; i < B * D; i++) clip[i] = uniform(&s, 1.7f);
+    for (int i = 0; i < B * L; i++) tokens[i] = (int32_t)((uint32_t)(uniform(&s, 0.5f) * 1e7f + 1e7f) % 50257u);
     double loss = 0, t0 = 0;
-    for (int s = 0; s <= steps; s++) {
-        if (s == 1) t0 = clock_now(); /* step 0 is the warm-up */
+    for (int st = 0; st <= steps; st++) {
+        if (st == 1) t0 = clock_now(); /* step 0 is the warm-up */
         long count = 0;
         clipcap_model_zero_grad(&m);
         if (clipcap_model_forward(&m, clip, tokens, B, L, &loss, &count, &e) ||
@@ -58,8 +68,8 @@ int main(int argc, char **argv)
         loss /= (double)count;
     }
     double dt = clock_now() - t0;
-    printf("clipcap %d threads: %.3f s for %d steps (batch %d, T %d), loss %.4f, steps/s: %.4f\n", threads, dt, steps,
-           B, K + L, loss, steps / dt);
+    printf("clipcap %s %d threads: batch %d, T %d, %zu trainable of %zu parameters, loss %.4f, s/step: %.3f\n",
+           argv[1], threads, B, K + L, m.n_trainable, m.n_params, loss, dt / steps);
     free(clip);
     free(tokens);
     adamw_free(&opt);

@@ -1,15 +1,25 @@
 #!/usr/bin/env bash
-# One ClipCap training step on the CPU (MLP mapper + GPT-2 small tuned, fp32:
-# forward, loss, backward, AdamW): clipcap's against the same model in plain
-# PyTorch (what a user of the reference code runs), same shapes, same batch,
-# same thread count, random weights, one warm-up step then STEPS timed.
-# Prints steps/s of both and the ratio.
+# One ClipCap training step on the CPU (forward, loss, backward, AdamW;
+# fp32; GPT-2 small, CLIP dim 512, random weights) for the paper's two
+# configurations, clipcap against the same model in plain PyTorch (what a
+# user of the reference code runs), same shapes, same batch, same threads:
+#   mlp          MLP mapper (k = 10) + GPT-2 tuned            T = 10 + LEN
+#   transformer  Transformer mapper (k = 40, clip_length 40,  T = 40 + LEN
+#                8 layers) + GPT-2 frozen; PyTorch as the reference freezes
+#                (GPT-2 weight gradients computed, then discarded) and, with
+#                TORCH_NOGRAD=1, also with GPT-2's requires_grad off
+# Each run is its own process: one warm-up step, STEPS timed; the peak
+# resident memory of the process (/usr/bin/time's maximum RSS) beside it.
+# Prints s/step, the ratio torch/clipcap (> 1: clipcap is faster) and the
+# memory of both. Takes ~2 minutes at the defaults on 2 quiet cores (four
+# processes of two steps each); a loaded machine stretches that several
+# times and skews the ratio (see docs/training.md).
 #
-#   bench/bench_train.sh [BATCH] [CAPTION_LEN] [STEPS] [THREADS]   (default 4 20 2 $(nproc))
+#   bench/bench_train.sh [THREADS] [BATCH] [LEN] [STEPS]   (default 2 40 20 1)
 #   BUILD=path/to/build-dir   (default build; needs libclipcap_common.a there)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-batch="${1:-4}"; len="${2:-20}"; steps="${3:-2}"; threads="${4:-$(nproc)}"; prefix=10
+threads="${1:-2}"; batch="${2:-40}"; len="${3:-20}"; steps="${4:-1}"
 build="${BUILD:-build}"
 out=bench/out/train
 [ -f "$build/libclipcap_common.a" ] || { echo "bench_train: $build/libclipcap_common.a not found (build first or set BUILD)" >&2; exit 1; }
@@ -18,8 +28,30 @@ mpicc -O2 -std=c11 -D_GNU_SOURCE -fopenmp -Icommon bench/bench_train.c "$build/l
   $(pkg-config --cflags --libs jansson libzstd libuv libwebp libwebpdemux libpng libjpeg lmdb openblas libxxhash) \
   -lm -o "$out/bench_train"
 
-OMP_NUM_THREADS="$threads" /usr/bin/python3 bench/bench_train.py "$batch" "$len" "$prefix" "$threads" "$steps" | tee "$out/torch.txt"
-OMP_NUM_THREADS="$threads" "$out/bench_train" "$batch" "$len" "$prefix" "$threads" "$steps" | tee "$out/clipcap.txt"
-awk -v t="$(grep -o 'steps/s: [0-9.]*' "$out/torch.txt" | cut -d' ' -f2)" \
-    -v c="$(grep -o 'steps/s: [0-9.]*' "$out/clipcap.txt" | cut -d' ' -f2)" \
-    'BEGIN { printf "ratio clipcap/torch: %.2fx\n", c / t }'
+export OMP_NUM_THREADS="$threads"
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+run() { # NAME command... -> prints its line, records s/step and max RSS (MiB)
+  local name=$1; shift
+  /usr/bin/time -f "%M" -o "$out/$name.rss" "$@" >"$out/$name.txt"
+  cat "$out/$name.txt"
+  sec[$name]=$(sed -n 's/.*s\/step: \([0-9.]*\).*/\1/p' "$out/$name.txt")
+  rss[$name]=$(( $(tail -1 "$out/$name.rss") / 1024 ))
+}
+declare -A sec rss
+run c_mlp "$out/bench_train" mlp "$batch" "$len" "$threads" "$steps"
+run t_mlp /usr/bin/python3 bench/bench_train.py mlp "$batch" "$len" "$threads" "$steps"
+run c_tf "$out/bench_train" transformer "$batch" "$len" "$threads" "$steps"
+run t_tf /usr/bin/python3 bench/bench_train.py transformer "$batch" "$len" "$threads" "$steps"
+[ "${TORCH_NOGRAD:-0}" = 1 ] && run t_tfng /usr/bin/python3 bench/bench_train.py transformer-nograd "$batch" "$len" "$threads" "$steps"
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+row() { # LABEL CLIPCAP TORCH
+  awk -v l="$1" -v c="${sec[$2]}" -v t="${sec[$3]}" -v cm="${rss[$2]}" -v tm="${rss[$3]}" \
+    'BEGIN { printf "%-44s clipcap %7.2f s %6d MiB | torch %7.2f s %6d MiB | speed-up %.2fx, memory %.2fx\n",
+             l, c, cm, t, tm, t / c, tm / cm }'
+}
+echo "batch $batch, caption length $len, $threads threads (s/step, peak RSS):"
+row "MLP k=10 + GPT-2 tuned" c_mlp t_mlp
+row "Transformer k=40 + GPT-2 frozen (reference)" c_tf t_tf
+[ "${TORCH_NOGRAD:-0}" = 1 ] && row "Transformer, torch with requires_grad off" c_tf t_tfng
+exit 0

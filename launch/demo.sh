@@ -3,7 +3,9 @@
 # set (clipcap synth) → manifest (shard) → CLIP features in LMDB (extract,
 # tiny random CLIP shipped in tests/fixtures) → data-parallel training of the
 # MLP mapper + GPT-2 (tiny GPT-2 with the real 50257-token vocabulary) →
-# store statistics, each stage on ${CLIPCAP_DEMO_RANKS:-2} MPI ranks.
+# captions for every image (resumable zstd JSONL shards) → evaluation of the
+# trained model (COCO results file + BLEU/ROUGE-L/CIDEr-D), each stage on
+# ${CLIPCAP_DEMO_RANKS:-2} MPI ranks.
 # Installs what is missing and builds first. Output under ${CLIPCAP_DEMO_DIR:-demo-out}/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,4 +29,12 @@ run store stats --store "$out/store"
 echo "== train" >&2
 run train --manifest "$out/manifest" --store "$out/store" --gpt2 "$fx/train/gpt2_fullvocab" \
   --mapping mlp --prefix-len 4 --batch 8 --epochs 2 --lr 1e-2 --warmup 4 --out "$out/run"
-echo "demo: done; outputs in $out/ (manifest/, store/, run/)" >&2
+ckpt=$(ls "$out"/run/model-step-*.safetensors | tail -1)
+echo "== caption (corpus dump with $ckpt)" >&2
+run caption --manifest "$out/manifest" --store "$out/store" --model "$ckpt" \
+  --gpt2 "$fx/train/gpt2_fullvocab" --out "$out/captions"
+echo "== eval" >&2
+run eval --manifest "$out/manifest" --split train --store "$out/store" --model "$ckpt" \
+  --gpt2 "$fx/train/gpt2_fullvocab" --annotations "$out/data/coco/annotations/captions_train2014.json" \
+  --results "$out/results.json" | tee "$out/scores.json"
+echo "demo: done; outputs in $out/ (manifest/, store/, run/, captions/, results.json, scores.json)" >&2

@@ -1,7 +1,8 @@
 /* `clipcap embed`: CLIP image embeddings of image files, one JSON line per
  * image, for checking the tower against other tools and for scripts. The
  * dataset-scale path is `clipcap extract` (feature store); this stage is
- * the direct one.
+ * the direct one. Reading, decoding and the tower are common/nn/clip_embed.h,
+ * shared with `clipcap caption --images`.
  *
  * Ranks take contiguous blocks of whole batches of the file list; rank 0
  * gathers and prints in input order, so the output of `mpirun -np N` is
@@ -9,15 +10,13 @@
  * process.
  * A file that cannot be read or decoded is reported on stderr with its path
  * and skipped; the run goes on and exits 1 at the end. */
-#include "core/fsutil.h"
 #include "core/log.h"
 #include "core/mpictx.h"
-#include "image/clip_preprocess.h"
+#include "nn/clip_embed.h"
 #include "nn/clip_vit.h"
 
 #include <getopt.h>
 #include <jansson.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,60 +48,6 @@ typedef struct embed_opts {
     const char *clip_dir;
     int fast_resize, batch, threads;
 } embed_opts;
-
-/* Read and preprocess one file into dst; the error names the path. */
-static int load_image(const char *path, const clip_preprocess_cfg *cfg, float *dst, err_t *e)
-{
-    uint8_t *data = NULL;
-    size_t len = 0;
-    int rc = fs_read_all(path, &data, &len, e);
-    if (rc) return rc;
-    rc = clip_preprocess(data, len, cfg, dst, NULL, e);
-    free(data);
-    return rc ? err_wrap(e, "%s", path) : 0;
-}
-
-/* Embed paths[0..n) into out[n, E]; ok[i] = 1 where image i succeeded.
- * Decoding runs in parallel across the batch (clip_preprocess is
- * re-entrant); the forward pass is parallel inside the ops. */
-static int embed_block(clip_vit *m, const embed_opts *o, char **paths, int n, float *out, int *ok, err_t *e)
-{
-    const int S = clip_vit_image_size(m), E = clip_vit_embed_dim(m);
-    const size_t img = (size_t)3 * S * S;
-    clip_preprocess_cfg cfg;
-    clip_preprocess_cfg_default(&cfg, S);
-    cfg.fast_resize = o->fast_resize;
-    float *batch = malloc((size_t)o->batch * img * sizeof(float));
-    float *emb = malloc((size_t)o->batch * E * sizeof(float));
-    err_t *errs = calloc((size_t)o->batch, sizeof *errs);
-    int *slot = malloc((size_t)o->batch * sizeof *slot), *status = malloc((size_t)o->batch * sizeof *status);
-    if (!batch || !emb || !errs || !slot || !status) {
-        free(batch), free(emb), free(errs), free(slot), free(status);
-        return err_set(e, ERR_NOMEM, "embed: out of memory for a batch of %d images", o->batch);
-    }
-    int rc = 0;
-    for (int start = 0; start < n && !rc; start += o->batch) {
-        int count = n - start < o->batch ? n - start : o->batch;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(o->threads > 0 ? o->threads : omp_get_max_threads())
-        for (int i = 0; i < count; i++) status[i] = load_image(paths[start + i], &cfg, batch + (size_t)i * img, &errs[i]);
-        /* Compact the decoded images to the front of the batch. */
-        int good = 0;
-        for (int i = 0; i < count; i++) {
-            ok[start + i] = status[i] == 0;
-            if (status[i]) {
-                log_msg(LOG_ERROR, "%s", errs[i].msg);
-                continue;
-            }
-            if (good != i) memcpy(batch + (size_t)good * img, batch + (size_t)i * img, img * sizeof(float));
-            slot[good++] = start + i;
-        }
-        if (!good) continue;
-        rc = clip_vit_forward(m, batch, good, emb, e);
-        for (int g = 0; !rc && g < good; g++) memcpy(out + (size_t)slot[g] * E, emb + (size_t)g * E, E * sizeof(float));
-    }
-    free(batch), free(emb), free(errs), free(slot), free(status);
-    return rc;
-}
 
 static void print_line(const char *path, const float *v, int E)
 {
@@ -175,20 +120,24 @@ int stage_embed_main(int argc, char **argv)
 
     ops_ctx *ops = NULL;
     clip_vit *m = NULL;
+    clip_embed *ce = NULL;
     rc = ops_create(&ops, o.threads, &e);
     if (!rc) rc = clip_vit_load(&m, ops, o.clip_dir, o.batch, &e);
+    if (!rc)
+        rc = clip_embed_create(
+            &ce, m, &(clip_embed_cfg){.max_batch = o.batch, .fast_resize = o.fast_resize, .threads = o.threads}, &e);
     rc = mpictx_agree(rc, &e);
     float *out = NULL;
-    int *ok = NULL;
+    int *status = NULL; /* per image: 0 or why it failed */
     int E = m ? clip_vit_embed_dim(m) : 0;
     if (!rc) {
         /* rank 0 holds everyone's results for the ordered print */
         size_t rows = rank == 0 ? (size_t)n : (size_t)(hi - lo);
         out = calloc(rows ? rows * E : 1, sizeof(float));
-        ok = calloc(rows ? rows : 1, sizeof(int));
-        if (!out || !ok) rc = err_set(&e, ERR_NOMEM, "embed: out of memory for %zu embeddings", rows);
+        status = calloc(rows ? rows : 1, sizeof(int));
+        if (!out || !status) rc = err_set(&e, ERR_NOMEM, "embed: out of memory for %zu embeddings", rows);
     }
-    if (!rc) rc = embed_block(m, &o, paths + lo, hi - lo, out, ok, &e);
+    if (!rc) rc = clip_embed_files(ce, paths + lo, hi - lo, out, status, &e);
     rc = mpictx_agree(rc, &e);
     if (!rc && size > 1) {
         int *counts = malloc(2 * (size_t)size * sizeof(int)), *displs = counts + size;
@@ -199,8 +148,8 @@ int stage_embed_main(int argc, char **argv)
                 displs[r] = batch_start(r, size, nb, o.batch, n);
                 counts[r] = batch_start(r + 1, size, nb, o.batch, n) - displs[r];
             }
-            rc = mpictx_check(MPI_Gatherv(rank ? ok : MPI_IN_PLACE, hi - lo, MPI_INT, ok, counts, displs, MPI_INT, 0,
-                                          mpictx_comm()),
+            rc = mpictx_check(MPI_Gatherv(rank ? status : MPI_IN_PLACE, hi - lo, MPI_INT, status, counts, displs,
+                                          MPI_INT, 0, mpictx_comm()),
                               "MPI_Gatherv", &e);
             for (int r = 0; r < size; r++) counts[r] *= E, displs[r] *= E;
             if (!rc)
@@ -212,14 +161,15 @@ int stage_embed_main(int argc, char **argv)
     }
     int failed = 0;
     if (!rc) {
-        for (int i = 0; i < (rank == 0 ? n : hi - lo); i++) failed += !ok[i];
+        for (int i = 0; i < (rank == 0 ? n : hi - lo); i++) failed += status[i] != 0;
         if (rank == 0)
             for (int i = 0; i < n; i++)
-                if (ok[i]) print_line(paths[i], out + (size_t)i * E, E);
+                if (!status[i]) print_line(paths[i], out + (size_t)i * E, E);
     }
+    clip_embed_free(ce);
     clip_vit_free(m);
     ops_destroy(ops);
-    free(out), free(ok);
+    free(out), free(status);
     if (rc) return err_report("embed", &e);
     if (size > 1 && mpictx_check(MPI_Bcast(&failed, 1, MPI_INT, 0, mpictx_comm()), "MPI_Bcast", &e))
         return err_report("embed", &e);

@@ -2,15 +2,17 @@
  * captions of a manifest with the CLIP embeddings of the feature store,
  * data-parallel over MPI ranks (docs/training.md).
  *
- * Every rank builds the same example list (one example per caption, in
- * manifest order, captions of images without an embedding dropped) and the
- * same per-epoch permutation (seed, epoch). Global batch b of an epoch is
- * perm[b·B, (b+1)·B); rank r takes the contiguous slice
- * [B·r/N, B·(r+1)/N). The loss is the mean over the GLOBAL batch's counted
- * tokens: ranks first agree on the token count, then each backward is
- * scaled by 1/count and ONE MPI_Allreduce (sum) over the flat gradient
- * buffer gives every rank the single-process gradient, so all ranks apply
- * the same AdamW step. A weight checksum compares ranks every K steps.
+ * Every rank builds the same example list (data/train_data.h: one example
+ * per caption, in manifest order, captions of images whose extraction
+ * failed dropped; token ids in memory, embeddings looked up in the store
+ * one batch at a time) and the same per-epoch permutation (seed, epoch).
+ * Global batch b of an epoch is perm[b·B, (b+1)·B); rank r takes the
+ * contiguous slice [B·r/N, B·(r+1)/N). The loss is the mean over the
+ * GLOBAL batch's counted tokens: ranks first agree on the token count, then
+ * each backward is scaled by 1/count and ONE MPI_Allreduce (sum) over the
+ * flat gradient buffer gives every rank the single-process gradient, so all
+ * ranks apply the same AdamW step. A weight checksum compares ranks every
+ * K steps.
  *
  * Rank 0 writes checkpoints (safetensors named as the reference names its
  * state dict: clip_project.*, plus gpt.transformer.* and gpt.lm_head.weight
@@ -20,17 +22,18 @@
 #include "core/log.h"
 #include "core/mpictx.h"
 #include "core/progress.h"
-#include "data/manifest.h"
+#include "data/train_data.h"
 #include "io/json_util.h"
 #include "io/safetensors.h"
 #include "io/tensorfile.h"
 #include "nn/adamw.h"
 #include "nn/clipcap_model.h"
 #include "nn/ops.h"
-#include "store/store.h"
+#include "nn/ops_comm.h"
 
 #include <getopt.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,179 +183,6 @@ static int train_parse(int argc, char **argv, train_opts *o, err_t *e)
     return 0;
 }
 
-/* ---- data: examples and embeddings ---- */
-
-typedef struct train_data {
-    int L;             /* max_seq_len */
-    int D;             /* CLIP embedding size */
-    size_t n_images, n_examples;
-    char **keys;       /* sorted image keys */
-    float *emb;        /* [n_images, D] */
-    uint8_t *has_emb;  /* [n_images] */
-    size_t *ex_image;  /* [n_examples] image index */
-    int32_t *tokens;   /* [n_examples, L], -1 = padding */
-} train_data;
-
-static void data_free(train_data *d)
-{
-    for (size_t i = 0; i < d->n_images; i++) free(d->keys[i]);
-    free(d->keys);
-    free(d->emb);
-    free(d->has_emb);
-    free(d->ex_image);
-    free(d->tokens);
-    memset(d, 0, sizeof *d);
-}
-
-static int split_selected(const char *splits, const char *split)
-{
-    if (!splits) return 1;
-    size_t n = strlen(split);
-    for (const char *p = splits; *p;) {
-        const char *comma = strchr(p, ',');
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        if (len == n && !strncmp(p, split, n)) return 1;
-        p += len + (comma ? 1 : 0);
-    }
-    return 0;
-}
-
-static int grow(void **p, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap) return 0;
-    size_t c = *cap ? *cap * 2 : 1024;
-    while (c < need) c *= 2;
-    void *q = realloc(*p, c * elem);
-    if (!q) return ERR_NOMEM;
-    *p = q;
-    *cap = c;
-    return 0;
-}
-
-static int cmp_key(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-/* Manifest order: images by shard, captions in record order. */
-static int read_manifest(train_data *d, const train_opts *o, err_t *e)
-{
-    manifest_t *m = NULL;
-    int rc = manifest_open(&m, o->manifest, e);
-    if (rc) return rc;
-    d->L = (int)manifest_token_stats(m)->max_seq_len;
-    if (d->L < 1) {
-        manifest_close(m);
-        return err_set(e, ERR_FORMAT, "%s: max_seq_len is 0 (no tokenised captions)", o->manifest);
-    }
-    size_t cap_img = 0, cap_ex = 0, cap_tok = 0;
-    char **img_keys = NULL;
-    size_t *ex_img = NULL;
-    for (int s = 0; s < manifest_num_shards(m) && !rc; s++) {
-        manifest_shard_reader *r = NULL;
-        if ((rc = manifest_shard_open(&r, m, s, e))) break;
-        manifest_record_t rec;
-        int more = 0;
-        while (!rc && (more = manifest_shard_next(r, &rec, e)) == 1) {
-            if (!split_selected(o->splits, rec.split) || rec.n_captions == 0) continue;
-            if (grow((void **)&img_keys, &cap_img, d->n_images + 1, sizeof *img_keys) ||
-                !(img_keys[d->n_images] = strdup(rec.key))) {
-                rc = ERR_NOMEM;
-                break;
-            }
-            for (size_t c = 0; c < rec.n_captions && !rc; c++) {
-                size_t ex = d->n_examples;
-                if (grow((void **)&ex_img, &cap_ex, ex + 1, sizeof *ex_img) ||
-                    grow((void **)&d->tokens, &cap_tok, (ex + 1) * (size_t)d->L, sizeof *d->tokens)) {
-                    rc = ERR_NOMEM;
-                    break;
-                }
-                ex_img[ex] = d->n_images;
-                int32_t *t = d->tokens + ex * (size_t)d->L;
-                for (int j = 0; j < d->L; j++) t[j] = j < (int)rec.n_tokens[c] ? rec.tokens[c][j] : -1;
-                d->n_examples++;
-            }
-            d->n_images++;
-        }
-        if (!rc && more < 0) rc = more;
-        manifest_shard_close(r);
-    }
-    manifest_close(m);
-    d->keys = img_keys;
-    d->ex_image = ex_img;
-    if (rc == ERR_NOMEM) return err_set(e, ERR_NOMEM, "%s: out of memory reading the captions", o->manifest);
-    return rc;
-}
-
-/* Sort the image keys (remapping the examples) and fill embeddings from
- * one pass over the store. */
-static int read_store(train_data *d, const train_opts *o, err_t *e)
-{
-    size_t n = d->n_images;
-    size_t *inv = malloc((n ? n : 1) * sizeof *inv);
-    char **sorted = malloc((n ? n : 1) * sizeof *sorted);
-    d->has_emb = calloc(n ? n : 1, 1);
-    if (!inv || !sorted || !d->has_emb) {
-        free(inv);
-        free(sorted);
-        return err_set(e, ERR_NOMEM, "out of memory");
-    }
-    /* keys are unique in a manifest: sort them and renumber the examples */
-    memcpy(sorted, d->keys, n * sizeof *sorted);
-    qsort(sorted, n, sizeof *sorted, cmp_key);
-    for (size_t i = 0; i < n; i++) inv[i] = (size_t)((char **)bsearch(&d->keys[i], sorted, n, sizeof *sorted, cmp_key) - sorted);
-    for (size_t x = 0; x < d->n_examples; x++) d->ex_image[x] = inv[d->ex_image[x]];
-    free(d->keys);
-    d->keys = sorted;
-    free(inv);
-
-    store *st = NULL;
-    int rc = store_open(&st, o->store, NULL, e);
-    if (rc) return rc;
-    store_iter *it = NULL;
-    if ((rc = store_iter_open(&it, st, e))) {
-        store_close(st);
-        return rc;
-    }
-    const char *key;
-    store_entry ent;
-    const float *emb;
-    while ((rc = store_iter_next(it, &key, &ent, &emb, e)) == 1) {
-        if (ent.kind != STORE_ENTRY_EMBEDDING) continue;
-        char **hit = bsearch(&key, d->keys, n, sizeof *d->keys, cmp_key);
-        if (!hit) continue;
-        if (!d->D) {
-            d->D = (int)ent.rec.dim;
-            if (!(d->emb = malloc(n * (size_t)d->D * sizeof *d->emb))) {
-                rc = err_set(e, ERR_NOMEM, "out of memory for %zu embeddings", n);
-                break;
-            }
-        }
-        if ((int)ent.rec.dim != d->D) {
-            rc = err_set(e, ERR_FORMAT, "%s: key %s: embedding size %u, others %d", o->store, key, ent.rec.dim, d->D);
-            break;
-        }
-        size_t i = (size_t)(hit - d->keys);
-        memcpy(d->emb + i * (size_t)d->D, emb, (size_t)d->D * sizeof *emb);
-        d->has_emb[i] = 1;
-    }
-    store_iter_close(it);
-    store_close(st);
-    if (rc < 0) return rc;
-    /* drop the captions of images without an embedding */
-    size_t kept = 0, missing = 0;
-    for (size_t i = 0; i < n; i++) missing += !d->has_emb[i];
-    for (size_t x = 0; x < d->n_examples; x++) {
-        if (!d->has_emb[d->ex_image[x]]) continue;
-        d->ex_image[kept] = d->ex_image[x];
-        memmove(d->tokens + kept * (size_t)d->L, d->tokens + x * (size_t)d->L, (size_t)d->L * sizeof *d->tokens);
-        kept++;
-    }
-    if (missing)
-        log_msg(LOG_WARN, "%zu of %zu images have no embedding in %s: their %zu captions are skipped", missing, n,
-                o->store, d->n_examples - kept);
-    d->n_examples = kept;
-    if (!kept) return err_set(e, ERR_NOTFOUND, "%s: no caption of %s has an embedding", o->store, o->manifest);
-    return 0;
-}
-
 /* ---- shuffling ---- */
 
 static uint64_t mix64(uint64_t z)
@@ -424,6 +254,21 @@ static json_t *metadata(const train_run *r)
     return md;
 }
 
+/* *out = p (backend memory, n floats) readable on the host: p itself on the
+ * CPU backend, else a downloaded copy, also returned in *owned for the
+ * caller to free. */
+static int host_view(train_run *r, const float *p, size_t n, const float **out, float **owned, err_t *e)
+{
+    *owned = NULL;
+    *out = p;
+    if (!strcmp(ops_backend_name(r->ctx), "cpu")) return 0;
+    if (!(*owned = malloc(n * sizeof(float))))
+        return err_set(e, ERR_NOMEM, "downloading %zu floats for the host: out of memory", n);
+    ops_download(r->ctx, *owned, p, n);
+    *out = *owned;
+    return 0;
+}
+
 static int save_checkpoint(train_run *r, err_t *e)
 {
     if (mpictx_rank() != 0) return 0;
@@ -436,23 +281,39 @@ static int save_checkpoint(train_run *r, err_t *e)
         free(names);
         return err_set(e, ERR_NOMEM, "checkpoint: out of memory");
     }
-    clipcap_model_tensor_entries(&r->m, r->m.params, tuned, en, names);
+    float *own_p = NULL, *own_m = NULL, *own_v = NULL;
+    const float *hp, *hm, *hv;
+    int rc = host_view(r, r->m.params, r->m.n_params, &hp, &own_p, e);
+    if (!rc) rc = host_view(r, r->opt.m, r->opt.n, &hm, &own_m, e);
+    if (!rc) rc = host_view(r, r->opt.v, r->opt.n, &hv, &own_v, e);
+    if (rc) {
+        free(en);
+        free(names);
+        free(own_p);
+        free(own_m);
+        return rc;
+    }
+    clipcap_model_tensor_entries(&r->m, (float *)hp, tuned, en, names);
     if (tuned) /* the reference's state dict holds the tied head too */
-        en[n++] = (st_entry){"gpt.lm_head.weight", r->m.gpt.params.wte, 2,
+        en[n++] = (st_entry){"gpt.lm_head.weight", (float *)hp + (r->m.gpt.params.wte - r->m.params), 2,
                              {r->m.gpt.cfg.vocab_size, r->m.gpt.cfg.n_embd}};
     char model_name[64], optim_name[64], path[4200];
     snprintf(model_name, sizeof model_name, "model-step-%08ld.safetensors", r->opt.step);
     snprintf(optim_name, sizeof optim_name, "optim-step-%08ld.safetensors", r->opt.step);
     json_t *md = metadata(r);
-    int rc = fs_join(path, sizeof path, r->o.out, model_name, e);
+    rc = fs_join(path, sizeof path, r->o.out, model_name, e);
     if (!rc) rc = st_write(path, en, n, md, e);
     free(en);
     free(names);
     if (!rc) {
-        st_entry os[2] = {{"exp_avg", r->opt.m, 1, {(int64_t)r->opt.n}}, {"exp_avg_sq", r->opt.v, 1, {(int64_t)r->opt.n}}};
+        st_entry os[2] = {{"exp_avg", (float *)hm, 1, {(int64_t)r->opt.n}},
+                          {"exp_avg_sq", (float *)hv, 1, {(int64_t)r->opt.n}}};
         if (!(rc = fs_join(path, sizeof path, r->o.out, optim_name, e))) rc = st_write(path, os, 2, md, e);
     }
     json_decref(md);
+    free(own_p);
+    free(own_m);
+    free(own_v);
     if (rc) return rc;
     /* the commit point: a crash before this leaves the previous state */
     json_t *state = json_pack("{s:i, s:I, s:i, s:I, s:s, s:s, s:o}", "version", TRAIN_STATE_VERSION, "step",
@@ -504,6 +365,29 @@ static int load_gpt2_hub(train_run *r, const tensorfile *tf, err_t *e)
     return clipcap_model_load_gpt2(&r->m, tf, e);
 }
 
+/* A killed run may have logged steps after its last checkpoint, and maybe
+ * half a line: keep the complete lines up to the resumed step, so that
+ * log.jsonl ends up with every step once. Rank 0 only. */
+static int trim_log(const char *out, long step, err_t *e)
+{
+    char path[4200];
+    int rc = fs_join(path, sizeof path, out, "log.jsonl", e);
+    if (rc || !fs_exists(path)) return rc;
+    uint8_t *text = NULL;
+    size_t len = 0, keep = 0;
+    if ((rc = fs_read_all(path, &text, &len, e))) return rc;
+    for (size_t at = 0; at < len;) {
+        const char *line = (const char *)text + at, *nl = memchr(line, '\n', len - at);
+        long s = -1;
+        if (!nl || sscanf(line, "{\"step\": %ld,", &s) != 1 || s > step) break;
+        at = (size_t)(nl - (const char *)text) + 1;
+        keep = at;
+    }
+    if (keep < len) rc = fs_write_atomic(path, text, keep, e);
+    free(text);
+    return rc;
+}
+
 static int resume(train_run *r, err_t *e)
 {
     char path[4200];
@@ -549,9 +433,14 @@ out:
 
 static int check_weights(train_run *r, err_t *e)
 {
-    uint64_t h = hash64(r->m.params, r->m.n_params * sizeof(float)), lo = h, hi = h;
+    float *own = NULL;
+    const float *hp;
+    int rc = host_view(r, r->m.params, r->m.n_params, &hp, &own, e);
+    if (rc) return rc;
+    uint64_t h = hash64(hp, r->m.n_params * sizeof(float)), lo = h, hi = h;
+    free(own);
     MPI_Comm comm = mpictx_comm();
-    int rc = mpictx_check(MPI_Allreduce(&h, &lo, 1, MPI_UINT64_T, MPI_MIN, comm), "MPI_Allreduce", e);
+    rc = mpictx_check(MPI_Allreduce(&h, &lo, 1, MPI_UINT64_T, MPI_MIN, comm), "MPI_Allreduce", e);
     if (!rc) rc = mpictx_check(MPI_Allreduce(&h, &hi, 1, MPI_UINT64_T, MPI_MAX, comm), "MPI_Allreduce", e);
     if (!rc && lo != hi) rc = err_set(e, ERR_MPI, "step %ld: the ranks' weights differ (checksums diverged)", r->opt.step);
     return rc;
@@ -566,11 +455,12 @@ static int train_loop(train_run *r, err_t *e)
     const int nb = hi - lo;
     size_t *perm = malloc(d->n_examples * sizeof *perm);
     float *clip = ops_alloc(r->ctx, (size_t)nb * d->D, e);
+    float *clip_host = malloc((size_t)nb * d->D * sizeof *clip_host);
     int32_t *tokens = malloc((size_t)nb * d->L * sizeof *tokens);
     FILE *log = NULL;
     char path[4200];
     int rc = 0;
-    if (!perm || !clip || !tokens) {
+    if (!perm || !clip || !clip_host || !tokens) {
         rc = err_set(e, ERR_NOMEM, "batch buffers: out of memory");
         goto out;
     }
@@ -596,15 +486,15 @@ static int train_loop(train_run *r, err_t *e)
         while (r->in_epoch < r->steps_per_epoch && r->opt.step < end) {
             double t0 = clock_now();
             const size_t *ex = perm + (size_t)r->in_epoch * o->batch + lo;
-            for (int b = 0; b < nb; b++) {
-                ops_upload(r->ctx, clip + (size_t)b * d->D, d->emb + d->ex_image[ex[b]] * (size_t)d->D, (size_t)d->D);
-                memcpy(tokens + (size_t)b * d->L, d->tokens + ex[b] * (size_t)d->L, (size_t)d->L * sizeof *tokens);
-            }
             /* loss sum, token count and "a rank failed" in one small allreduce,
              * so that a failing rank never leaves the others waiting */
             double sums[3] = {0, 0, 0};
             long count = 0;
-            int frc = clipcap_model_forward(&r->m, clip, tokens, nb, d->L, &sums[0], &count, e);
+            int frc = train_data_batch(&r->d, ex, nb, clip_host, tokens, e);
+            if (!frc) {
+                ops_upload(r->ctx, clip, clip_host, (size_t)nb * d->D);
+                frc = clipcap_model_forward(&r->m, clip, tokens, nb, d->L, &sums[0], &count, e);
+            }
             sums[1] = (double)count;
             sums[2] = frc ? 1.0 : 0.0;
             if ((rc = mpictx_check(MPI_Allreduce(MPI_IN_PLACE, sums, 3, MPI_DOUBLE, MPI_SUM, comm), "MPI_Allreduce", e)))
@@ -617,20 +507,19 @@ static int train_loop(train_run *r, err_t *e)
             float scale = sums[1] > 0 ? (float)(1.0 / sums[1]) : 0.0f;
             if ((rc = clipcap_model_backward(&r->m, scale, e))) goto out;
             /* the single allreduce of the step's gradients */
-            if (size > 1 &&
-                (rc = mpictx_check(MPI_Allreduce(MPI_IN_PLACE, r->m.grads, (int)r->m.n_trainable, MPI_FLOAT, MPI_SUM,
-                                                 comm),
-                                   "MPI_Allreduce", e)))
-                goto out;
+            if ((rc = ops_allreduce_sum(r->ctx, r->m.grads, r->m.n_trainable, e))) goto out;
+            double gnorm = sqrt(ops_sum_squares(r->ctx, r->m.grads, r->m.n_trainable));
             float lr = adamw_step(&r->opt, r->m.params, r->m.grads);
             r->in_epoch++;
             double loss = sums[1] > 0 ? sums[0] / sums[1] : 0.0;
             if (rank == 0) {
-                char line[256];
+                char line[320];
+                double dt = clock_now() - t0;
                 snprintf(line, sizeof line,
-                         "{\"step\": %ld, \"epoch\": %d, \"loss\": %.7g, \"lr\": %.7g, \"tokens\": %.0f, "
-                         "\"examples\": %d, \"seconds\": %.4f}\n",
-                         r->opt.step, r->epoch, loss, (double)lr, sums[1], o->batch, clock_now() - t0);
+                         "{\"step\": %ld, \"epoch\": %d, \"loss\": %.17g, \"lr\": %.7g, \"grad_norm\": %.7g, "
+                         "\"tokens\": %.0f, \"examples\": %d, \"seconds\": %.4f, \"tokens_per_s\": %.1f}\n",
+                         r->opt.step, r->epoch, loss, (double)lr, gnorm, sums[1], o->batch, dt,
+                         dt > 0 ? sums[1] / dt : 0.0);
                 fputs(line, stdout);
                 fputs(line, log);
                 fflush(stdout);
@@ -650,6 +539,7 @@ out:
     if (log) fclose(log);
     free(perm);
     ops_free(r->ctx, clip);
+    free(clip_host);
     free(tokens);
     return rc;
 }
@@ -659,13 +549,12 @@ static int train_main(train_opts *o, err_t *e)
     train_run r;
     memset(&r, 0, sizeof r);
     r.o = *o;
-    int rc = read_manifest(&r.d, o, e);
-    if (!rc) rc = read_store(&r.d, o, e);
+    int rc = train_data_open(&r.d, o->manifest, o->splits, o->store, e);
     if (!rc && r.d.n_examples < (size_t)o->batch)
         rc = err_set(e, ERR_ARG, "%zu examples, fewer than one batch of %d", r.d.n_examples, o->batch);
     if ((rc = mpictx_agree(rc, e))) goto out;
-    log_msg(LOG_INFO, "%zu captions of %zu images, max_seq_len %d, CLIP dim %d", r.d.n_examples, r.d.n_images, r.d.L,
-            r.d.D);
+    log_msg(LOG_INFO, "%zu captions of %zu images, max_seq_len %d, CLIP dim %d (%.1f MiB of examples in memory)",
+            r.d.n_examples, r.d.n_images, r.d.L, r.d.D, (double)train_data_bytes(&r.d) / (1024.0 * 1024.0));
 
     gpt2_config gc;
     if ((rc = gpt2_config_load(&gc, o->gpt2, e))) goto out;
@@ -692,6 +581,7 @@ static int train_main(train_opts *o, err_t *e)
     if (mpictx_rank() == 0) rc = fs_mkdirs(o->out, e);
     if ((rc = mpictx_agree(rc, e))) goto out;
     if (o->resume && (rc = mpictx_agree(resume(&r, e), e))) goto out;
+    if (o->resume && (rc = mpictx_agree(mpictx_rank() == 0 ? trim_log(o->out, r.opt.step, e) : 0, e))) goto out;
     log_msg(LOG_INFO, "%s mapper, GPT-2 %s: %zu trainable of %zu parameters, %ld steps (%ld per epoch)",
             cc.mapping == CLIPCAP_MAP_MLP ? "MLP" : "Transformer", cc.freeze_gpt2 ? "frozen" : "tuned",
             r.m.n_trainable, r.m.n_params, r.total_steps, r.steps_per_epoch);
@@ -700,7 +590,7 @@ out:
     adamw_free(&r.opt);
     clipcap_model_free(&r.m);
     if (r.ctx) ops_destroy(r.ctx);
-    data_free(&r.d);
+    train_data_close(&r.d);
     return rc;
 }
 

@@ -74,9 +74,11 @@ void clip_preprocess_normalize(const uint8_t *rgb, int size, const float mean[3]
     float lut[3][256];
     for (int c = 0; c < 3; c++)
         for (int v = 0; v < 256; v++) lut[c][v] = ((float)v / 255.0f - mean[c]) / std[c];
-    for (int c = 0; c < 3; c++) {
-        float *o = out + (size_t)c * n;
-        for (size_t i = 0; i < n; i++) o[i] = lut[c][rgb[3 * i + c]];
+    float *r = out, *g = out + n, *b = out + 2 * n;
+    for (size_t i = 0; i < n; i++, rgb += 3) {
+        r[i] = lut[0][rgb[0]];
+        g[i] = lut[1][rgb[1]];
+        b[i] = lut[2][rgb[2]];
     }
 }
 

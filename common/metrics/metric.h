@@ -8,8 +8,12 @@
  * (runs of whitespace, no empty words), ROUGE-L with split(" ") (every
  * space separates, so "" is one empty word).
  *
- * An ngram_map_t counts n-grams (n <= METRIC_MAX_N) of split() words; keys
- * point into the caller's words, which must outlive the map. */
+ * A metric_vocab_t numbers distinct words (its keys point into the
+ * caller's strings, which must outlive it). An ngram_map_t maps n-grams
+ * (n <= METRIC_MAX_N) of word numbers, held inline in the entry, to a
+ * value: a look-up touches one slot and no caption text, which matters
+ * when the map (CIDEr's document frequencies) is far larger than the
+ * caches. */
 #ifndef CLIPCAP_METRIC_H
 #define CLIPCAP_METRIC_H
 
@@ -45,11 +49,26 @@ int metric_word_eq(const metric_word_t *a, const metric_word_t *b);
 int metric_ngram_eq(const metric_word_t *w, const metric_word_t *v, int n);
 
 typedef struct {
-    const metric_word_t *w; /* first word; NULL marks a free slot */
-    uint64_t h;
-    int n;
-    double value;           /* a count or a weight, the user's choice */
-    size_t tag;             /* free for the user (CIDEr: last image counted) */
+    metric_word_t *slot; /* p == NULL marks a free slot */
+    uint32_t *id;        /* id[s]: the number of slot s's word */
+    size_t cap, count;
+} metric_vocab_t;
+
+void metric_vocab_init(metric_vocab_t *v);
+void metric_vocab_free(metric_vocab_t *v);
+/* The number of w (0, 1, ... in order of first appearance). */
+int metric_vocab_id(metric_vocab_t *v, const metric_word_t *w, uint32_t *id, err_t *e);
+
+/* Up to METRIC_MAX_N word numbers; unused places hold UINT32_MAX. */
+typedef struct {
+    uint64_t a, b;
+} ngram_key_t;
+
+typedef struct {
+    ngram_key_t key;
+    double value; /* a count or a weight, the user's choice */
+    uint32_t tag; /* free for the user (CIDEr: last image counted) */
+    uint32_t n;   /* words in the n-gram; 0 marks a free slot */
 } ngram_entry_t;
 
 typedef struct {
@@ -57,13 +76,21 @@ typedef struct {
     size_t cap, count;
 } ngram_map_t;
 
+ngram_key_t ngram_key(const uint32_t *ids, int n);
+uint64_t ngram_key_hash(ngram_key_t k);
 void ngram_map_init(ngram_map_t *m);
 void ngram_map_free(ngram_map_t *m);
 void ngram_map_clear(ngram_map_t *m);
-uint64_t ngram_hash(const metric_word_t *w, int n);
-/* The entry of w[0..n), created with value 0 and tag SIZE_MAX if absent. */
-int ngram_map_get(ngram_map_t *m, const metric_word_t *w, int n, ngram_entry_t **out, err_t *e);
-/* The entry of w[0..n) or NULL. */
-const ngram_entry_t *ngram_map_find(const ngram_map_t *m, const metric_word_t *w, int n);
+/* The entry of the n-gram, created with value 0 and tag UINT32_MAX if
+ * absent. h is ngram_key_hash(k). */
+int ngram_map_get(ngram_map_t *m, ngram_key_t k, int n, uint64_t h, ngram_entry_t **out, err_t *e);
+/* The entry or NULL. */
+const ngram_entry_t *ngram_map_find(const ngram_map_t *m, ngram_key_t k, uint64_t h);
+/* Room for count entries without growing (a large map is then allocated
+ * once instead of rehashed while it fills). */
+int ngram_map_reserve(ngram_map_t *m, size_t count, err_t *e);
+/* Start loading the slot where an n-gram of hash h would be: independent
+ * look-ups into a map larger than the caches overlap their memory waits. */
+void ngram_map_prefetch(const ngram_map_t *m, uint64_t h);
 
 #endif

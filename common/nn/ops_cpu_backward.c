@@ -1,5 +1,7 @@
-/* The CPU backend's backward ops (llm.c's formulas): GEMMs through OpenBLAS,
- * the rest as OpenMP loops. Every function ACCUMULATES into its gradients
+/* The CPU backend's backward ops (llm.c's formulas): GEMMs through
+ * ops_cpu_gemm (OpenBLAS split over the context's threads) except inside
+ * attention, which is parallel over (batch, head) itself; the rest as
+ * OpenMP loops. Every function ACCUMULATES into its gradients
  * and skips a NULL one entirely, so a frozen model's weight gradients cost
  * nothing. Reductions over rows (bias, LayerNorm gain/bias gradients) are
  * parallel over columns, so each sum keeps one fixed order whatever the
@@ -21,16 +23,16 @@ void ops_matmul_backward(ops_ctx *ctx, float *din, float *dw, float *dbias, cons
     if (din) {
         /* NK: din[M,K] += dout[M,N]·W[N,K];  KN: din += dout·W[K,N]ᵀ */
         if (layout == OPS_W_NK)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, K, N, 1.0f, dout, N, w, K, 1.0f, din, K);
+            ops_cpu_gemm(ctx, 0, 0, M, K, N, 1.0f, dout, N, w, K, 1.0f, din, K);
         else
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, K, N, 1.0f, dout, N, w, N, 1.0f, din, K);
+            ops_cpu_gemm(ctx, 0, 1, M, K, N, 1.0f, dout, N, w, N, 1.0f, din, K);
     }
     if (dw) {
         /* NK: dW[N,K] += doutᵀ·in;  KN: dW[K,N] += inᵀ·dout */
         if (layout == OPS_W_NK)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, K, M, 1.0f, dout, N, in, K, 1.0f, dw, K);
+            ops_cpu_gemm(ctx, 1, 0, N, K, M, 1.0f, dout, N, in, K, 1.0f, dw, K);
         else
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, N, M, 1.0f, in, K, dout, N, 1.0f, dw, N);
+            ops_cpu_gemm(ctx, 1, 0, K, N, M, 1.0f, in, K, dout, N, 1.0f, dw, N);
     }
     if (dbias) {
 #pragma omp parallel for num_threads(par_threads(ctx, (size_t)M * N)) schedule(static)
@@ -109,55 +111,63 @@ void ops_relu_backward(ops_ctx *ctx, float *din, const float *in, const float *d
         if (in[i] > 0.0f) din[i] += dout[i];
 }
 
-/* Per (batch, head), for query row i:
- *   dv_j += p_ij·do_i;  dp_ij = do_i·v_j;  ds_ij = p_ij (dp_ij − Σ_j p_ij dp_ij)
- *   dq_i += scale Σ_j ds_ij k_j;  dk_j += scale ds_ij q_i.
- * Masked keys have p_ij = 0 and are skipped, so the causal flag is not
- * needed. Each (batch, head) writes only its own slice of dq/dk/dv, which
- * makes the (b, h) loop safe to run in parallel. */
+/* Per (batch, head), with P the saved probabilities [Tq, Tk]:
+ *   dV += Pᵀ·dO;  dP = dO·Vᵀ;  dS = P ∘ (dP − rowsum(P ∘ dP));
+ *   dQ += scale·dS·K;  dK += scale·dSᵀ·Q.
+ * Four small GEMMs per (batch, head) and block of query rows, each a
+ * single-threaded cblas_sgemm called from inside the OpenMP loop over
+ * (batch, head): that loop is the parallelism, so ops_cpu_gemm's split
+ * would only nest a second team. Masked keys have P = 0, so they get
+ * dS = 0 and add nothing; the causal flag is not needed. Each (batch,
+ * head) writes only its own slice of dq/dk/dv, which makes the loop safe
+ * to run in parallel. Query rows go in blocks of at most ATT_BWD_TILE
+ * floats of dS, so the scratch stays a small stack array for any context
+ * length. (As scalar loops this was 3 GFLOPS on two cores, a third of a
+ * Transformer-mapper step.) */
+#define ATT_BWD_TILE 16384
+
 void ops_attention_backward(ops_ctx *ctx, float *dq, float *dk, float *dv, const float *dout,
                             const float *probs, const float *q, const float *k, const float *v,
                             int B, int Tq, int Tk, int H, int D, int q_stride, int kv_stride,
                             float scale)
 {
+    if (B <= 0 || Tq <= 0 || Tk <= 0) return;
     const int C = H * D;
+    const int rows = Tk >= ATT_BWD_TILE ? 1 : ATT_BWD_TILE / Tk;
     size_t work = (size_t)B * H * Tq * Tk * D;
 #pragma omp parallel num_threads(par_threads(ctx, work))
     {
-        float dp[Tk]; /* Tk <= the context length: a few KB of stack */
+        float ds[(size_t)rows * Tk];
 #pragma omp for collapse(2) schedule(static)
         for (int b = 0; b < B; b++) {
             for (int h = 0; h < H; h++) {
-                for (int i = 0; i < Tq; i++) {
-                    const float *p = probs + (((size_t)b * H + h) * Tq + i) * Tk;
-                    const float *doi = dout + ((size_t)b * Tq + i) * C + (size_t)h * D;
-                    const float *qi = q + ((size_t)b * Tq + i) * q_stride + (size_t)h * D;
-                    float dsum = 0.0f;
-                    for (int j = 0; j < Tk; j++) {
-                        dp[j] = 0.0f;
-                        if (p[j] == 0.0f) continue;
-                        const float *vj = v + ((size_t)b * Tk + j) * kv_stride + (size_t)h * D;
-                        float s = 0.0f;
-                        for (int d = 0; d < D; d++) s += doi[d] * vj[d];
-                        dp[j] = s;
-                        dsum += p[j] * s;
-                        if (dv) {
-                            float *dvj = dv + ((size_t)b * Tk + j) * kv_stride + (size_t)h * D;
-                            for (int d = 0; d < D; d++) dvj[d] += p[j] * doi[d];
-                        }
+                const float *kb = k + (size_t)b * Tk * kv_stride + (size_t)h * D;
+                const float *vb = v + (size_t)b * Tk * kv_stride + (size_t)h * D;
+                float *dkb = dk ? dk + (size_t)b * Tk * kv_stride + (size_t)h * D : NULL;
+                float *dvb = dv ? dv + (size_t)b * Tk * kv_stride + (size_t)h * D : NULL;
+                for (int i0 = 0; i0 < Tq; i0 += rows) {
+                    const int n = Tq - i0 < rows ? Tq - i0 : rows;
+                    const float *p = probs + (((size_t)b * H + h) * Tq + i0) * Tk;
+                    const float *dob = dout + ((size_t)b * Tq + i0) * C + (size_t)h * D;
+                    const float *qb = q + ((size_t)b * Tq + i0) * q_stride + (size_t)h * D;
+                    if (dvb)
+                        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Tk, D, n, 1.0f, p, Tk, dob, C, 1.0f,
+                                    dvb, kv_stride);
+                    if (!dq && !dkb) continue;
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, Tk, D, 1.0f, dob, C, vb, kv_stride, 0.0f,
+                                ds, Tk);
+                    for (int i = 0; i < n; i++) {
+                        const float *pi = p + (size_t)i * Tk;
+                        float *di = ds + (size_t)i * Tk, dsum = 0.0f;
+                        for (int j = 0; j < Tk; j++) dsum += pi[j] * di[j];
+                        for (int j = 0; j < Tk; j++) di[j] = pi[j] * (di[j] - dsum) * scale;
                     }
-                    float *dqi = dq ? dq + ((size_t)b * Tq + i) * q_stride + (size_t)h * D : NULL;
-                    for (int j = 0; j < Tk; j++) {
-                        if (p[j] == 0.0f) continue;
-                        float ds = p[j] * (dp[j] - dsum) * scale;
-                        const float *kj = k + ((size_t)b * Tk + j) * kv_stride + (size_t)h * D;
-                        if (dqi)
-                            for (int d = 0; d < D; d++) dqi[d] += ds * kj[d];
-                        if (dk) {
-                            float *dkj = dk + ((size_t)b * Tk + j) * kv_stride + (size_t)h * D;
-                            for (int d = 0; d < D; d++) dkj[d] += ds * qi[d];
-                        }
-                    }
+                    if (dq)
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D, Tk, 1.0f, ds, Tk, kb, kv_stride,
+                                    1.0f, dq + ((size_t)b * Tq + i0) * q_stride + (size_t)h * D, q_stride);
+                    if (dkb)
+                        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Tk, D, n, 1.0f, ds, Tk, qb, q_stride,
+                                    1.0f, dkb, kv_stride);
                 }
             }
         }

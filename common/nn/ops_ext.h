@@ -11,4 +11,17 @@
  * trained outside OpenAI (OpenCLIP/LAION); OpenAI's own use quick_gelu. */
 void ops_gelu_erf(ops_ctx *ctx, float *out, const float *in, size_t n);
 
+/* Incremental-decoding attention: one new query row per sequence against
+ * that sequence's own key/value cache, lengths ragged (continuous batching
+ * puts sequences of different lengths in one step).
+ * q: B rows of H·D floats, row stride q_stride. Sequence b's cache is rows
+ * 0 .. lens[b]-1 of kcache/vcache + slots[b]·slot_stride, row stride
+ * kv_stride, and already holds the new token's own key and value (the
+ * caller writes them first), so it attends to all lens[b] rows.
+ * out: B rows of H·D, contiguous. slots and lens are HOST arrays (as every
+ * int32 index array passed to an op); the CUDA backend stages them. */
+void ops_attention_cached(ops_ctx *ctx, float *out, const float *q, int q_stride, const float *kcache,
+                          const float *vcache, const int32_t *slots, const int32_t *lens, int B, int H,
+                          int D, size_t slot_stride, int kv_stride, float scale);
+
 #endif

@@ -9,6 +9,7 @@
 #include <uv.h>
 
 typedef struct ex_pipe ex_pipe;
+typedef struct ex_batch ex_batch;
 
 /* One record from the moment a slot is taken until its pixels are copied
  * into a batch (or it is skipped or fails). */
@@ -28,13 +29,27 @@ typedef struct ex_job {
     const char *reason; /* non-NULL: the record failed */
     char msg[900];
     double t_start, t_decode;
-    struct ex_job *next;
+    ex_batch *batch;
+    int slot; /* the record's row in its batch: its index in the shard mod B */
 } ex_job;
+
+/* Fixed batch slots: record i of a shard is always row i % B of that
+ * shard's batch i / B, and every forward pass runs B rows (rows of skipped
+ * or failed records are zeros). OpenBLAS's result for a row depends on the
+ * GEMM's shape and on the row's place in it, so this is what makes an
+ * embedding independent of the rank count, of where a killed run resumed
+ * and of which batch-mates failed (docs/store.md, Determinism). A batch is
+ * complete once it is closed (B records, or its shard ended) and every
+ * record in it is resolved (ready, skipped or failed). */
+struct ex_batch {
+    int started, resolved, ready, closed;
+    ex_job **jobs; /* [B]: the ready records by row, NULL elsewhere */
+};
 
 typedef struct ex_item { /* an image in the batch being encoded */
     char *key;
     char hash[33];
-    int width, height;
+    int width, height, row;
 } ex_item;
 
 typedef struct ex_failure {
@@ -52,9 +67,11 @@ struct ex_pipe {
     float **free_px;
     int n_free;
     int inflight; /* reading or decoding */
-    ex_job *ready_head, *ready_tail;
-    int n_ready;
-    int shard_i, input_done;
+    /* batches being filled, oldest first; a pool of n_batch_cap structs */
+    ex_batch *batch_mem, **open, **free_batch;
+    ex_job **job_mem;
+    int n_open, n_free_batch, n_batch_cap;
+    int shard_i, rec_i, input_done;
     manifest_shard_reader *reader;
     ex_failure *pending;
     int n_pending;
@@ -105,7 +122,8 @@ static int ex_write(ex_pipe *p, size_t n_embeddings)
         r->generation = cfg->generation;
         snprintf(r->model, sizeof r->model, "%s", cfg->model_fp);
         memcpy(r->content_hash, p->items[i].hash, 33);
-        p->puts[n] = (store_put){.key = p->items[i].key, .rec = r, .embedding = p->batch_out + i * r->dim};
+        const float *emb = p->batch_out + (size_t)p->items[i].row * r->dim;
+        p->puts[n] = (store_put){.key = p->items[i].key, .rec = r, .embedding = emb};
     }
     for (int i = 0; i < p->n_pending; i++, n++)
         p->puts[n] = (store_put){.key = p->pending[i].key, .failure = &p->pending[i].f};
@@ -138,6 +156,7 @@ static void ex_job_failed(ex_job *j)
     ex_pipe *p = j->p;
     extract_stats *st = p->st;
     st->failed++;
+    j->batch->resolved++;
     json_t *c = json_object_get(st->failures_by_reason, j->reason);
     json_object_set_new(st->failures_by_reason, j->reason, json_integer(c ? json_integer_value(c) + 1 : 1));
     if (json_array_size(st->failures) < p->cfg->max_failures_listed)
@@ -205,10 +224,9 @@ static void ex_decode_done(uv_work_t *w, int status)
     if (j->reason) {
         ex_job_failed(j);
     } else {
-        if (p->ready_tail) p->ready_tail->next = j;
-        else p->ready_head = j;
-        p->ready_tail = j;
-        p->n_ready++;
+        j->batch->resolved++;
+        j->batch->ready++;
+        j->batch->jobs[j->slot] = j;
     }
     ex_progress(p);
     ex_kick(p);
@@ -230,6 +248,7 @@ static void ex_after_read(ex_job *j)
                    !strcmp(ent.rec.content_hash, j->hash) && ent.rec.dtype == p->cfg->dtype) {
             p->st->skipped++;
             p->inflight--;
+            j->batch->resolved++;
             ex_release(j);
             ex_progress(p);
             ex_kick(p);
@@ -243,8 +262,12 @@ static void ex_after_read(ex_job *j)
         }
     }
     p->inflight--;
-    if (j->reason) ex_job_failed(j);
-    else ex_release(j);
+    if (j->reason) {
+        ex_job_failed(j);
+    } else {
+        j->batch->resolved++;
+        ex_release(j);
+    }
     ex_progress(p);
     ex_kick(p);
 }
@@ -334,7 +357,43 @@ static void ex_on_open(uv_fs_t *req)
     }
 }
 
-static void ex_start(ex_pipe *p, const manifest_record_t *rec)
+static int ex_batch_complete(const ex_batch *b) { return b->closed && b->resolved == b->started; }
+
+static void ex_batch_retire(ex_pipe *p, int i)
+{
+    p->free_batch[p->n_free_batch++] = p->open[i];
+    memmove(p->open + i, p->open + i + 1, (size_t)(p->n_open - i - 1) * sizeof *p->open);
+    p->n_open--;
+}
+
+/* Complete batches whose records were all skipped or failed need no
+ * forward pass. */
+static void ex_retire_empty(ex_pipe *p)
+{
+    for (int i = 0; i < p->n_open;) {
+        if (ex_batch_complete(p->open[i]) && p->open[i]->ready == 0) ex_batch_retire(p, i);
+        else i++;
+    }
+}
+
+/* The batch the shard's next record belongs to (a new one every B records),
+ * or NULL when every batch struct is in use: the reader then waits. That
+ * only happens when every open batch is closed, so each one still has a
+ * record in flight or waits for the encoder, and an event comes. */
+static ex_batch *ex_batch_for_next(ex_pipe *p)
+{
+    if (p->rec_i % p->cfg->batch != 0) return p->open[p->n_open - 1];
+    if (p->n_free_batch == 0) ex_retire_empty(p);
+    if (p->n_free_batch == 0) return NULL;
+    ex_batch *b = p->free_batch[--p->n_free_batch];
+    ex_job **jobs = b->jobs;
+    memset(jobs, 0, (size_t)p->cfg->batch * sizeof *jobs);
+    *b = (ex_batch){.jobs = jobs};
+    p->open[p->n_open++] = b;
+    return b;
+}
+
+static void ex_start(ex_pipe *p, const manifest_record_t *rec, ex_batch *b)
 {
     ex_job *j = calloc(1, sizeof *j);
     char *key = strdup(rec->key), *path = strdup(rec->loc.path);
@@ -352,6 +411,10 @@ static void ex_start(ex_pipe *p, const manifest_record_t *rec)
     j->offset = j->is_tar ? rec->loc.offset : 0;
     j->length = rec->loc.length;
     j->pixels = p->free_px[--p->n_free];
+    j->batch = b;
+    j->slot = p->rec_i % p->cfg->batch;
+    if (++b->started == p->cfg->batch) b->closed = 1;
+    p->rec_i++;
     j->t_start = clock_now();
     p->inflight++;
     p->st->images++;
@@ -378,6 +441,9 @@ static void ex_pump(ex_pipe *p)
                 break;
             }
         }
+        /* before the record is consumed: it cannot be put back */
+        ex_batch *b = ex_batch_for_next(p);
+        if (!b) break;
         manifest_record_t rec;
         int rc = manifest_shard_next(p->reader, &rec, &e);
         if (rc < 0) {
@@ -385,9 +451,13 @@ static void ex_pump(ex_pipe *p)
             break;
         }
         if (rc == 0) {
+            /* the shard's last batch is short: close it */
+            if (p->rec_i % p->cfg->batch != 0) p->open[p->n_open - 1]->closed = 1;
+            else ex_batch_retire(p, p->n_open - 1); /* opened above, holds nothing */
             manifest_shard_close(p->reader);
             p->reader = NULL;
             p->shard_i++;
+            p->rec_i = 0;
             continue;
         }
         if (strlen(rec.key) == 0 || strlen(rec.key) > STORE_MAX_KEY) {
@@ -396,7 +466,7 @@ static void ex_pump(ex_pipe *p)
             ex_set_fatal(p, &e);
             break;
         }
-        ex_start(p, &rec);
+        ex_start(p, &rec, b);
     }
 }
 
@@ -413,11 +483,10 @@ static void ex_encoder_main(void *arg)
             return;
         }
         p->has_work = 0;
-        int n = p->n_items;
         uv_mutex_unlock(&p->mu);
         err_t e = {0};
         double t0 = clock_now();
-        int rc = clip_vit_forward(p->cfg->model, p->batch_in, n, p->batch_out, &e);
+        int rc = clip_vit_forward(p->cfg->model, p->batch_in, p->cfg->batch, p->batch_out, &e);
         double dt = clock_now() - t0;
         uv_mutex_lock(&p->mu);
         p->enc_rc = rc;
@@ -453,27 +522,37 @@ static void ex_on_encoded(uv_async_t *a)
     ex_kick(p);
 }
 
-/* Hand B ready images (fewer only at the very end) to the encoder. */
+/* Retire complete batches with nothing to encode, then hand the oldest
+ * complete batch to the encoder: ready rows copied, the others zeroed. */
 static void ex_dispatch(ex_pipe *p)
 {
-    int B = p->cfg->batch;
-    if (p->enc_busy || p->fatal || p->n_ready == 0) return;
-    if (p->n_ready < B && !(p->input_done && p->inflight == 0)) return;
-    int n = p->n_ready < B ? p->n_ready : B;
-    for (int i = 0; i < n; i++) {
-        ex_job *j = p->ready_head;
-        p->ready_head = j->next;
-        if (!p->ready_head) p->ready_tail = NULL;
-        p->n_ready--;
-        memcpy(p->batch_in + (size_t)i * p->px_floats, j->pixels, p->px_floats * sizeof(float));
-        ex_item *it = &p->items[i];
+    const int B = p->cfg->batch;
+    ex_retire_empty(p);
+    if (p->enc_busy || p->fatal) return;
+    int i = 0;
+    while (i < p->n_open && !ex_batch_complete(p->open[i])) i++;
+    if (i == p->n_open) return;
+    ex_batch *b = p->open[i];
+    const size_t row_bytes = p->px_floats * sizeof(float);
+    int n = 0;
+    for (int r = 0; r < B; r++) {
+        ex_job *j = b->jobs[r];
+        float *dst = p->batch_in + (size_t)r * p->px_floats;
+        if (!j) {
+            memset(dst, 0, row_bytes);
+            continue;
+        }
+        memcpy(dst, j->pixels, row_bytes);
+        ex_item *it = &p->items[n++];
         it->key = j->key;
         j->key = NULL;
         memcpy(it->hash, j->hash, 33);
         it->width = j->info.width;
         it->height = j->info.height;
+        it->row = r;
         ex_release(j);
     }
+    ex_batch_retire(p, i);
     p->n_items = n;
     p->enc_busy = 1;
     uv_mutex_lock(&p->mu);
@@ -482,19 +561,22 @@ static void ex_dispatch(ex_pipe *p)
     uv_mutex_unlock(&p->mu);
 }
 
+/* After a fatal error: drop every ready record still waiting in a batch. */
+static void ex_drop_batches(ex_pipe *p)
+{
+    while (p->n_open > 0) {
+        ex_batch *b = p->open[p->n_open - 1];
+        for (int r = 0; r < p->cfg->batch; r++)
+            if (b->jobs[r]) ex_release(b->jobs[r]);
+        ex_batch_retire(p, p->n_open - 1);
+    }
+}
+
 static void ex_maybe_finish(ex_pipe *p)
 {
     if (p->closing || !(p->input_done || p->fatal) || p->inflight > 0 || p->enc_busy) return;
-    if (p->fatal) {
-        while (p->ready_head) {
-            ex_job *j = p->ready_head;
-            p->ready_head = j->next;
-            ex_release(j);
-        }
-        p->ready_tail = NULL;
-        p->n_ready = 0;
-    }
-    if (p->n_ready > 0) return;
+    if (p->fatal) ex_drop_batches(p);
+    if (p->n_open > 0) return;
     if (!p->fatal) ex_write(p, 0);
     p->closing = 1;
     uv_close((uv_handle_t *)&p->async, NULL);
@@ -517,6 +599,10 @@ static void ex_free(ex_pipe *p)
     for (int i = 0; i < p->n_pending; i++) free(p->pending[i].key);
     for (int i = 0; i < p->n_items; i++) free(p->items[i].key);
     free(p->pending);
+    free(p->batch_mem);
+    free(p->open);
+    free(p->free_batch);
+    free(p->job_mem);
     free(p->slot_mem);
     free(p->free_px);
     free(p->batch_in);
@@ -561,14 +647,26 @@ int extract_run(const extract_cfg *cfg, extract_stats *st, err_t *e)
     size_t pending_cap = (size_t)cfg->batch + (size_t)slots;
     p->puts = calloc((size_t)cfg->batch + pending_cap, sizeof *p->puts);
     p->pending = calloc(pending_cap, sizeof *p->pending);
+    /* Open batches: the one being filled plus about two full batches of
+     * slots waiting to be encoded (B pointers each, so not one per slot). */
+    p->n_batch_cap = slots / cfg->batch + 2;
+    p->batch_mem = calloc((size_t)p->n_batch_cap, sizeof *p->batch_mem);
+    p->open = calloc((size_t)p->n_batch_cap, sizeof *p->open);
+    p->free_batch = calloc((size_t)p->n_batch_cap, sizeof *p->free_batch);
+    p->job_mem = calloc((size_t)p->n_batch_cap * (size_t)cfg->batch, sizeof *p->job_mem);
     if (!p->slot_mem || !p->free_px || !p->batch_in || !p->batch_out || !p->items || !p->recs || !p->puts ||
-        !p->pending) {
+        !p->pending || !p->batch_mem || !p->open || !p->free_batch || !p->job_mem) {
         ex_free(p);
         free(p);
         return err_set(e, ERR_NOMEM, "extract: cannot allocate %d image slots of %dx%d", slots, S, S);
     }
     for (int i = 0; i < slots; i++) p->free_px[i] = p->slot_mem + (size_t)i * p->px_floats;
     p->n_free = slots;
+    for (int i = 0; i < p->n_batch_cap; i++) {
+        p->batch_mem[i].jobs = p->job_mem + (size_t)i * cfg->batch;
+        p->free_batch[i] = &p->batch_mem[i];
+    }
+    p->n_free_batch = p->n_batch_cap;
     uint64_t total = 0;
     for (int i = 0; i < cfg->n_shards; i++) total += manifest_shard_info(cfg->manifest, cfg->shards[i])->images;
     progress_start(&p->prog, "extract", "img", total);

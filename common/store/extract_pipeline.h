@@ -7,14 +7,20 @@
  *     up to date → skipped
  *     else ─────────────────────────────▶ decode + clip_preprocess into a slot
  *   ready slots ◀───────────────────────  (after_work on the loop)
- *   B ready → copy into the batch  ─────▶ encoder thread: clip_vit_forward
+ *   batch complete → copy its rows ─────▶ encoder thread: clip_vit_forward
  *   write batch (+ failures) in one  ◀──  (uv_async on completion)
  *   LMDB transaction; free the slots; read more
+ *
+ * Fixed batch slots: record i of a shard is row i % B of the shard's batch
+ * i / B, and every forward pass runs B rows (zeros where a record was
+ * skipped or failed), so an embedding's bits do not depend on the rank
+ * count, the resume point or the decode order (docs/store.md,
+ * Determinism). They still depend on B and on the model's thread count.
  *
  * Memory is bounded by the slot count (a slot = one image's bytes while
  * read, then its 3xSxS floats), never by the corpus: a record is only read
  * when a slot is free. The encoder works on batch k while the pool reads
- * and decodes batch k+1 into other slots.
+ * and decodes later batches into other slots.
  *
  * A record is "up to date" when the union of the store holds an embedding
  * for its key with the same model fingerprint, content hash and dtype; it is
@@ -43,7 +49,7 @@ typedef struct extract_cfg {
     const char *model_fp; /* store_model_fingerprint */
     enum store_dtype dtype;
     uint64_t generation;
-    int batch;
+    int batch;          /* B: the model must be loaded for B (every pass runs B rows) */
     int slots;          /* images in flight; 0 = 2*batch + 16 */
     size_t max_failures_listed; /* entries kept in the failures array */
 } extract_cfg;

@@ -433,7 +433,9 @@ static void store_pick(store_entry *best, const store_entry *cand)
     best->shadowed = shadowed;
 }
 
-int store_lookup(store *s, const char *key, store_entry *out, err_t *e)
+/* store_lookup, plus (emb != NULL) the newest embedding as float32,
+ * converted while its environment's read transaction still holds it. */
+static int store_lookup_into(store *s, const char *key, store_entry *out, float *emb, uint32_t cap, err_t *e)
 {
     memset(out, 0, sizeof *out);
     if (store_check_key(key, e) != 0) return e ? e->code : ERR_ARG;
@@ -453,13 +455,30 @@ int store_lookup(store *s, const char *key, store_entry *out, err_t *e)
             }
             store_entry cand;
             rc = store_decode_entry(v, i, key, k.mv_size, f, &d, &cand, e);
-            if (!rc) store_pick(out, &cand);
+            if (rc) break;
+            store_pick(out, &cand);
+            if (!emb || out->kind != STORE_ENTRY_EMBEDDING || out->env != i) continue;
+            if (out->rec.dim > cap)
+                rc = err_set(e, ERR_FORMAT, "%s: embeddings '%s': dim %u, more than the %u expected", v->path, key,
+                             out->rec.dim, cap);
+            else
+                store_record_embedding(&out->rec, emb);
         }
         mdb_txn_abort(txn);
         if (rc) return rc;
     }
     out->rec.payload = NULL;
     return 0;
+}
+
+int store_lookup(store *s, const char *key, store_entry *out, err_t *e)
+{
+    return store_lookup_into(s, key, out, NULL, 0, e);
+}
+
+int store_lookup_embedding(store *s, const char *key, store_entry *out, float *emb, uint32_t cap, err_t *e)
+{
+    return store_lookup_into(s, key, out, emb, cap, e);
 }
 
 /* ---- iteration: a merge of 2 sorted streams per environment ---- */

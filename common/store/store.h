@@ -96,6 +96,13 @@ int store_generation_max(store *s, uint64_t *out, err_t *e);
 /* The newest entry of key across all environments (kind NONE if absent).
  * A corrupt record is ERR_FORMAT naming the environment and the key. */
 int store_lookup(store *s, const char *key, store_entry *out, err_t *e);
+/* store_lookup, and when the entry is an embedding, emb (cap floats)
+ * receives it as float32 (fp16 records widened exactly, as the iterator
+ * does). An embedding longer than cap is ERR_FORMAT naming the key. emb
+ * means nothing unless out->kind is EMBEDDING (an older copy may have been
+ * written before a newer failure shadowed it). For random access by key,
+ * e.g. a trainer fetching one batch at a time. */
+int store_lookup_embedding(store *s, const char *key, store_entry *out, float *emb, uint32_t cap, err_t *e);
 
 /* Every key of the union in byte order (memcmp), once, resolved as
  * store_lookup does. next: 1 with *key, *ent and (for embeddings) *emb as

@@ -169,10 +169,12 @@ def prng_images(B, S, seed=IMAGE_SEED):
     return prng_values(seed, 0, B * 3 * S * S, 0.0, 2.0).reshape(B, 3, S, S)
 
 
-def clip_image_embed(params, vc, images):
-    """The hub's CLIPVisionModel (pooler_output) followed by visual_projection."""
-    t = {k: torch.from_numpy(np.asarray(v, dtype=np.float32)) for k, v in params.items()}
-    x = torch.from_numpy(images)
+def clip_image_embed(params, vc, images, device="cpu"):
+    """The hub's CLIPVisionModel (pooler_output) followed by visual_projection.
+    params and images: numpy arrays, or tensors already on `device` (used as
+    they are, so a GPU benchmark keeps its weights resident)."""
+    t = {k: torch.as_tensor(v, dtype=torch.float32, device=device) for k, v in params.items()}
+    x = torch.as_tensor(images, device=device)
     W, H, P = vc["hidden_size"], vc["num_attention_heads"], vc["patch_size"]
     D = W // H
     eps = vc.get("layer_norm_eps", 1e-5)
@@ -209,7 +211,7 @@ def clip_image_embed(params, vc, images):
             h = r + lin(z, "mlp.fc2")
         pooled = F.layer_norm(h[:, 0], (W,), t["vision_model.post_layernorm.weight"],
                               t["vision_model.post_layernorm.bias"], eps)
-        return F.linear(pooled, t["visual_projection.weight"]).numpy()
+        return F.linear(pooled, t["visual_projection.weight"]).cpu().numpy()
 
 
 def hub_config(vc, projection_dim, text_width):

@@ -224,8 +224,12 @@ def score_set(name, gts, res):
 def raw_caption(rng, tokens):
     """A caption as a person writes it that the toolkit's PTB tokenisation
     turns back into `tokens`: clitics glued to the previous word, the first
-    letter capitalised, a final period or comma-free punctuation."""
+    letter capitalised, a final period or comma-free punctuation. An empty
+    token list becomes "." (an empty caption is an input error for
+    `clipcap score`; one the tokenisation empties is scored as empty)."""
     words = tokens.split()
+    if not words:
+        return "."
     out = []
     for w in words:
         if w in ("'s", "n't") and out and "'" not in out[-1] and rng.random() < 0.8:
@@ -241,11 +245,15 @@ def raw_caption(rng, tokens):
 
 
 def write_coco_files(rng, set_, out_dir):
-    """results.json / annotations.json in COCO form for `clipcap score`, and
-    the expected corpus scores as "KEY VALUE" lines."""
-    results, annotations = [], []
+    """results.json / annotations.json in COCO form for `clipcap score`, the
+    expected corpus scores as "KEY VALUE" lines in expected.txt and the
+    per-image ones, keyed by image id as the toolkit's imgToEval, in
+    expected_per_image.json."""
+    results, annotations, per_image = [], [], {}
     for k, img in enumerate(set_["images"]):
         image_id = 1000 + 7 * k
+        per_image[str(image_id)] = {"Bleu_%d" % (n + 1): img["Bleu"][n] for n in range(4)}
+        per_image[str(image_id)].update(ROUGE_L=img["ROUGE_L"], CIDEr=img["CIDEr"])
         results.append({"image_id": image_id, "caption": raw_caption(rng, img["candidate"])})
         for ref in img["references"]:
             annotations.append({"image_id": image_id, "id": len(annotations), "caption": raw_caption(rng, ref)})
@@ -258,6 +266,9 @@ def write_coco_files(rng, set_, out_dir):
         for n in range(4):
             f.write("Bleu_%d %.17g\n" % (n + 1, set_["Bleu"][n]))
         f.write("ROUGE_L %.17g\nCIDEr %.17g\n" % (set_["ROUGE_L"], set_["CIDEr"]))
+    with open(os.path.join(out_dir, "expected_per_image.json"), "w") as f:
+        json.dump(per_image, f, indent=0)
+        f.write("\n")
 
 
 def main():

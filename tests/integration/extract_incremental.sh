@@ -3,15 +3,17 @@
 # and still sees the earlier work; rewriting one image's bytes re-encodes
 # exactly that image, whose new embedding shadows the old one in another
 # rank's environment; another model (fingerprint), --fast-resize or --dtype
-# re-encodes everything. --batch 1 so that equal bytes give equal floats
-# (see extract_ranks.sh).
+# re-encodes everything. At the default batch: the re-encoded image's batch
+# runs with its other rows zeroed (they are up to date), and its embedding
+# must still equal, bit for bit, a from-scratch run's on the new bytes
+# (fixed batch slots, see extract_ranks.sh).
 source "$(dirname "$0")/extract_lib.bash"
 make_manifest "$WORK" 24 --bad --large 0
 S="$WORK/store"
 ex() { # ex NPROC [options...] -> the run's summary in $WORK/sum.json
     local np=$1
     shift
-    local cmd=("$CLIPCAP" extract --manifest "$WORK/man" --store "$S" --batch 1 "$@")
+    local cmd=("$CLIPCAP" extract --manifest "$WORK/man" --store "$S" --threads 1 "$@")
     [ "$np" = 2 ] && cmd=("${MPI2[@]}" "${cmd[@]}")
     "${cmd[@]}" >"$WORK/sum.json" 2>>"$WORK/extract.log" || fail "extract $* failed: $(tail -3 "$WORK/extract.log")"
 }
@@ -45,12 +47,20 @@ dump "$WORK/d3.jsonl"
 grep -v '^{"key": "3",' "$WORK/d1.jsonl" >"$WORK/a.txt"
 grep -v '^{"key": "3",' "$WORK/d3.jsonl" >"$WORK/b.txt"
 cmp "$WORK/a.txt" "$WORK/b.txt" || fail "re-encoding one image changed another"
+"$CLIPCAP" extract --manifest "$WORK/man" --store "$WORK/fresh" --threads 1 --clip "$CLIP_TINY" >/dev/null \
+    2>>"$WORK/extract.log" || fail "fresh extract failed"
+"$CLIPCAP" store dump --store "$WORK/fresh" --out "$WORK/fresh.jsonl" 2>/dev/null
+cmp "$WORK/d3.jsonl" "$WORK/fresh.jsonl" || fail "after re-encoding one image the dump differs from a fresh run's"
+# Key 3 sits in another batch row than key 4: equal within the rounding of
+# another place in the GEMM (extract_ranks.sh), with equal content hashes.
 "$PY" - "$WORK/d3.jsonl" <<'PYEOF'
 import json, sys
 rows = {r["key"]: r for r in map(json.loads, open(sys.argv[1]))}
 a, b = rows["3"], rows["4"]
-if a["embedding"] != b["embedding"] or a["content_hash"] != b["content_hash"]:
-    sys.exit("key 3 now holds image 4's bytes but not its embedding/hash")
+if a["content_hash"] != b["content_hash"]:
+    sys.exit("key 3 now holds image 4's bytes but not its hash")
+worst = max(abs(u - v) / (1 + abs(u)) for u, v in zip(a["embedding"], b["embedding"]))
+if worst > 1e-5: sys.exit("key 3's embedding is %g away from key 4's" % worst)
 PYEOF
 "$CLIPCAP" store stats --store "$S" >"$WORK/stats.json"
 # Shadowed: key 3's first embedding, and the failures (retried and

@@ -7,6 +7,7 @@
 #include "check.h"
 #include "io/npy.h"
 #include "io/safetensors.h"
+#include "nn/ops.h"
 
 /* train/NAME.npy as floats (malloc'd); *count its element count. */
 static inline float *fx_npy(const char *name, size_t *count)
@@ -25,6 +26,22 @@ static inline float *fx_npy(const char *name, size_t *count)
     size_t n = 1;
     for (int i = 0; i < nd; i++) n *= (size_t)shape[i];
     if (count) *count = n;
+    return d;
+}
+
+/* A malloc'd host copy of n floats of backend memory. */
+static inline float *fx_download(ops_ctx *ctx, const float *dev, size_t n)
+{
+    float *h = malloc((n ? n : 1) * sizeof *h);
+    if (h) ops_download(ctx, h, dev, n);
+    return h;
+}
+
+/* A backend copy of n host floats (free with ops_free). */
+static inline float *fx_upload(ops_ctx *ctx, const float *host, size_t n)
+{
+    float *d = ops_alloc(ctx, n, NULL);
+    if (d) ops_upload(ctx, d, host, n);
     return d;
 }
 
@@ -62,13 +79,13 @@ static inline float fx_entry_error(const char *name, const float *a, const float
     return fx_max_abs_diff(a, ref, cnt);
 }
 
-/* Every entry of ours against the tensor of the same name in the
- * safetensors fixture train/FILE: max abs error <= atol + rtol · max|ref|
- * per tensor (llm.c's test style). Entries absent from the file fail.
- * key_bias_E: see fx_entry_error (0 = compare everything alike).
- * Returns how many tensors were compared. */
-static inline int fx_compare_entries(const char *file, const st_entry *en, int n, float atol, float rtol,
-                                     int key_bias_E)
+/* Every entry of ours (data in ctx's backend memory) against the tensor
+ * of the same name in the safetensors fixture train/FILE: max abs error
+ * <= atol + rtol · max|ref| per tensor (llm.c's test style). Entries absent
+ * from the file fail. key_bias_E: see fx_entry_error (0 = compare
+ * everything alike). Returns how many tensors were compared. */
+static inline int fx_compare_entries(ops_ctx *ctx, const char *file, const st_entry *en, int n, float atol,
+                                     float rtol, int key_bias_E)
 {
     char rel[256], path[4096];
     snprintf(rel, sizeof rel, "train/%s", file);
@@ -84,12 +101,13 @@ static inline int fx_compare_entries(const char *file, const st_entry *en, int n
         if (!t) continue;
         size_t cnt = 1;
         for (int d = 0; d < en[i].ndim; d++) cnt *= (size_t)en[i].shape[d];
-        float *ref = malloc(cnt * sizeof *ref);
+        float *ref = malloc(cnt * sizeof *ref), *ours = fx_download(ctx, en[i].data, cnt);
         CHECK_OK(st_read_f32(f, t, ref, cnt, &e), &e);
-        float err = fx_entry_error(en[i].name, en[i].data, ref, cnt, key_bias_E), tol = atol + rtol * fx_max_abs(ref, cnt);
+        float err = fx_entry_error(en[i].name, ours, ref, cnt, key_bias_E), tol = atol + rtol * fx_max_abs(ref, cnt);
         CHECK_MSG(err <= tol, "%s: %s max abs error %g > %g", file, en[i].name, err, tol);
         compared++;
         free(ref);
+        free(ours);
     }
     st_close(f);
     return compared;

@@ -19,7 +19,8 @@
  * noise in both implementations: Adam normalises that noise to ±lr, so they
  * are only checked to stay within the total learning rate, 2·Σ lr. The
  * optimiser alone is checked exactly against torch.optim.AdamW with fixed
- * gradients (test_adamw_fixed_grads). */
+ * gradients (test_adamw_fixed_grads). Inputs, logits and parameters are
+ * backend memory, read and written through ops_upload/ops_download. */
 #include <stdint.h>
 
 #include "nn/adamw.h"
@@ -82,7 +83,7 @@ static void compare_grads(clipcap_model *m, const char *file, float rtol)
     st_entry *en = calloc((size_t)n, sizeof *en);
     char (*names)[PARAM_NAME_MAX] = calloc((size_t)n, sizeof *names);
     clipcap_model_tensor_entries(m, m->grads, tuned, en, names);
-    CHECK(fx_compare_entries(file, en, n, 1e-7f, rtol, 0) == n);
+    CHECK(fx_compare_entries(m->ctx, file, en, n, 1e-7f, rtol, 0) == n);
     free(en);
     free(names);
 }
@@ -94,9 +95,10 @@ static void run_variant(const variant *v)
     CHECK_OK(ops_create(&ctx, 0, &e), &e);
     clipcap_model m;
     CHECK_OK(load_model(&m, ctx, v, &e), &e);
-    float *clip = NULL;
+    float *clip_h = NULL;
     int32_t tokens[B * L];
-    load_batch(&clip, tokens);
+    load_batch(&clip_h, tokens);
+    float *clip = fx_upload(ctx, clip_h, (size_t)B * D); /* the model reads backend memory */
     char name[128];
 
     /* frozen GPT-2: no gradient storage at all */
@@ -121,7 +123,8 @@ static void run_variant(const variant *v)
     snprintf(name, sizeof name, "%s_logits.npy", v->name);
     float *ref_logits = fx_npy(name, &nl);
     CHECK(nl == (size_t)B * T * V);
-    float err = fx_max_abs_diff(m.gpt.acts.logits, ref_logits, nl);
+    float *logits = fx_download(ctx, m.gpt.acts.logits, nl);
+    float err = fx_max_abs_diff(logits, ref_logits, nl);
     CHECK_MSG(err <= 1e-5f * fx_max_abs(ref_logits, nl), "%s logits max abs error %g", v->name, err);
     /* the reference's attention mask: same logits wherever the mask is 1 */
     snprintf(name, sizeof name, "%s_logits_hfmask.npy", v->name);
@@ -131,7 +134,7 @@ static void run_variant(const variant *v)
         for (int t = 0; t < T; t++) {
             if (t >= K && tokens[b * L + t - K] < 0) continue;
             size_t off = ((size_t)b * T + t) * V;
-            float d = fx_max_abs_diff(m.gpt.acts.logits + off, ref_masked + off, (size_t)V);
+            float d = fx_max_abs_diff(logits + off, ref_masked + off, (size_t)V);
             merr = d > merr ? d : merr;
         }
     CHECK_MSG(merr <= 1e-5f * fx_max_abs(ref_masked, nl), "%s masked logits max abs error %g", v->name, merr);
@@ -144,7 +147,9 @@ static void run_variant(const variant *v)
     snprintf(name, sizeof name, "%s_dprefix.npy", v->name);
     float *ref_dp = fx_npy(name, &nl);
     CHECK(nl == (size_t)B * K * m.gpt.cfg.n_embd);
-    err = fx_max_abs_diff(m.dprefix, ref_dp, nl);
+    float *dprefix = fx_download(ctx, m.dprefix, nl);
+    err = fx_max_abs_diff(dprefix, ref_dp, nl);
+    free(dprefix);
     CHECK_MSG(err <= 1e-4f * fx_max_abs(ref_dp, nl), "%s dprefix max abs error %g", v->name, err);
 
     /* the batch split over two "ranks": same global-mean gradients */
@@ -199,7 +204,7 @@ static void run_variant(const variant *v)
     char (*names)[PARAM_NAME_MAX] = calloc((size_t)n, sizeof *names);
     clipcap_model_tensor_entries(&m, m.params, tuned, en, names);
     snprintf(name, sizeof name, "%s_params_after.safetensors", v->name);
-    CHECK(fx_compare_entries(name, en, n, 2e-4f, 0.0f, tuned ? m.gpt.cfg.n_embd : 0) == n);
+    CHECK(fx_compare_entries(ctx, name, en, n, 2e-4f, 0.0f, tuned ? m.gpt.cfg.n_embd : 0) == n);
     free(en);
     free(names);
 
@@ -209,7 +214,9 @@ static void run_variant(const variant *v)
     free(ref_masked);
     free(ref_logits);
     free(ref_loss);
-    free(clip);
+    free(logits);
+    free(clip_h);
+    ops_free(ctx, clip);
     clipcap_model_free(&m);
     ops_destroy(ctx);
 }
@@ -223,8 +230,9 @@ static void test_adamw_fixed_grads(void)
     err_t e = {0};
     CHECK_OK(ops_create(&ctx, 0, &e), &e);
     size_t n = 0, ng = 0, n3 = 0;
-    float *p = fx_npy("adamw_p0.npy", &n), *g = fx_npy("adamw_grads.npy", &ng), *ref = fx_npy("adamw_p3.npy", &n3);
-    CHECK(p && g && ref && ng == 3 * n && n3 == n);
+    float *p_h = fx_npy("adamw_p0.npy", &n), *g_h = fx_npy("adamw_grads.npy", &ng), *ref = fx_npy("adamw_p3.npy", &n3);
+    CHECK(p_h && g_h && ref && ng == 3 * n && n3 == n);
+    float *p = fx_upload(ctx, p_h, n), *g = fx_upload(ctx, g_h, ng);
     adamw_config ac;
     adamw_config_default(&ac);
     ac.lr = 1e-2f;
@@ -236,11 +244,14 @@ static void test_adamw_fixed_grads(void)
     for (int s = 0; s < 3; s++) adamw_step(&opt, p, g + (size_t)s * n);
     CHECK(opt.step == 3);
     /* same inputs, fp32 elementwise: only the last-bit rounding of pow/sqrt */
-    float err = fx_max_abs_diff(p, ref, n);
+    ops_download(ctx, p_h, p, n);
+    float err = fx_max_abs_diff(p_h, ref, n);
     CHECK_MSG(err <= 1e-6f, "AdamW params max abs error %g", err);
     adamw_free(&opt);
-    free(p);
-    free(g);
+    ops_free(ctx, p);
+    ops_free(ctx, g);
+    free(p_h);
+    free(g_h);
     free(ref);
     ops_destroy(ctx);
 }
@@ -267,7 +278,11 @@ static void test_load_torch_checkpoint(void)
         CHECK_OK(clipcap_model_load_gpt2(&m, tf, &e), &e);
     }
     tensorfile_close(tf);
-    CHECK(m.n_params == ref.n_params && memcmp(m.params, ref.params, m.n_params * sizeof(float)) == 0);
+    CHECK(m.n_params == ref.n_params);
+    float *a = fx_download(ctx, m.params, m.n_params), *b = fx_download(ctx, ref.params, ref.n_params);
+    CHECK(memcmp(a, b, m.n_params * sizeof(float)) == 0);
+    free(a);
+    free(b);
     clipcap_model_free(&m);
     clipcap_model_free(&ref);
     ops_destroy(ctx);

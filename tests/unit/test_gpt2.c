@@ -9,7 +9,9 @@
  * - rows of a batch are independent (B=3 equals three B=1 runs);
  * - the input gradient matches central finite differences of Σ logits·R
  *   (h = 1e-2, tolerance 2e-3 relative: fp32 noise of the objective over
- *   2h, plus O(h²)). */
+ *   2h, plus O(h²)).
+ * Parameters, inputs and logits are backend memory: the test reads and
+ * writes them through ops_upload/ops_download only. */
 #include <stdint.h>
 
 #include "io/safetensors.h"
@@ -43,7 +45,10 @@ static void test_load_both_namings(void)
           a.cfg.n_positions == 64);
     size_t n = gpt2_param_count(&a.cfg);
     CHECK(n == 64 * 32 + 64 * 32 + 2 * (12 * 32 * 32 + 13 * 32) + 2 * 32);
-    CHECK(memcmp(a.params.wte, b.params.wte, n * sizeof(float)) == 0);
+    float *pa = fx_download(ctx, a.params.wte, n), *pb = fx_download(ctx, b.params.wte, n);
+    CHECK(memcmp(pa, pb, n * sizeof(float)) == 0);
+    free(pa);
+    free(pb);
     CHECK(a.frozen && a.grads.wte == NULL);
     gpt2_free(&a);
     gpt2_free(&b);
@@ -65,11 +70,13 @@ static void write_model(const char *dir, const gpt2_config *cfg, gpt2 *g, const 
     int n = gpt2_tensor_entries(&g->cfg, "transformer.", NULL, NULL, NULL);
     st_entry *en = calloc((size_t)n + (size_t)n_extra, sizeof *en);
     char (*names)[PARAM_NAME_MAX] = calloc((size_t)n, sizeof *names);
-    gpt2_tensor_entries(&g->cfg, "transformer.", g->params.wte, en, names);
+    float *host = fx_download(g->ctx, g->params.wte, gpt2_param_count(&g->cfg));
+    gpt2_tensor_entries(&g->cfg, "transformer.", host, en, names);
     for (int i = 0; i < n_extra; i++) en[n + i] = extra[i];
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     err_t e = {0};
     CHECK_OK(st_write(path, en, n + n_extra, NULL, &e), &e);
+    free(host);
     free(en);
     free(names);
 }
@@ -87,14 +94,14 @@ static void test_load_errors(void)
     /* untied head */
     size_t vocab = (size_t)g.cfg.vocab_size * g.cfg.n_embd;
     float *head = malloc(vocab * sizeof *head);
-    memcpy(head, g.params.wte, vocab * sizeof *head);
+    ops_download(ctx, head, g.params.wte, vocab);
     head[5] += 1.0f;
     st_entry lm = {"lm_head.weight", head, 2, {g.cfg.vocab_size, g.cfg.n_embd}};
     write_model(dir, &g.cfg, &g, &lm, 1);
     CHECK(gpt2_open(&h, ctx, dir, &e) == ERR_UNSUPPORTED);
     CHECK_MSG(strstr(e.msg, "lm_head.weight") != NULL, "%s", e.msg);
     /* the tied head as hub files hold it loads */
-    memcpy(head, g.params.wte, vocab * sizeof *head);
+    ops_download(ctx, head, g.params.wte, vocab);
     write_model(dir, &g.cfg, &g, &lm, 1);
     CHECK_OK(gpt2_open(&h, ctx, dir, &e), &e);
     gpt2_free(&h);
@@ -118,12 +125,15 @@ static void test_load_errors(void)
 
 enum { B = 3, T = 7 };
 
+/* x: backend memory; R: host */
 static double objective(gpt2 *g, const float *x, const float *R)
 {
     CHECK(gpt2_forward(g, x, B, T, NULL) == 0);
     size_t n = (size_t)B * T * g->cfg.vocab_size;
+    float *logits = fx_download(g->ctx, g->acts.logits, n);
     double f = 0;
-    for (size_t i = 0; i < n; i++) f += (double)g->acts.logits[i] * R[i];
+    for (size_t i = 0; i < n; i++) f += (double)logits[i] * R[i];
+    free(logits);
     return f;
 }
 
@@ -137,30 +147,36 @@ static void test_backward(void)
     const gpt2_config *c = &frozen.cfg;
     size_t np = gpt2_param_count(c), nx = (size_t)B * T * c->n_embd, nl = (size_t)B * T * c->vocab_size;
     float *p = ops_alloc(ctx, np, &e), *gr = ops_alloc(ctx, np, &e);
-    memcpy(p, frozen.params.wte, np * sizeof *p);
+    ops_copy(ctx, p, frozen.params.wte, np);
     gpt2_init(&tuned, ctx, c, p, gr);
     CHECK(!tuned.frozen && tuned.grads.wte == gr);
 
+    /* host copies x, R; backend copies xd, Rd, dd1, dd2 */
     float *x = malloc(nx * sizeof *x), *R = malloc(nl * sizeof *R);
-    float *d1 = calloc(nx, sizeof *d1), *d2 = calloc(nx, sizeof *d2);
     for (size_t i = 0; i < nx; i++) x[i] = frand();
     for (size_t i = 0; i < nl; i++) R[i] = frand();
+    float *xd = ops_alloc(ctx, nx, &e), *Rd = ops_alloc(ctx, nl, &e);
+    float *dd1 = ops_alloc(ctx, nx, &e), *dd2 = ops_alloc(ctx, nx, &e);
+    ops_upload(ctx, xd, x, nx);
+    ops_upload(ctx, Rd, R, nl);
 
-    CHECK_OK(gpt2_forward(&frozen, x, B, T, &e), &e);
-    CHECK_OK(gpt2_backward(&frozen, R, d1, &e), &e);
-    CHECK_OK(gpt2_forward(&tuned, x, B, T, &e), &e);
-    CHECK_OK(gpt2_backward(&tuned, R, d2, &e), &e);
+    CHECK_OK(gpt2_forward(&frozen, xd, B, T, &e), &e);
+    CHECK_OK(gpt2_backward(&frozen, Rd, dd1, &e), &e);
+    CHECK_OK(gpt2_forward(&tuned, xd, B, T, &e), &e);
+    CHECK_OK(gpt2_backward(&tuned, Rd, dd2, &e), &e);
+    float *d1 = fx_download(ctx, dd1, nx), *d2 = fx_download(ctx, dd2, nx);
     CHECK(memcmp(d1, d2, nx * sizeof *d1) == 0);
     CHECK(ops_sum_squares(ctx, gr, np) > 0.0);
 
     /* rows are independent */
-    float *full = malloc(nl * sizeof *full);
-    memcpy(full, tuned.acts.logits, nl * sizeof *full);
+    float *full = fx_download(ctx, tuned.acts.logits, nl);
     float worst = 0;
     size_t row = (size_t)T * c->vocab_size;
     for (int b = 0; b < B; b++) {
-        CHECK_OK(gpt2_forward(&tuned, x + (size_t)b * T * c->n_embd, 1, T, &e), &e);
-        float d = fx_max_abs_diff(tuned.acts.logits, full + b * row, row);
+        CHECK_OK(gpt2_forward(&tuned, xd + (size_t)b * T * c->n_embd, 1, T, &e), &e);
+        float *one = fx_download(ctx, tuned.acts.logits, row);
+        float d = fx_max_abs_diff(one, full + b * row, row);
+        free(one);
         worst = d > worst ? d : worst;
     }
     CHECK_MSG(worst <= 1e-5f * fx_max_abs(full, nl), "batch rows differ by %g", worst);
@@ -170,25 +186,29 @@ static void test_backward(void)
     float fd_worst = 0;
     for (int k = 0; k < 24; k++) {
         size_t i = (size_t)(k * 7919) % nx;
-        float v = x[i];
-        x[i] = v + h;
-        double fp = objective(&frozen, x, R);
-        x[i] = v - h;
-        double fm = objective(&frozen, x, R);
-        x[i] = v;
+        float v = x[i], vp = v + h, vm = v - h;
+        ops_upload(ctx, xd + i, &vp, 1);
+        double fp = objective(&frozen, xd, R);
+        ops_upload(ctx, xd + i, &vm, 1);
+        double fm = objective(&frozen, xd, R);
+        ops_upload(ctx, xd + i, &v, 1);
         double num = (fp - fm) / (2.0 * h);
         float err = (float)(fabs(num - d1[i]) / fmax(1.0, fabs(num)));
         fd_worst = err > fd_worst ? err : fd_worst;
     }
     CHECK_MSG(fd_worst <= 2e-3f, "input gradient vs finite differences: %g", fd_worst);
 
-    CHECK(gpt2_forward(&frozen, x, 1, c->n_positions + 1, &e) == ERR_ARG);
+    CHECK(gpt2_forward(&frozen, xd, 1, c->n_positions + 1, &e) == ERR_ARG);
 
     free(full);
     free(x);
     free(R);
     free(d1);
     free(d2);
+    ops_free(ctx, xd);
+    ops_free(ctx, Rd);
+    ops_free(ctx, dd1);
+    ops_free(ctx, dd2);
     gpt2_free(&tuned);
     ops_free(ctx, p);
     ops_free(ctx, gr);

@@ -2,7 +2,8 @@
  * PyTorch from the facts file): outputs for a batch of CLIP embeddings and
  * every parameter gradient for a fixed upstream gradient.
  * Tolerances: outputs 1e-5 and gradients 1e-4 relative to the tensor's
- * largest magnitude (fp32, a different reduction order than PyTorch's). */
+ * largest magnitude (fp32, a different reduction order than PyTorch's).
+ * Mapper inputs and outputs are backend memory (uploaded/downloaded). */
 #include "io/tensorfile.h"
 #include "nn/mapper_mlp.h"
 #include "nn/mapper_transformer.h"
@@ -44,18 +45,24 @@ static void check_mapper(const char *name, size_t n_params, int n_entries,
     snprintf(file, sizeof file, "mapper_%s_out.npy", name);
     float *ref = fx_npy(file, &n);
     CHECK(n == (size_t)B * K * E);
-    float out[B * K * E];
-    CHECK(fwd(m, out, clip, B) == 0);
+    float *clip_d = fx_upload(ctx, clip, (size_t)B * D), *dout_d = fx_upload(ctx, dout, n);
+    float *out_d = ops_alloc(ctx, n, NULL);
+    CHECK(fwd(m, out_d, clip_d, B) == 0);
+    float *out = fx_download(ctx, out_d, n);
     float err = fx_max_abs_diff(out, ref, n);
     CHECK_MSG(err <= 1e-5f * fx_max_abs(ref, n), "%s mapper output max abs error %g", name, err);
-    bwd(m, dout, clip);
+    bwd(m, dout_d, clip_d);
     entries(cfg, grads, en, names);
     snprintf(file, sizeof file, "mapper_%s_grads.safetensors", name);
-    CHECK(fx_compare_entries(file, en, n_entries, 1e-7f, 1e-4f, 0) == n_entries);
+    CHECK(fx_compare_entries(ctx, file, en, n_entries, 1e-7f, 1e-4f, 0) == n_entries);
     (void)n_params;
     free(clip);
     free(dout);
     free(ref);
+    free(out);
+    ops_free(ctx, clip_d);
+    ops_free(ctx, dout_d);
+    ops_free(ctx, out_d);
 }
 
 /* adapters so both mappers go through one checker */

@@ -7,7 +7,11 @@
  * few hundred terms) divided by 2h gives ~1e-5 absolute noise, and the
  * O(h²) truncation error of the smooth ops is below 1e-3 at these scales.
  * ReLU inputs are kept away from the kink. The whole-model gradients are
- * checked against PyTorch in test_clipcap_train_step. */
+ * checked against PyTorch in test_clipcap_train_step.
+ *
+ * Backend-agnostic: the op's inputs, outputs and gradients live in
+ * ops_alloc memory (index arrays on the host, as ops.h says); the host keeps
+ * copies, uploads each perturbed element and downloads each output. */
 #include <stdint.h>
 
 #include "check.h"
@@ -35,50 +39,76 @@ static float frand(float lo, float hi)
     return lo + (hi - lo) * (float)((rng_state >> 40) / 16777216.0);
 }
 
-static double objective(ops_ctx *ctx, const op_case *c, float *const *in, float *out, const float *R)
+static ops_ctx *ops; /* two threads on the CPU backend */
+
+static float *dalloc(size_t n)
 {
-    c->fwd(ctx, in, out, c->arg);
+    err_t e = {0};
+    float *p = ops_alloc(ops, n, &e);
+    CHECK_MSG(p != NULL, "%s", e.msg);
+    return p;
+}
+
+static float *dcopy(const float *host, size_t n)
+{
+    float *p = dalloc(n);
+    ops_upload(ops, p, host, n);
+    return p;
+}
+
+/* f = Σ out ⊙ R; out is backend memory, out_h its host copy. */
+static double objective(const op_case *c, float *const *in, float *out, float *out_h, const float *R)
+{
+    c->fwd(ops, in, out, c->arg);
+    ops_download(ops, out_h, out, c->out_size);
     double f = 0;
-    for (size_t i = 0; i < c->out_size; i++) f += (double)out[i] * R[i];
+    for (size_t i = 0; i < c->out_size; i++) f += (double)out_h[i] * R[i];
     return f;
 }
 
 static void check_case(const op_case *c)
 {
-    ops_ctx *ctx = NULL;
-    err_t e = {0};
-    CHECK_OK(ops_create(&ctx, 2, &e), &e);
+    /* *_h: host copies; the rest backend memory */
+    float *in_h[MAXIN] = {0}, *d_h[MAXIN] = {0}, *dacc_h[MAXIN] = {0};
     float *in[MAXIN] = {0}, *d[MAXIN] = {0}, *dacc[MAXIN] = {0};
     for (int i = 0; i < c->n_in; i++) {
-        in[i] = malloc(c->in_size[i] * sizeof(float));
-        d[i] = calloc(c->in_size[i], sizeof(float));
-        dacc[i] = malloc(c->in_size[i] * sizeof(float));
+        in_h[i] = malloc(c->in_size[i] * sizeof(float));
+        d_h[i] = malloc(c->in_size[i] * sizeof(float));
+        dacc_h[i] = malloc(c->in_size[i] * sizeof(float));
         for (size_t j = 0; j < c->in_size[i]; j++) {
             float x = frand(c->lo, c->hi);
             if (c->lo < 0 && fabsf(x) < 0.05f) x = x < 0 ? -0.05f - x : 0.05f + x; /* ReLU kink */
-            in[i][j] = x;
-            dacc[i][j] = 1.0f;
+            in_h[i][j] = x;
+            dacc_h[i][j] = 1.0f;
         }
+        in[i] = dcopy(in_h[i], c->in_size[i]);
+        d[i] = dalloc(c->in_size[i]); /* zeroed */
+        dacc[i] = dcopy(dacc_h[i], c->in_size[i]);
     }
-    float *out = malloc(c->out_size * sizeof(float)), *R = malloc(c->out_size * sizeof(float));
+    float *out_h = malloc(c->out_size * sizeof(float)), *R = malloc(c->out_size * sizeof(float));
     for (size_t j = 0; j < c->out_size; j++) R[j] = frand(-1, 1);
-    objective(ctx, c, in, out, R);
-    c->bwd(ctx, d, R, in, out, c->arg);
-    c->bwd(ctx, dacc, R, in, out, c->arg); /* must add to the 1.0 already there */
+    float *out = dalloc(c->out_size), *Rd = dcopy(R, c->out_size);
+    objective(c, in, out, out_h, R);
+    c->bwd(ops, d, Rd, in, out, c->arg);
+    c->bwd(ops, dacc, Rd, in, out, c->arg); /* must add to the 1.0 already there */
+    for (int i = 0; i < c->n_in; i++) {
+        ops_download(ops, d_h[i], d[i], c->in_size[i]);
+        ops_download(ops, dacc_h[i], dacc[i], c->in_size[i]);
+    }
     const float h = 1e-2f;
     float worst = 0, worst_acc = 0;
     for (int i = 0; i < c->n_in; i++) {
         for (size_t j = 0; j < c->in_size[i]; j++) {
-            float x = in[i][j];
-            in[i][j] = x + h;
-            double fp = objective(ctx, c, in, out, R);
-            in[i][j] = x - h;
-            double fm = objective(ctx, c, in, out, R);
-            in[i][j] = x;
+            float x = in_h[i][j], xp = x + h, xm = x - h;
+            ops_upload(ops, in[i] + j, &xp, 1);
+            double fp = objective(c, in, out, out_h, R);
+            ops_upload(ops, in[i] + j, &xm, 1);
+            double fm = objective(c, in, out, out_h, R);
+            ops_upload(ops, in[i] + j, &x, 1);
             double num = (fp - fm) / (2.0 * h);
-            float err = (float)(fabs(num - d[i][j]) / fmax(1.0, fabs(num)));
+            float err = (float)(fabs(num - d_h[i][j]) / fmax(1.0, fabs(num)));
             worst = err > worst ? err : worst;
-            float acc = fabsf(dacc[i][j] - 1.0f - d[i][j]);
+            float acc = fabsf(dacc_h[i][j] - 1.0f - d_h[i][j]);
             worst_acc = acc > worst_acc ? acc : worst_acc;
         }
     }
@@ -86,15 +116,13 @@ static void check_case(const op_case *c)
     CHECK_MSG(worst_acc <= 1e-5f, "%s: backward does not accumulate (error %g)", c->name, worst_acc);
     /* every gradient NULL: nothing is touched, nothing crashes */
     float *none[MAXIN] = {0};
-    c->bwd(ctx, none, R, in, out, c->arg);
+    c->bwd(ops, none, Rd, in, out, c->arg);
     for (int i = 0; i < c->n_in; i++) {
-        free(in[i]);
-        free(d[i]);
-        free(dacc[i]);
+        free(in_h[i]), free(d_h[i]), free(dacc_h[i]);
+        ops_free(ops, in[i]), ops_free(ops, d[i]), ops_free(ops, dacc[i]);
     }
-    free(out);
-    free(R);
-    ops_destroy(ctx);
+    free(out_h), free(R);
+    ops_free(ops, out), ops_free(ops, Rd);
 }
 
 /* ---- matmul: in [M,K], w, bias [N] ---- */
@@ -120,7 +148,7 @@ static void test_matmul(void)
 }
 
 /* ---- layernorm: in [M,C], g, b ---- */
-typedef struct { int M, C; float mean[8], rstd[8]; } ln_arg;
+typedef struct { int M, C; float *mean, *rstd; } ln_arg; /* saved statistics in backend memory */
 static void ln_fwd(ops_ctx *ctx, float *const *in, float *out, const void *a)
 {
     ln_arg *l = (ln_arg *)a;
@@ -134,9 +162,10 @@ static void ln_bwd(ops_ctx *ctx, float *const *d, const float *dout, float *cons
 
 static void test_layernorm(void)
 {
-    static ln_arg a = {4, 9, {0}, {0}};
+    ln_arg a = {4, 9, dalloc(4), dalloc(4)};
     op_case c = {"layernorm", 3, {4 * 9, 9, 9}, 4 * 9, ln_fwd, ln_bwd, &a, -1, 1};
     check_case(&c);
+    ops_free(ops, a.mean), ops_free(ops, a.rstd);
 }
 
 /* ---- elementwise ---- */
@@ -169,7 +198,7 @@ static void test_elementwise(void)
 
 /* ---- attention: q [B,Tq,qs], kv [B,Tk,kvs] with k at column 0 and v at
  * column H·D of the same rows (the Transformer mapper's fused layout) ---- */
-typedef struct { int B, Tq, Tk, H, D, qs, kvs, causal; float probs[2 * 2 * 5 * 5]; } att_arg;
+typedef struct { int B, Tq, Tk, H, D, qs, kvs, causal; float *probs; } att_arg; /* probs: backend memory */
 static void att_fwd(ops_ctx *ctx, float *const *in, float *out, const void *a)
 {
     att_arg *t = (att_arg *)a;
@@ -188,17 +217,19 @@ static void att_bwd(ops_ctx *ctx, float *const *d, const float *dout, float *con
 static void test_attention(void)
 {
     /* causal self-attention, no mask, and a query block after a cache */
-    static att_arg cases[3] = {
-        {2, 5, 5, 2, 3, 7, 12, 1, {0}},
-        {2, 5, 5, 2, 3, 6, 12, 0, {0}},
-        {2, 2, 5, 2, 3, 6, 12, 1, {0}},
+    att_arg cases[3] = {
+        {2, 5, 5, 2, 3, 7, 12, 1, NULL},
+        {2, 5, 5, 2, 3, 6, 12, 0, NULL},
+        {2, 2, 5, 2, 3, 6, 12, 1, NULL},
     };
     const char *names[3] = {"attention causal", "attention full", "attention cached"};
     for (int i = 0; i < 3; i++) {
         att_arg *t = &cases[i];
+        t->probs = dalloc((size_t)t->B * t->H * t->Tq * t->Tk);
         op_case c = {names[i], 2,  {(size_t)t->B * t->Tq * t->qs, (size_t)t->B * t->Tk * t->kvs},
                      (size_t)t->B * t->Tq * t->H * t->D, att_fwd, att_bwd, t, -1.5f, 1.5f};
         check_case(&c);
+        ops_free(ops, t->probs);
     }
 }
 
@@ -229,9 +260,11 @@ static void ce_bwd(ops_ctx *ctx, float *const *d, const float *dout, float *cons
 {
     /* f = Σ_i R_i loss_i: row i's gradient is R_i · (softmax − onehot) */
     if (!d[0]) return;
+    float r[4]; /* the scales are host floats */
+    ops_download(ctx, r, dout, 4);
     for (int i = 0; i < 4; i++) {
         int32_t t = ce_targets[i];
-        ops_cross_entropy_backward(ctx, d[0] + i * 7, in[0] + i * 7, &t, 1, 7, dout[i]);
+        ops_cross_entropy_backward(ctx, d[0] + i * 7, in[0] + i * 7, &t, 1, 7, r[i]);
     }
 }
 
@@ -243,11 +276,17 @@ static void test_cross_entropy(void)
 
 int main(void)
 {
+    err_t e = {0};
+    if (ops_create(&ops, 2, &e)) {
+        fprintf(stderr, "%s\n", e.msg);
+        return 1;
+    }
     CHECK_RUN(test_matmul);
     CHECK_RUN(test_layernorm);
     CHECK_RUN(test_elementwise);
     CHECK_RUN(test_attention);
     CHECK_RUN(test_scatter_add);
     CHECK_RUN(test_cross_entropy);
+    ops_destroy(ops);
     return check_summary();
 }

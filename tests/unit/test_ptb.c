@@ -4,7 +4,8 @@
  * Penn Treebank conventions the Stanford tokenizer documents (clitics
  * "n't 's 're 've 'm 'll 'd", "can't" -> "ca n't", hyphenated words and
  * numbers kept whole, brackets -LRB- -RRB- lower-cased by -lowerCase after
- * escaping, / escaped as \/). Outputs are exact strings. */
+ * escaping, / and * escaped as \/ and \*, currency split off, dotted
+ * abbreviations kept). Outputs are exact strings. */
 #include "check.h"
 #include "text/ptb.h"
 
@@ -42,6 +43,7 @@ static void test_contractions(void)
     expect("THE DOG'S BALL", "the dog 's ball");
     expect("the dogs' toys", "the dogs toys");
     expect("it is 5 o'clock", "it is 5 o'clock");
+    expect("I'M HERE", "i 'm here");
 }
 
 static void test_punctuation(void)
@@ -57,6 +59,8 @@ static void test_punctuation(void)
     expect("The U.S. flag and Mr. Smith.", "the u.s. flag and mr. smith");
     expect("holding a.", "holding a");
     expect("50% off at AT&T", "50 % off at at&t");
+    expect("a $5 hat, e.g. this one", "a $ 5 hat e.g. this one");
+    expect("3 * 4 blocks", "3 \\* 4 blocks");
 }
 
 int main(void)

@@ -1,0 +1,59 @@
+/* The trainer's examples: one per caption of the selected manifest splits,
+ * in manifest order (images by shard, captions in record order), with the
+ * CLIP embedding of the caption's image fetched from the feature store one
+ * batch at a time (docs/training.md).
+ *
+ * Memory is what a rank needs to draw any batch, not the data set: every
+ * image key once (one arena), and every caption's token ids cut to
+ * max_seq_len as 16-bit ids packed end to end (GPT-2's 50257 ids fit; a
+ * larger id is refused at open). No embedding is held: train_data_batch
+ * looks each one up in the LMDB store, whose memory map the kernel shares
+ * between the ranks of a node and can drop under pressure. The same bits
+ * reach the model as from a whole-store read (store_lookup_embedding
+ * widens fp16 exactly as the iterator does).
+ *
+ * train_data_open checks the store BEFORE training starts, so a bad store
+ * never fails mid-run: every image must have an entry. An image whose entry
+ * is an extraction failure (the image could not be decoded) loses its
+ * captions, with a warning; an image with no entry at all is an error (the
+ * store is incomplete: run `clipcap extract` on this manifest); every
+ * embedding must have the same size D, and D becomes the mapper's CLIP
+ * size. Under MPI the ranks split the lookups (image i is checked by rank
+ * i mod N) and combine them, so every rank ends with the same example list.
+ * Collective: every rank calls it. */
+#ifndef CLIPCAP_TRAIN_DATA_H
+#define CLIPCAP_TRAIN_DATA_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "core/log.h"
+#include "store/store.h"
+
+typedef struct train_data {
+    int L;                  /* max_seq_len from the manifest header */
+    int D;                  /* CLIP embedding size from the store */
+    size_t n_images;        /* images with an embedding (others dropped) */
+    size_t n_examples;
+    size_t n_dropped_images, n_dropped_examples; /* extraction failures */
+    char *keys;             /* NUL-terminated image keys, end to end */
+    size_t keys_len;        /* bytes used in keys (dropped images' too) */
+    uint64_t *key_off;      /* [n_images] offset of each key in keys */
+    uint32_t *ex_image;     /* [n_examples] image index */
+    uint64_t *tok_off;      /* [n_examples + 1] example x's ids are tok[tok_off[x] .. tok_off[x+1]) */
+    uint16_t *tok;          /* token ids, at most L per example */
+    store *st;              /* open for the per-batch lookups */
+    const char *store_dir;  /* for error messages (the caller's string) */
+} train_data;
+
+/* splits: comma-separated manifest splits to use, NULL = all. */
+int train_data_open(train_data *d, const char *manifest_dir, const char *splits, const char *store_dir, err_t *e);
+void train_data_close(train_data *d); /* also after a failed open */
+
+/* Examples ex[0..n): clip [n, D] receives their embeddings, tokens [n, L]
+ * their ids padded with -1 (what clipcap_model_forward takes). */
+int train_data_batch(train_data *d, const size_t *ex, int n, float *clip, int32_t *tokens, err_t *e);
+
+/* Bytes of host memory the example set holds (keys, offsets, ids). */
+size_t train_data_bytes(const train_data *d);
+
+#endif

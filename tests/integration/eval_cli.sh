@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# `clipcap eval` end to end: caption the Karpathy test split of a synthetic
+# manifest from the feature store, gather on rank 0, write the COCO results
+# file and score it.
+#  - the results file has exactly one caption per test image, named by the
+#    COCO image id (an integer, as in the annotation file);
+#  - its captions are the ones the corpus dump writes for the same keys
+#    (another code path over the same captioner);
+#  - stdout is one JSON object with the toolkit's keys, and it is exactly
+#    what `clipcap score --subset` prints for the written results (the
+#    same code); with the whole captions_val2014.json as references (more
+#    images than the split, as users run it) only the split is scored;
+#  - mpirun -np 2 writes the same results file and scores;
+#  - a split without embeddings, an unknown split and a missing flag are
+#    clear errors.
+source "$(dirname "$0")/caption_dump_lib.bash"
+
+make_data 40
+ann="$WORK/test_ann.json"
+ev=("$CLIPCAP" eval --manifest "$WORK/man" --store "$WORK/store" --model "$MODEL" --gpt2 "$GPT2"
+    --annotations "$ann" --batch 2)
+
+"${ev[@]}" --results "$WORK/r1.json" >"$WORK/s1.json" 2>"$WORK/e1.log" || { cat "$WORK/e1.log"; fail "eval np 1"; }
+"${MPI2[@]}" "${ev[@]}" --results "$WORK/r2.json" >"$WORK/s2.json" 2>"$WORK/e2.log" || { cat "$WORK/e2.log"; fail "eval np 2"; }
+cmp "$WORK/r1.json" "$WORK/r2.json" || fail "np 1 and np 2 results differ"
+cmp "$WORK/s1.json" "$WORK/s2.json" || fail "np 1 and np 2 scores differ"
+"$CLIPCAP" score --results "$WORK/r1.json" --annotations "$ann" --subset >"$WORK/score.json"
+cmp "$WORK/s1.json" "$WORK/score.json" || fail "eval's scores are not clipcap score's"
+val2014="$WORK/syn/coco/annotations/captions_val2014.json"
+"${ev[@]}" --annotations "$val2014" --results "$WORK/r3.json" >"$WORK/s3.json" 2>"$WORK/e3.log" ||
+    { cat "$WORK/e3.log"; fail "eval against captions_val2014.json"; }
+cmp "$WORK/r1.json" "$WORK/r3.json" || fail "results depend on the annotation file"
+"$CLIPCAP" score --results "$WORK/r3.json" --annotations "$val2014" --subset >"$WORK/score3.json"
+cmp "$WORK/s3.json" "$WORK/score3.json" || fail "eval's scores (val2014 references) are not clipcap score's"
+"$PY" -c 'import json, sys; a, b = (json.load(open(f)) for f in sys.argv[1:]); sys.exit(a["images"] != b["images"])' \
+    "$WORK/s1.json" "$WORK/s3.json" || fail "eval scored images outside the split"
+
+"$CLIPCAP" caption --manifest "$WORK/man" --store "$WORK/store" --model "$MODEL" --gpt2 "$GPT2" --splits test \
+    --out "$WORK/dump" >/dev/null 2>"$WORK/dump.log" || { cat "$WORK/dump.log"; fail "dump"; }
+
+"$PY" - "$WORK/r1.json" "$ann" "$WORK/s1.json" "$WORK/dump" <<'PYEOF'
+import glob, json, subprocess, sys
+res, ann, scores, dump = sys.argv[1:5]
+r = json.load(open(res))
+a = json.load(open(ann))
+ids = sorted(i["id"] for i in a["images"])
+got = [x["image_id"] for x in r]
+if not all(isinstance(i, int) for i in got): sys.exit("image ids are not integers: %s" % got)
+if sorted(got) != ids or len(set(got)) != len(got): sys.exit("results ids %s, test images %s" % (got, ids))
+for x in r:
+    if set(x) != {"image_id", "caption"} or not isinstance(x["caption"], str): sys.exit("bad entry %s" % x)
+s = json.load(open(scores))
+for k in ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr", "SPICE"):
+    if k not in s: sys.exit("score key %s missing" % k)
+if s["images"] != len(ids): sys.exit("scored %s images" % s["images"])
+d = {}
+for f in glob.glob(dump + "/captions-*.zst"):
+    out = subprocess.run(["zstd", "-dcq", f], check=True, capture_output=True).stdout.decode().splitlines()
+    for l in out[1:]:
+        o = json.loads(l)
+        d[int(o["key"])] = o["caption"]
+if d != {x["image_id"]: x["caption"] for x in r}: sys.exit("eval captions differ from the dump's")
+print("eval ok: %d images, CIDEr %.4f" % (len(r), s["CIDEr"]))
+PYEOF
+
+expect_error() { # PATTERN args...: fails with a message matching PATTERN
+    local pat=$1
+    shift
+    set +e
+    "$@" >/dev/null 2>"$WORK/err.log"
+    local rc=$?
+    set -e
+    [ "$rc" -ne 0 ] || fail "succeeded: $*"
+    grep -q -- "$pat" "$WORK/err.log" || { cat "$WORK/err.log"; fail "message lacks '$pat'"; }
+}
+expect_error "no embedding (not_in_store" "${ev[@]}" --split val --results "$WORK/bad.json"
+expect_error "no image of split" "${ev[@]}" --split nosuch --results "$WORK/bad.json"
+expect_error "are required" "$CLIPCAP" eval --manifest "$WORK/man" --results "$WORK/bad.json"
+[ ! -e "$WORK/bad.json" ] || fail "a failed eval wrote results"
+"$CLIPCAP" eval --help | grep -q -- '--annotations'
+echo "eval_cli: ok"
