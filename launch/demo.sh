@@ -22,7 +22,8 @@ echo "== synth" >&2
 run synth --out "$out/data" --count 96 --bad
 echo "== shard" >&2
 run shard --format coco --input "$out/data/coco/annotations/captions_train2014.json" \
-  --images-root "$out/data/coco" --gpt2 "$fx/gpt2" --shards 4 --out "$out/manifest"
+  --images-root "$out/data/coco" --gpt2 "$fx/gpt2" --shards 4 --out "$out/manifest" \
+  --write-annotations "train2014:$out/references.json"
 echo "== extract" >&2
 run extract --manifest "$out/manifest" --clip "$fx/clip/tiny" --store "$out/store"
 run store stats --store "$out/store"
@@ -32,9 +33,9 @@ run train --manifest "$out/manifest" --store "$out/store" --gpt2 "$fx/train/gpt2
 ckpt=$(ls "$out"/run/model-step-*.safetensors | tail -1)
 echo "== caption (corpus dump with $ckpt)" >&2
 run caption --manifest "$out/manifest" --store "$out/store" --model "$ckpt" \
-  --gpt2 "$fx/train/gpt2_fullvocab" --out "$out/captions"
+  --gpt2 "$fx/train/gpt2_fullvocab" --max-tokens 40 --out "$out/captions"
 echo "== eval" >&2
-run eval --manifest "$out/manifest" --split train --store "$out/store" --model "$ckpt" \
-  --gpt2 "$fx/train/gpt2_fullvocab" --annotations "$out/data/coco/annotations/captions_train2014.json" \
+run eval --manifest "$out/manifest" --split train2014 --skip-failed --store "$out/store" --model "$ckpt" \
+  --gpt2 "$fx/train/gpt2_fullvocab" --max-tokens 40 --annotations "$out/references.json" \
   --results "$out/results.json" | tee "$out/scores.json"
 echo "demo: done; outputs in $out/ (manifest/, store/, run/, captions/, results.json, scores.json)" >&2

@@ -51,6 +51,8 @@ static void eval_usage(FILE *out)
             "  --batch N           images per captioning call (default 64)\n"
             "  --threads T         compute threads per rank (default OMP_NUM_THREADS)\n"
             "  --per-image         add per-image scores (as clipcap score --per-image)\n"
+            "  --skip-failed       leave out images whose extraction failed (logged with the\n"
+            "                      reason) instead of stopping; unextracted images still stop\n"
             "  --meteor-jar JAR    compute METEOR with meteor-1.5.jar (java on PATH)\n"
             "  --spice-jar JAR     compute SPICE with spice-1.0.jar (java on PATH)\n"
             "  -h, --help          this help\n");
@@ -84,7 +86,7 @@ static int eval_parse(int argc, char **argv, eval_options *o, int *help, err_t *
         {"results", required_argument, 0, 'r'},    {"beam", required_argument, 0, 'B'},
         {"max-tokens", required_argument, 0, 'T'}, {"normalize-prefix", no_argument, 0, 'n'},
         {"batch", required_argument, 0, 'b'},      {"threads", required_argument, 0, 't'},
-        {"per-image", no_argument, 0, 'p'},        {"meteor-jar", required_argument, 0, 'J'},
+        {"per-image", no_argument, 0, 'p'},        {"skip-failed", no_argument, 0, 'F'},        {"meteor-jar", required_argument, 0, 'J'},
         {"spice-jar", required_argument, 0, 'P'},  {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     caption_corpus_options_default(&o->corpus);
@@ -104,6 +106,7 @@ static int eval_parse(int argc, char **argv, eval_options *o, int *help, err_t *
         case 'r': o->results = optarg; break;
         case 'n': o->cap.normalize_prefix = 1; break;
         case 'p': o->score.per_image = 1; break;
+        case 'F': o->corpus.skip_failed = 1; break;
         case 'J': o->score.meteor_jar = optarg; break;
         case 'P': o->score.spice_jar = optarg; break;
         case 'B': rc = eval_int("beam", optarg, 1, 64, &o->cap.decode.beam, e); break;

@@ -432,6 +432,7 @@ typedef struct {
     cc_batch b;
     progress_t prog;
     uint64_t done, failed; /* this run */
+    uint64_t skipped;      /* eval with skip_failed: images left out */
 } cc_run;
 
 /* Skip the records the partial file already holds, checking that the
@@ -732,6 +733,16 @@ static int cc_collect_flush(cc_run *x, cc_pairs *p, err_t *e)
     for (int i = 0; i < b->n && !rc; i++) {
         if (b->row[i] < 0) {
             const store_entry *f = &b->ent[i];
+            if (x->opt->skip_failed && f->kind == STORE_ENTRY_FAILURE) {
+                log_msg(LOG_WARN, "%s: image %s (split %s) left out: extraction failed (%s: %s)", x->opt->store,
+                        b->key[i], b->split[i], f->fail.reason, f->fail.message);
+                x->skipped++;
+                /* an empty caption holds the image's place in the round-robin
+                 * order of the gather; no generated caption is empty (every
+                 * token has at least one byte), and rank 0 drops these */
+                rc = cc_pairs_add(p, b->key[i], "", e);
+                continue;
+            }
             rc = err_set(e, ERR_NOTFOUND, "%s: image %s (split %s) has no embedding (%s%s%s): every evaluated image "
                          "needs one; run `clipcap extract` for it",
                          x->opt->store, b->key[i], b->split[i],
@@ -877,8 +888,22 @@ int caption_corpus_collect(const caption_corpus_options *opt, captioner *c, capt
     int rc = cc_check_options(opt, 0, e);
     if (!rc) rc = cc_open(&x, opt, c, &m, e);
     if (!rc) rc = cc_collect_local(&x, &p, e);
+    if (!rc && x.skipped)
+        log_msg(LOG_WARN, "eval: %llu image(s) of this rank left out (extraction failed)", (unsigned long long)x.skipped);
     rc = mpictx_agree(rc, e);
     if (!rc) rc = cc_gather_pairs(&p, items, n, e);
+    if (!rc && *items) { /* drop the places of the images left out */
+        size_t kept = 0;
+        for (size_t i = 0; i < *n; i++) {
+            if ((*items)[i].caption[0]) {
+                (*items)[kept++] = (*items)[i];
+            } else {
+                free((*items)[i].key);
+                free((*items)[i].caption);
+            }
+        }
+        *n = kept;
+    }
     free(p.buf);
     cc_close(&x, m);
     return rc;

@@ -29,7 +29,9 @@
  * dealt to the ranks round robin (the i-th selected image of the manifest
  * goes to rank i % size), captioned in batches, and gathered on rank 0 in
  * manifest order. Images without an embedding are an error there: a
- * score over a silently smaller set would not be comparable. */
+ * score over a silently smaller set would not be comparable. With
+ * skip_failed, images whose extraction failed are left out, each logged
+ * with its key and reason, and the count is logged at the end. */
 #ifndef CLIPCAP_CAPTION_CORPUS_H
 #define CLIPCAP_CAPTION_CORPUS_H
 
@@ -47,6 +49,10 @@ typedef struct caption_corpus_options {
     const char *settings;  /* JSON object text added to index.json "settings" beside the
                               captioner's model and decode settings (e.g. the checkpoint
                               path); NULL = none */
+    int skip_failed;       /* eval: an image whose extraction failed (a failure record in
+                              the store, e.g. a corrupt file) is left out with a warning
+                              instead of being an error; an image the store has never
+                              seen stays an error */
 } caption_corpus_options;
 
 /* splits NULL, batch 64, zstd_level 3, settings NULL. */

@@ -12,7 +12,8 @@
 #    images than the split, as users run it) only the split is scored;
 #  - mpirun -np 2 writes the same results file and scores;
 #  - a split without embeddings, an unknown split and a missing flag are
-#    clear errors.
+#    clear errors; images whose extraction failed are an error too, unless
+#    --skip-failed leaves them out (logged, not silently).
 source "$(dirname "$0")/caption_dump_lib.bash"
 
 make_data 40
@@ -75,6 +76,27 @@ expect_error() { # PATTERN args...: fails with a message matching PATTERN
 }
 expect_error "no embedding (not_in_store" "${ev[@]}" --split val --results "$WORK/bad.json"
 expect_error "no image of split" "${ev[@]}" --split nosuch --results "$WORK/bad.json"
+
+# the train split holds the images synth made bad (extract recorded them as
+# failures): an error naming the reason, unless --skip-failed leaves them
+# out; the results then hold every other train image exactly once
+"$CLIPCAP" shard --format karpathy --input "$WORK/syn/karpathy/dataset_coco.json" --images-root "$WORK/syn/coco" \
+    --gpt2 "$CLIPCAP_FIXTURES/gpt2" --shards 4 --no-image-check --write-annotations "train:$WORK/train_ann.json" \
+    --out "$WORK/man_train" >/dev/null 2>"$WORK/shard_train.log" || { cat "$WORK/shard_train.log"; fail "shard"; }
+expect_error "extract" "${ev[@]}" --split train --annotations "$WORK/train_ann.json" --results "$WORK/bad.json"
+"${MPI2[@]}" "${ev[@]}" --split train --skip-failed --annotations "$WORK/train_ann.json" --results "$WORK/rs.json" \
+    >"$WORK/ss.json" 2>"$WORK/es.log" || { cat "$WORK/es.log"; fail "eval --skip-failed"; }
+"$PY" - "$WORK/rs.json" "$WORK/train_ann.json" "$WORK/es.log" <<'PYEOF'
+import json, re, sys
+r = json.load(open(sys.argv[1]))
+ids = {i["id"] for i in json.load(open(sys.argv[2]))["images"]}
+left = {int(k) for k in re.findall(r"image (\d+) \(split train\) left out: extraction failed", open(sys.argv[3]).read())}
+got = [x["image_id"] for x in r]
+if not left: sys.exit("no image was left out (the test needs bad train images)")
+if len(set(got)) != len(got) or set(got) | left != ids or set(got) & left:
+    sys.exit("results %s, left out %s, train images %s" % (sorted(got), sorted(left), sorted(ids)))
+print("eval --skip-failed ok: %d captioned, %d left out" % (len(got), len(left)))
+PYEOF
 expect_error "are required" "$CLIPCAP" eval --manifest "$WORK/man" --results "$WORK/bad.json"
 [ ! -e "$WORK/bad.json" ] || fail "a failed eval wrote results"
 "$CLIPCAP" eval --help | grep -q -- '--annotations'
