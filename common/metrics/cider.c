@@ -46,7 +46,9 @@ static int cider_number(const metric_item_t *items, size_t n, cider_text_t *t, e
         }
         t->start[c] = words;
         rc = metric_split(text, &w, e);
-        if (!rc && words + w.n > cap) {
+        /* allocated even when every text is empty: the offsets below are
+         * taken from ids, and an offset from NULL is undefined */
+        if (!rc && (words + w.n > cap || !t->ids)) {
             size_t grown = cap ? cap : 1024;
             while (grown < words + w.n) grown *= 2;
             uint32_t *ids = realloc(t->ids, grown * sizeof *ids);
