@@ -16,14 +16,11 @@
 # higher, so the fractions printed are upper bounds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.bash
 batch="${1:-8}"; batches="${2:-4}"; threads="${3:-$(nproc)}"
 build="${BUILD:-build}"
 out=bench/out/clip
-[ -f "$build/libclipcap_common.a" ] || { echo "bench_clip: $build/libclipcap_common.a not found (build first or set BUILD)" >&2; exit 1; }
-mkdir -p "$out"
-mpicc -O2 -std=c11 -D_GNU_SOURCE -fopenmp -Icommon bench/bench_clip.c "$build/libclipcap_common.a" \
-  $(pkg-config --cflags --libs jansson libzstd libuv libwebp libwebpdemux libpng libjpeg lmdb openblas libxxhash) \
-  -lm -o "$out/bench_clip"
+bench_build_c "$build" bench/bench_clip.c "$out/bench_clip"
 
 OMP_NUM_THREADS="$threads" /usr/bin/python3 bench/bench_clip.py "$out" "$batch" "$batches" "$threads" | tee "$out/torch.txt"
 OMP_NUM_THREADS="$threads" "$out/bench_clip" "$out" "$batches" "$threads" | tee "$out/clipcap.txt"

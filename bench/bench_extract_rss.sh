@@ -15,6 +15,7 @@ set -euo pipefail
 N=${1:-50000}
 SMALL=$((N / 10))
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$ROOT/bench/lib.bash"
 C=${CLIPCAP:-$ROOT/build/clipcap}
 CLIP=${CLIP_DIR:-$ROOT/tests/fixtures/clip/tiny}
 W=${2:-$(mktemp -d)}  # scratch work dir unless one is given
@@ -33,21 +34,9 @@ measure() { # measure COUNT -> one JSON line
     rm -rf "$d/store"
     /usr/bin/time -f "%M %e" -o "$d.time" "$C" extract --manifest "$d/man" --clip "$CLIP" --store "$d/store" \
         --batch "$BATCH" --threads "$THREADS" --encoder-threads 1 >"$d.summary.json" 2>"$d.extract.log" &
-    # The peak splits into anonymous memory (the pipeline's) and file pages
-    # (LMDB's memory map of the store, page cache the kernel can drop):
-    # sample both from /proc while it runs.
-    local tpid=$! pid="" anon=0 file=0 a f
-    while kill -0 "$tpid" 2>/dev/null; do
-        [ -n "$pid" ] || pid=$(pgrep -P "$tpid" | head -1 || true)
-        if [ -n "$pid" ] && [ -r "/proc/$pid/status" ]; then
-            a=$(awk '/^RssAnon:/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
-            f=$(awk '/^RssFile:/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
-            [ -n "$a" ] && [ "$a" -gt "$anon" ] && anon=$a
-            [ -n "$f" ] && [ "$f" -gt "$file" ] && file=$f
-        fi
-        sleep 0.1
-    done
-    wait "$tpid"
+    # anonymous memory is the pipeline's, file pages LMDB's map of the store
+    bench_peak_rss $! 0.1
+    local anon=$PEAK_ANON file=$PEAK_FILE
     read -r kb secs <"$d.time"
     local enc dim
     enc=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["encoded"])' "$d.summary.json")

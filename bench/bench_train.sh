@@ -19,14 +19,11 @@
 #   BUILD=path/to/build-dir   (default build; needs libclipcap_common.a there)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.bash
 threads="${1:-2}"; batch="${2:-40}"; len="${3:-20}"; steps="${4:-1}"
 build="${BUILD:-build}"
 out=bench/out/train
-[ -f "$build/libclipcap_common.a" ] || { echo "bench_train: $build/libclipcap_common.a not found (build first or set BUILD)" >&2; exit 1; }
-mkdir -p "$out"
-mpicc -O2 -std=c11 -D_GNU_SOURCE -fopenmp -Icommon bench/bench_train.c "$build/libclipcap_common.a" \
-  $(pkg-config --cflags --libs jansson libzstd libuv libwebp libwebpdemux libpng libjpeg lmdb openblas libxxhash) \
-  -lm -o "$out/bench_train"
+bench_build_c "$build" bench/bench_train.c "$out/bench_train"
 
 export OMP_NUM_THREADS="$threads"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -17,14 +17,13 @@ set -euo pipefail
 N=${1:-100000}
 DIM=${2:-512}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$ROOT/bench/lib.bash"
 C=${CLIPCAP:-$ROOT/build/clipcap}
 build=${BUILD:-$ROOT/build}
 W=${3:-$(mktemp -d)}
 mkdir -p "$W"
 if [ ! -f "$W/store/done" ]; then
-  mpicc -O2 -std=c11 -D_GNU_SOURCE -fopenmp -I"$ROOT/common" "$ROOT/bench/bench_train_rss.c" "$build/libclipcap_common.a" \
-    $(pkg-config --cflags --libs jansson libzstd libuv libwebp libwebpdemux libpng libjpeg lmdb openblas libxxhash) \
-    -lm -o "$W/fill"
+  bench_build_c "$build" "$ROOT/bench/bench_train_rss.c" "$W/fill"
   /usr/bin/python3 "$ROOT/bench/gen_big_coco.py" "$W/captions.json" "$N"
   rm -rf "$W/man" "$W/store"
   "$C" shard --format coco --input "$W/captions.json" --images-root "$W" --no-image-check \
@@ -61,19 +60,8 @@ measure() { # BINARY NAME -> one JSON line
   OMP_NUM_THREADS=1 /usr/bin/time -f "%M %e" -o "$W/$name.time" "$bin" train --manifest "$W/man" --store "$W/store" \
     --gpt2 "$W/gpt2" --mapping mlp --batch 40 --max-steps 20 --save-every 1000 \
     --out "$W/run-$name" >/dev/null 2>"$W/$name.log" &
-  local tpid=$! pid="" anon=0 file=0 a f
-  while kill -0 "$tpid" 2>/dev/null; do
-    [ -n "$pid" ] || pid=$(pgrep -P "$tpid" | head -1 || true)
-    if [ -n "$pid" ] && [ -r "/proc/$pid/status" ]; then
-      a=$(awk '/^RssAnon:/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
-      f=$(awk '/^RssFile:/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
-      [ -n "$a" ] && [ "$a" -gt "$anon" ] && anon=$a
-      [ -n "$f" ] && [ "$f" -gt "$file" ] && file=$f
-    fi
-    sleep 0.05
-  done
-  wait "$tpid" || { cat "$W/$name.log"; return 1; }
-  local kb secs
+  bench_peak_rss $! 0.05 || { cat "$W/$name.log"; return 1; }
+  local kb secs anon=$PEAK_ANON file=$PEAK_FILE
   read -r kb secs <"$W/$name.time"
   echo "{\"binary\": \"$name\", \"images\": $N, \"captions\": $((5 * N)), \"dim\": $DIM," \
        "\"peak_rss_mib\": $((kb / 1024)), \"peak_anon_mib\": $((anon / 1024)), \"peak_file_mib\": $((file / 1024))," \

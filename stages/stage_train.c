@@ -16,8 +16,16 @@
  *
  * Rank 0 writes checkpoints (safetensors named as the reference names its
  * state dict: clip_project.*, plus gpt.transformer.* and gpt.lm_head.weight
- * when GPT-2 is tuned), the optimiser state in a separate file, and then
- * state.json, atomically, as the commit point that --resume reads. */
+ * when GPT-2 is tuned or its weights came from a checkpoint rather than the
+ * --gpt2 directory), the optimiser state in a separate file, and then
+ * state.json, atomically, as the commit point that --resume reads.
+ *
+ * --init starts from a checkpoint's weights instead of the seeded mapper
+ * initialisation: its mapper configuration is inferred from the tensor
+ * shapes (caption/captioner.h), flags that were given must agree, and every
+ * tensor in it must be one this model uses (or a tolerated buffer), all
+ * checked before step 1. */
+#include "caption/captioner.h"
 #include "core/fsutil.h"
 #include "core/log.h"
 #include "core/mpictx.h"
@@ -47,6 +55,7 @@ static void train_usage(FILE *out)
     fprintf(out,
             "usage: clipcap train --manifest DIR --store DIR --gpt2 DIR --mapping mlp|transformer\n"
             "                     --out RUN_DIR [options]\n"
+            "       clipcap train --manifest DIR --store DIR --gpt2 DIR --init CKPT --out RUN_DIR [options]\n"
             "       mpirun -np N clipcap train ...\n\n"
             "Trains ClipCap as the reference did: one example per caption, CLIP embedding\n"
             "from the feature store, captions padded/cut to the manifest's max_seq_len,\n"
@@ -57,9 +66,16 @@ static void train_usage(FILE *out)
             "  --manifest DIR     manifest written by `clipcap shard`\n"
             "  --store DIR        feature store written by `clipcap extract`\n"
             "  --gpt2 DIR         GPT-2 as on the hub (config.json + model.safetensors)\n"
-            "  --mapping M        mlp (\"MLP + GPT-2 tuning\") or transformer\n"
+            "  --mapping M        mlp (\"MLP + GPT-2 tuning\") or transformer (with --init:\n"
+            "                     read from the checkpoint)\n"
             "  --freeze-gpt2      train the mapper only (the reference's --only_prefix)\n"
             "  --out RUN_DIR      checkpoints, optimiser state, state.json, log.jsonl\n"
+            "  --init CKPT        start from these weights instead of a seeded random mapper:\n"
+            "                     a mapper (clip_project.*) or a whole model (clip_project.* +\n"
+            "                     gpt.transformer.*, whose GPT-2 replaces the --gpt2 dir's\n"
+            "                     weights), .safetensors or the paper's .pt; the mapping type,\n"
+            "                     prefix length, clip length and layers are read from its\n"
+            "                     shapes, and those flags, where given, must agree\n"
             "  --prefix-len K     prefix length (default 10)\n"
             "  --clip-len N       Transformer mapper's clip length (default 10)\n"
             "  --mapper-layers L  Transformer mapper's layers (default 8)\n"
@@ -70,23 +86,31 @@ static void train_usage(FILE *out)
             "  --warmup S         warm-up steps (default 5000)\n"
             "  --weight-decay X   (default 0)\n"
             "  --seed S           shuffling and mapper initialisation (default 0)\n"
+            "  --no-shuffle       keep manifest order every epoch (images in order, each\n"
+            "                     image's captions in order); the last partial batch is\n"
+            "                     still dropped\n"
             "  --max-steps S      stop after S steps in total (the schedule still spans\n"
             "                     all epochs)\n"
             "  --save-every S     also checkpoint every S steps (default: end of each epoch)\n"
             "  --check-every K    compare a weight checksum over ranks every K steps (100)\n"
             "  --ignore-bang      ignore target \"!\" (id 0) as the reference does; by default\n"
             "                     only padding is ignored\n"
-            "  --resume           continue bit-exactly from RUN_DIR/state.json\n"
+            "  --resume           continue bit-exactly from RUN_DIR/state.json (not with\n"
+            "                     --init: give the first run's other flags)\n"
             "  --threads T        compute threads per rank (default OMP_NUM_THREADS)\n"
             "  -h, --help         this help\n\n"
             "Rank 0 prints one JSON line per step on stdout (also appended to\n"
             "RUN_DIR/log.jsonl) and progress with an ETA on stderr.\n");
 }
 
+/* model flags given on the command line (the others may come from --init) */
+enum { GIVEN_MAPPING = 1, GIVEN_PREFIX = 2, GIVEN_CLIP_LEN = 4, GIVEN_LAYERS = 8 };
+
 typedef struct train_opts {
-    const char *manifest, *store, *gpt2, *out, *splits;
+    const char *manifest, *store, *gpt2, *out, *splits, *init;
     clipcap_config model;
-    int batch, epochs, threads, resume, check_every;
+    int given; /* GIVEN_* */
+    int batch, epochs, threads, resume, check_every, no_shuffle;
     long max_steps, save_every, warmup;
     float lr, weight_decay;
     uint64_t seed;
@@ -127,6 +151,7 @@ static int train_parse(int argc, char **argv, train_opts *o, err_t *e)
         {"max-steps", required_argument, 0, 'x'},    {"save-every", required_argument, 0, 'v'},
         {"check-every", required_argument, 0, 'K'},  {"ignore-bang", no_argument, 0, 'B'},
         {"resume", no_argument, 0, 'R'},             {"threads", required_argument, 0, 't'},
+        {"init", required_argument, 0, 'I'},         {"no-shuffle", no_argument, 0, 'N'},
         {"help", no_argument, 0, 'h'},               {0, 0, 0, 0},
     };
     optind = 1;
@@ -145,7 +170,10 @@ static int train_parse(int argc, char **argv, train_opts *o, err_t *e)
         case 'F': o->model.freeze_gpt2 = 1; break;
         case 'B': o->model.ignore_bang = 1; break;
         case 'R': o->resume = 1; break;
+        case 'I': o->init = optarg; break;
+        case 'N': o->no_shuffle = 1; break;
         case 'M':
+            o->given |= GIVEN_MAPPING;
             if (!strcmp(optarg, "mlp")) o->model.mapping = CLIPCAP_MAP_MLP;
             else if (!strcmp(optarg, "transformer")) o->model.mapping = CLIPCAP_MAP_TRANSFORMER;
             else return err_set(e, ERR_ARG, "--mapping: '%s' is not mlp or transformer", optarg);
@@ -161,9 +189,9 @@ static int train_parse(int argc, char **argv, train_opts *o, err_t *e)
             if (parse_num(name, optarg, c == 'w' || c == 'r' ? 0 : 1, 1e15, &v, e)) return ERR_ARG;
             if (v != (double)(long long)v) return err_set(e, ERR_ARG, "--%s: '%s' is not an integer", name, optarg);
             switch (c) {
-            case 'k': o->model.prefix_len = (int)v; break;
-            case 'c': o->model.clip_len = (int)v; break;
-            case 'L': o->model.mapper_layers = (int)v; break;
+            case 'k': o->model.prefix_len = (int)v; o->given |= GIVEN_PREFIX; break;
+            case 'c': o->model.clip_len = (int)v; o->given |= GIVEN_CLIP_LEN; break;
+            case 'L': o->model.mapper_layers = (int)v; o->given |= GIVEN_LAYERS; break;
             case 'b': o->batch = (int)v; break;
             case 'e': o->epochs = (int)v; break;
             case 'w': o->warmup = (long)v; break;
@@ -176,8 +204,12 @@ static int train_parse(int argc, char **argv, train_opts *o, err_t *e)
         }
     }
     if (optind < argc) return err_set(e, ERR_ARG, "unexpected argument '%s'", argv[optind]);
-    if (!o->manifest || !o->store || !o->gpt2 || !o->out || (int)o->model.mapping < 0)
-        return err_set(e, ERR_ARG, "--manifest, --store, --gpt2, --mapping and --out are required (try --help)");
+    if (!o->manifest || !o->store || !o->gpt2 || !o->out || ((int)o->model.mapping < 0 && !o->init))
+        return err_set(e, ERR_ARG,
+                       "--manifest, --store, --gpt2, --out and --mapping (or --init) are required (try --help)");
+    if (o->init && o->resume)
+        return err_set(e, ERR_ARG,
+                       "--init and --resume exclude each other: a resumed run reloads its own checkpoint");
     if (o->batch < mpictx_size())
         return err_set(e, ERR_ARG, "--batch %d is smaller than the number of ranks %d", o->batch, mpictx_size());
     return 0;
@@ -192,12 +224,14 @@ static uint64_t mix64(uint64_t z)
     return z ^ (z >> 31);
 }
 
-/* Fisher-Yates from splitmix64(seed, epoch): the same on every rank. */
-static void epoch_permutation(size_t *perm, size_t n, uint64_t seed, int epoch)
+/* The example order of an epoch, the same on every rank: manifest order,
+ * shuffled (unless --no-shuffle) by Fisher-Yates from splitmix64(seed,
+ * epoch). */
+static void epoch_order(size_t *perm, size_t n, int shuffle, uint64_t seed, int epoch)
 {
     uint64_t s = mix64(seed * 0x9e3779b97f4a7c15ULL + (uint64_t)epoch + 1);
     for (size_t i = 0; i < n; i++) perm[i] = i;
-    for (size_t i = n; i > 1; i--) {
+    for (size_t i = n; shuffle && i > 1; i--) {
         s += 0x9e3779b97f4a7c15ULL;
         size_t j = (size_t)(mix64(s) % i);
         size_t t = perm[i - 1];
@@ -217,17 +251,18 @@ typedef struct train_run {
     long steps_per_epoch, total_steps;
     int epoch;       /* current epoch */
     long in_epoch;   /* steps done in it */
+    int gpt2_in_ckpt; /* GPT-2's weights came from a checkpoint, not the --gpt2 dir */
 } train_run;
 
 static json_t *run_config_json(const train_run *r)
 {
     const clipcap_config *c = &r->m.cfg;
-    return json_pack("{s:s, s:i, s:i, s:i, s:i, s:b, s:b, s:i, s:i, s:f, s:I, s:f, s:I, s:I}", "mapping",
+    return json_pack("{s:s, s:i, s:i, s:i, s:i, s:b, s:b, s:i, s:i, s:f, s:I, s:f, s:I, s:I, s:b}", "mapping",
                      c->mapping == CLIPCAP_MAP_MLP ? "mlp" : "transformer", "clip_dim", c->clip_dim, "prefix_len",
                      c->prefix_len, "clip_len", c->clip_len, "mapper_layers", c->mapper_layers, "freeze_gpt2",
                      c->freeze_gpt2, "ignore_bang", c->ignore_bang, "batch", r->o.batch, "epochs", r->o.epochs, "lr",
                      (double)r->o.lr, "warmup", (json_int_t)r->o.warmup, "weight_decay", (double)r->o.weight_decay,
-                     "seed", (json_int_t)r->o.seed, "max_seq_len", (json_int_t)r->d.L);
+                     "seed", (json_int_t)r->o.seed, "max_seq_len", (json_int_t)r->d.L, "shuffle", !r->o.no_shuffle);
 }
 
 /* st metadata: every value a string */
@@ -272,7 +307,8 @@ static int host_view(train_run *r, const float *p, size_t n, const float **out, 
 static int save_checkpoint(train_run *r, err_t *e)
 {
     if (mpictx_rank() != 0) return 0;
-    int tuned = !r->m.cfg.freeze_gpt2;
+    /* a frozen GPT-2 that is not the --gpt2 dir's is part of the model too */
+    int tuned = !r->m.cfg.freeze_gpt2 || r->gpt2_in_ckpt;
     int n = clipcap_model_tensor_count(&r->m, tuned);
     st_entry *en = calloc((size_t)n + 1, sizeof *en);
     char (*names)[PARAM_NAME_MAX] = calloc((size_t)n, sizeof *names);
@@ -340,10 +376,15 @@ static int load_into(const char *dir, const char *name, int (*fn)(train_run *, c
     return rc;
 }
 
+#define CKPT_GPT2 "gpt.transformer."
+
+/* A checkpoint of ours: the mapper, and GPT-2 when tuned or when the run
+ * took it from --init (then it is in every checkpoint). */
 static int load_model_tensors(train_run *r, const tensorfile *tf, err_t *e)
 {
     int rc = clipcap_model_load_mapper(&r->m, tf, e);
-    if (!rc && !r->m.cfg.freeze_gpt2) rc = clipcap_model_load_gpt2(&r->m, tf, e);
+    r->gpt2_in_ckpt = tensorfile_find(tf, CKPT_GPT2 "wte.weight") >= 0;
+    if (!rc && (!r->m.cfg.freeze_gpt2 || r->gpt2_in_ckpt)) rc = gpt2_load_weights(&r->m.gpt, tf, CKPT_GPT2, e);
     return rc;
 }
 
@@ -429,6 +470,114 @@ out:
     return rc;
 }
 
+/* ---- --init ---- */
+
+static const char *mapping_name(enum clipcap_mapping m) { return m == CLIPCAP_MAP_MLP ? "MLP" : "Transformer"; }
+
+/* A model flag that was given must equal what the checkpoint's shapes say. */
+static int agree(const char *path, const char *tensor, const char *flag, int given, int from_flag, int from_ckpt,
+                 err_t *e)
+{
+    if (!given || from_flag == from_ckpt) return 0;
+    return err_set(e, ERR_ARG, "%s: tensor %s means %s %d, but %s %d was given", path, tensor, flag, from_ckpt, flag,
+                   from_flag);
+}
+
+/* The model configuration for --init: the checkpoint's (shapes as the
+ * captioner reads them), checked against the given flags and the store's
+ * CLIP size D; the rest (freezing, "!") from the flags. */
+static int init_config(const tensorfile *tf, const train_opts *o, const gpt2_config *gc, int D, clipcap_config *cc,
+                       int *gpt2_in_ckpt, err_t *e)
+{
+    clipcap_config got;
+    const char *p = o->init;
+    /* a GPT-2 of another size is the root cause of any mapper shape that
+     * follows from n_embd not fitting: name it first */
+    int w = tensorfile_find(tf, CKPT_GPT2 "wte.weight"), nd = 0;
+    int64_t s[TENSORFILE_MAX_DIMS];
+    if (w >= 0 && (tensorfile_shape(tf, w, s, &nd) || nd != 2))
+        return err_set(e, ERR_FORMAT, "%s: tensor " CKPT_GPT2 "wte.weight has %d dimensions, not 2", p, nd);
+    if (w >= 0 && (s[0] != gc->vocab_size || s[1] != gc->n_embd))
+        return err_set(e, ERR_FORMAT,
+                       "%s: tensor " CKPT_GPT2 "wte.weight has shape [%lld, %lld], but %s/config.json says "
+                       "vocab_size %d, n_embd %d",
+                       p, (long long)s[0], (long long)s[1], o->gpt2, gc->vocab_size, gc->n_embd);
+    int rc = captioner_infer_config(tf, p, gc->n_embd, &got, e);
+    if (rc) return rc;
+    const int mlp = got.mapping == CLIPCAP_MAP_MLP;
+    const char *first = mlp ? "clip_project.model.0.weight" : "clip_project.linear.weight";
+    const char *prefix = mlp ? "clip_project.model.2.weight" : "clip_project.prefix_const";
+    if ((o->given & GIVEN_MAPPING) && o->model.mapping != got.mapping)
+        return err_set(e, ERR_ARG, "%s: tensor %s is %s mapper's, but --mapping %s was given", p, first,
+                       mlp ? "an MLP" : "a Transformer", mlp ? "transformer" : "mlp");
+    if (got.clip_dim != D)
+        return err_set(e, ERR_ARG, "%s: tensor %s takes CLIP embeddings of %d, but the store's have %d", p, first,
+                       got.clip_dim, D);
+    if ((rc = agree(p, prefix, "--prefix-len", o->given & GIVEN_PREFIX, o->model.prefix_len, got.prefix_len, e)))
+        return rc;
+    cc->mapping = got.mapping;
+    cc->clip_dim = D;
+    cc->prefix_len = got.prefix_len;
+    if (!mlp) {
+        if ((rc = agree(p, first, "--clip-len", o->given & GIVEN_CLIP_LEN, o->model.clip_len, got.clip_len, e)) ||
+            (rc = agree(p, "clip_project.transformer.layers.N.*", "--mapper-layers", o->given & GIVEN_LAYERS,
+                        o->model.mapper_layers, got.mapper_layers, e)))
+            return rc;
+        cc->clip_len = got.clip_len;
+        cc->mapper_layers = got.mapper_layers;
+    }
+    *gpt2_in_ckpt = !got.freeze_gpt2;
+    return 0;
+}
+
+/* Is name a buffer of the reference's state dict that holds no weight
+ * (GPT-2's tied head, the attention mask buffers of layers < n_layer)? */
+static int tolerated(const char *name, int n_layer)
+{
+    if (!strcmp(name, "gpt.lm_head.weight")) return 1;
+    int l, end = 0;
+    char what[16];
+    if (sscanf(name, CKPT_GPT2 "h.%d.attn.%15[a-z_]%n", &l, what, &end) != 2 || name[end]) return 0;
+    return l >= 0 && l < n_layer && (!strcmp(what, "bias") || !strcmp(what, "masked_bias"));
+}
+
+/* Every tensor of the --init file must be one the model loads, or a
+ * tolerated buffer: anything else (a layer beyond the model's, a
+ * misspelt name) means the file is not the model these flags build. */
+static int init_check_names(const train_run *r, const tensorfile *tf, err_t *e)
+{
+    int n = clipcap_model_tensor_count(&r->m, r->gpt2_in_ckpt);
+    st_entry *en = calloc((size_t)n, sizeof *en);
+    char (*names)[PARAM_NAME_MAX] = calloc((size_t)n, sizeof *names);
+    int rc = !en || !names ? err_set(e, ERR_NOMEM, "%s: out of memory for the tensor list", r->o.init) : 0;
+    if (!rc) clipcap_model_tensor_entries(&r->m, r->m.params, r->gpt2_in_ckpt, en, names);
+    for (int i = 0; !rc && i < tensorfile_count(tf); i++) {
+        const char *name = tensorfile_name(tf, i);
+        int known = r->gpt2_in_ckpt && tolerated(name, r->m.gpt.cfg.n_layer);
+        for (int j = 0; j < n && !known; j++) known = !strcmp(names[j], name);
+        if (!known)
+            rc = err_set(e, ERR_FORMAT, "%s: tensor %s is not part of this model (%s mapper, prefix %d, %s)",
+                         r->o.init, name, mapping_name(r->m.cfg.mapping), r->m.cfg.prefix_len,
+                         r->gpt2_in_ckpt ? "GPT-2 from the checkpoint" : "GPT-2 from --gpt2");
+    }
+    free(en);
+    free(names);
+    return rc;
+}
+
+static int init_load(train_run *r, const tensorfile *tf, err_t *e)
+{
+    int rc = init_check_names(r, tf, e);
+    if (!rc) rc = clipcap_model_load_mapper(&r->m, tf, e);
+    if (!rc && r->gpt2_in_ckpt) rc = gpt2_load_weights(&r->m.gpt, tf, CKPT_GPT2, e);
+    /* tensorfile's own errors start with the path; the tied-head check's does not */
+    if (rc && strncmp(e->msg, r->o.init, strlen(r->o.init))) err_wrap(e, "%s", r->o.init);
+    if (!rc)
+        log_msg(LOG_INFO, "weights from %s (%s mapper, prefix %d%s)", r->o.init, mapping_name(r->m.cfg.mapping),
+                r->m.cfg.prefix_len, r->gpt2_in_ckpt ? ", GPT-2 too" : "");
+    return rc;
+}
+
 /* ---- the loop ---- */
 
 static int check_weights(train_run *r, err_t *e)
@@ -482,7 +631,7 @@ static int train_loop(train_run *r, err_t *e)
             r->in_epoch = 0;
             continue;
         }
-        epoch_permutation(perm, d->n_examples, o->seed, r->epoch);
+        epoch_order(perm, d->n_examples, !o->no_shuffle, o->seed, r->epoch);
         while (r->in_epoch < r->steps_per_epoch && r->opt.step < end) {
             double t0 = clock_now();
             const size_t *ex = perm + (size_t)r->in_epoch * o->batch + lo;
@@ -549,6 +698,7 @@ static int train_main(train_opts *o, err_t *e)
     train_run r;
     memset(&r, 0, sizeof r);
     r.o = *o;
+    tensorfile *init = NULL; /* --init's file, open until its weights are loaded */
     int rc = train_data_open(&r.d, o->manifest, o->splits, o->store, e);
     if (!rc && r.d.n_examples < (size_t)o->batch)
         rc = err_set(e, ERR_ARG, "%zu examples, fewer than one batch of %d", r.d.n_examples, o->batch);
@@ -558,17 +708,25 @@ static int train_main(train_opts *o, err_t *e)
 
     gpt2_config gc;
     if ((rc = gpt2_config_load(&gc, o->gpt2, e))) goto out;
-    if ((rc = ops_create(&r.ctx, o->threads, e))) goto out;
     clipcap_config cc = o->model;
     cc.clip_dim = r.d.D;
+    if (o->init) {
+        rc = tensorfile_open(&init, o->init, e);
+        if (!rc) rc = init_config(init, o, &gc, r.d.D, &cc, &r.gpt2_in_ckpt, e);
+        if ((rc = mpictx_agree(rc, e))) goto out;
+    }
+    if ((rc = ops_create(&r.ctx, o->threads, e))) goto out;
     if ((rc = clipcap_model_init(&r.m, r.ctx, &cc, &gc, e))) goto out;
     if (cc.prefix_len + r.d.L > gc.n_positions) {
         rc = err_set(e, ERR_ARG, "prefix %d + max_seq_len %d exceeds GPT-2's %d positions", cc.prefix_len, r.d.L,
                      gc.n_positions);
         goto out;
     }
-    if ((rc = load_into(o->gpt2, "model.safetensors", load_gpt2_hub, &r, e))) goto out;
-    if ((rc = clipcap_model_init_mapper(&r.m, o->seed, e))) goto out;
+    if (!r.gpt2_in_ckpt && (rc = load_into(o->gpt2, "model.safetensors", load_gpt2_hub, &r, e))) goto out;
+    rc = init ? init_load(&r, init, e) : clipcap_model_init_mapper(&r.m, o->seed, e);
+    tensorfile_close(init);
+    init = NULL;
+    if ((rc = mpictx_agree(rc, e))) goto out;
     r.steps_per_epoch = (long)(r.d.n_examples / (size_t)o->batch);
     r.total_steps = r.steps_per_epoch * o->epochs;
     adamw_config ac;
@@ -587,6 +745,7 @@ static int train_main(train_opts *o, err_t *e)
             r.m.n_trainable, r.m.n_params, r.total_steps, r.steps_per_epoch);
     rc = mpictx_agree(train_loop(&r, e), e);
 out:
+    tensorfile_close(init);
     adamw_free(&r.opt);
     clipcap_model_free(&r.m);
     if (r.ctx) ops_destroy(r.ctx);

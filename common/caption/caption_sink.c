@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,18 +25,6 @@ struct caption_sink {
     uint64_t frames, cut;
     char path[4096];
 };
-
-static int sink_fsync_dir(const char *path, err_t *e)
-{
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    const char *dir = dirname(tmp);
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return err_set(e, ERR_IO, "%s: cannot open directory: %s", dir, strerror(errno));
-    int rc = fsync(fd);
-    close(fd);
-    return rc ? err_set(e, ERR_IO, "%s: fsync failed: %s", dir, strerror(errno)) : 0;
-}
 
 /* Size of the complete, valid frame at p (0 if there is none: the torn
  * tail). Its lines go to on_line. */
@@ -120,7 +107,7 @@ int caption_sink_open(caption_sink **out, const char *path, int level, caption_s
     s->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (s->fd < 0) rc = err_set(e, ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     if (!rc && existed) rc = sink_recover(s, on_line, ctx, e);
-    if (!rc && !existed) rc = sink_fsync_dir(path, e);
+    if (!rc && !existed) rc = fs_fsync_dir_of(path, e);
     if (!rc && lseek(s->fd, (off_t)s->size, SEEK_SET) < 0)
         rc = err_set(e, ERR_IO, "%s: seek failed: %s", path, strerror(errno));
     if (!rc) {
@@ -173,14 +160,7 @@ int caption_sink_commit(caption_sink *s, err_t *e)
     }
     size_t n = ZSTD_compress2(s->cctx, s->frame, s->frame_cap, s->pending, s->pending_len);
     if (ZSTD_isError(n)) return err_set(e, ERR_INTERNAL, "%s: zstd: %s", s->path, ZSTD_getErrorName(n));
-    size_t put = 0;
-    int rc = 0;
-    while (!rc && put < n) {
-        ssize_t w = write(s->fd, s->frame + put, n - put);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) rc = err_set(e, ERR_IO, "%s: write failed: %s", s->path, strerror(errno));
-        else put += (size_t)w;
-    }
+    int rc = fs_write_full(s->fd, s->frame, n, s->path, e);
     if (!rc && fdatasync(s->fd) != 0) rc = err_set(e, ERR_IO, "%s: fdatasync failed: %s", s->path, strerror(errno));
     if (rc) {
         /* A half-written frame would hide every later one from recovery. */

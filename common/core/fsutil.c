@@ -102,7 +102,7 @@ void fs_unmap(const uint8_t *map, size_t len)
     if (map) munmap((void *)map, len);
 }
 
-static int fs_fsync_dir_of(const char *path, err_t *e)
+int fs_fsync_dir_of(const char *path, err_t *e)
 {
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s", path);

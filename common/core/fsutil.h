@@ -41,6 +41,9 @@ void fs_unmap(const uint8_t *map, size_t len);
 int fs_tmp_create(const char *path, char *tmp, size_t cap, int *fd, err_t *e);
 int fs_write_full(int fd, const void *data, size_t len, const char *path, err_t *e);
 int fs_tmp_commit(int fd, const char *tmp, const char *path, err_t *e);
+/* fsync the directory that holds path, so that a file just created or
+ * renamed there survives a crash. Errors are ERR_IO naming the directory. */
+int fs_fsync_dir_of(const char *path, err_t *e);
 
 /* mkdir -p */
 int fs_mkdirs(const char *path, err_t *e);

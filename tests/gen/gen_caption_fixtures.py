@@ -45,8 +45,8 @@ checkpoint's gpt.transformer.wte.weight is wider than gpt2/config.json).
 
 Run: /usr/bin/python3 tests/gen/gen_caption_fixtures.py  (writes tests/fixtures/caption/)
 """
+import functools
 import json
-import math
 import os
 import sys
 
@@ -55,6 +55,7 @@ import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import clipcap_ref as ref  # noqa: E402
 from gen_train_fixtures import save_safetensors  # noqa: E402  (the hub format writer)
 
 OUT = os.path.join(HERE, "..", "fixtures", "caption")
@@ -83,114 +84,7 @@ def gpt2_init(g, push_pos, push_stop):
     u /= u.norm()
     p["wpe.weight"] += torch.arange(NPOS)[:, None] / NPOS * push_pos * u
     p["wte.weight"][STOP] += push_stop * u
-    for l in range(NL):
-        h = f"h.{l}."
-        p[h + "ln_1.weight"] = rnd(g, E, std=0.1, mean=1.0)
-        p[h + "ln_1.bias"] = rnd(g, E, std=0.1)
-        p[h + "attn.c_attn.weight"] = rnd(g, E, 3 * E)
-        p[h + "attn.c_attn.bias"] = rnd(g, 3 * E, std=0.1)
-        p[h + "attn.c_proj.weight"] = rnd(g, E, E)
-        p[h + "attn.c_proj.bias"] = rnd(g, E, std=0.1)
-        p[h + "ln_2.weight"] = rnd(g, E, std=0.1, mean=1.0)
-        p[h + "ln_2.bias"] = rnd(g, E, std=0.1)
-        p[h + "mlp.c_fc.weight"] = rnd(g, E, 4 * E)
-        p[h + "mlp.c_fc.bias"] = rnd(g, 4 * E, std=0.1)
-        p[h + "mlp.c_proj.weight"] = rnd(g, 4 * E, E, std=0.15)
-        p[h + "mlp.c_proj.bias"] = rnd(g, E, std=0.1)
-    p["ln_f.weight"] = rnd(g, E, std=0.1, mean=1.0)
-    p["ln_f.bias"] = rnd(g, E, std=0.1)
-    return p
-
-
-def layer_norm(x, w, b):
-    mu = x.mean(-1, keepdim=True)
-    var = ((x - mu) ** 2).mean(-1, keepdim=True)
-    return (x - mu) / torch.sqrt(var + EPS) * w + b
-
-
-def gelu_new(x):
-    return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
-
-
-def gpt2_logits(p, x):
-    """x: input embeddings [1, T, E] -> logits [1, T, V] (tied head)."""
-    _, t, _ = x.shape
-    hd = E // NH
-    x = x + p["wpe.weight"][:t]
-    causal = torch.tril(torch.ones(t, t, dtype=torch.bool))
-    for l in range(NL):
-        h = f"h.{l}."
-        a = layer_norm(x, p[h + "ln_1.weight"], p[h + "ln_1.bias"])
-        q, k, v = (a @ p[h + "attn.c_attn.weight"] + p[h + "attn.c_attn.bias"]).split(E, dim=-1)
-        q, k, v = (z.view(1, t, NH, hd).transpose(1, 2) for z in (q, k, v))
-        w = (q @ k.transpose(-1, -2)) / math.sqrt(hd)
-        w = torch.where(causal, w, torch.tensor(torch.finfo(torch.float32).min)).softmax(-1)
-        y = (w @ v).transpose(1, 2).reshape(1, t, E)
-        x = x + (y @ p[h + "attn.c_proj.weight"] + p[h + "attn.c_proj.bias"])
-        a = layer_norm(x, p[h + "ln_2.weight"], p[h + "ln_2.bias"])
-        x = x + (gelu_new(a @ p[h + "mlp.c_fc.weight"] + p[h + "mlp.c_fc.bias"]) @ p[h + "mlp.c_proj.weight"]
-                 + p[h + "mlp.c_proj.bias"])
-    return layer_norm(x, p["ln_f.weight"], p["ln_f.bias"]) @ p["wte.weight"].t()
-
-
-def mlp_init(g, k):
-    h = E * k // 2
-    return {
-        "clip_project.model.0.weight": rnd(g, h, D),
-        "clip_project.model.0.bias": rnd(g, h, std=0.1),
-        "clip_project.model.2.weight": rnd(g, E * k, h, std=0.4),
-        "clip_project.model.2.bias": rnd(g, E * k, std=0.1),
-    }
-
-
-def mlp_forward(p, c):
-    h = torch.tanh(c @ p["clip_project.model.0.weight"].t() + p["clip_project.model.0.bias"])
-    y = h @ p["clip_project.model.2.weight"].t() + p["clip_project.model.2.bias"]
-    return y.view(c.shape[0], -1, E)
-
-
-def tmap_init(g):
-    p = {
-        "clip_project.linear.weight": rnd(g, CLIP_LEN * E, D),
-        "clip_project.linear.bias": rnd(g, CLIP_LEN * E, std=0.1),
-        "clip_project.prefix_const": rnd(g, K_TF, E, std=1.0),
-    }
-    for l in range(MAP_LAYERS):
-        n = f"clip_project.transformer.layers.{l}."
-        p[n + "norm1.weight"] = rnd(g, E, std=0.1, mean=1.0)
-        p[n + "norm1.bias"] = rnd(g, E, std=0.1)
-        p[n + "attn.to_queries.weight"] = rnd(g, E, E)
-        p[n + "attn.to_keys_values.weight"] = rnd(g, 2 * E, E)
-        p[n + "attn.project.weight"] = rnd(g, E, E)
-        p[n + "attn.project.bias"] = rnd(g, E, std=0.1)
-        p[n + "norm2.weight"] = rnd(g, E, std=0.1, mean=1.0)
-        p[n + "norm2.bias"] = rnd(g, E, std=0.1)
-        p[n + "mlp.fc1.weight"] = rnd(g, 2 * E, E)
-        p[n + "mlp.fc1.bias"] = rnd(g, 2 * E, std=0.1)
-        p[n + "mlp.fc2.weight"] = rnd(g, E, 2 * E)
-        p[n + "mlp.fc2.bias"] = rnd(g, E, std=0.1)
-    return p
-
-
-def tmap_forward(p, c):
-    b = c.shape[0]
-    hd = E // MAP_HEADS
-    x = (c @ p["clip_project.linear.weight"].t() + p["clip_project.linear.bias"]).view(b, CLIP_LEN, E)
-    x = torch.cat((x, p["clip_project.prefix_const"].unsqueeze(0).expand(b, K_TF, E)), dim=1)
-    t = x.shape[1]
-    for l in range(MAP_LAYERS):
-        n = f"clip_project.transformer.layers.{l}."
-        a = layer_norm(x, p[n + "norm1.weight"], p[n + "norm1.bias"])
-        q = (a @ p[n + "attn.to_queries.weight"].t()).view(b, t, MAP_HEADS, hd)
-        kv = (a @ p[n + "attn.to_keys_values.weight"].t()).view(b, t, 2, MAP_HEADS, hd)
-        k, v = kv[:, :, 0], kv[:, :, 1]  # keys are the first E outputs
-        att = (torch.einsum("bnhd,bmhd->bnmh", q, k) * hd ** -0.5).softmax(dim=2)
-        y = torch.einsum("bnmh,bmhd->bnhd", att, v).reshape(b, t, E)
-        x = x + (y @ p[n + "attn.project.weight"].t() + p[n + "attn.project.bias"])
-        a = layer_norm(x, p[n + "norm2.weight"], p[n + "norm2.bias"])
-        x = x + (torch.relu(a @ p[n + "mlp.fc1.weight"].t() + p[n + "mlp.fc1.bias"]) @ p[n + "mlp.fc2.weight"].t()
-                 + p[n + "mlp.fc2.bias"])
-    return x[:, CLIP_LEN:]
+    return ref.gpt2_blocks_init(p, functools.partial(rnd, g), E, NL, mlp_proj_std=0.15)
 
 
 def generate2(gp, embed, stop_token):
@@ -199,7 +93,7 @@ def generate2(gp, embed, stop_token):
     and the smallest top-1 vs top-2 logit gap along the path."""
     tokens, generated, margin, logprob = [], embed, float("inf"), 0.0
     for _ in range(ENTRY_LENGTH):
-        logits = gpt2_logits(gp, generated)[:, -1, :]
+        logits = ref.gpt2_forward(gp, generated, NH, NL, eps=EPS)[:, -1, :]
         top2 = logits[0].topk(2).values
         margin = min(margin, float(top2[0] - top2[1]))
         logprob += float(logits[0].double().log_softmax(-1).max())
@@ -213,15 +107,7 @@ def generate2(gp, embed, stop_token):
 
 def byte_decoder():
     """GPT-2's bytes_to_unicode table, inverted."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return {chr(c): b for b, c in zip(bs, cs)}
+    return {c: b for b, c in ref.bytes_to_unicode().items()}
 
 
 def detok(ids, inv_vocab, bdec):
@@ -263,8 +149,8 @@ def main():
     g = torch.Generator().manual_seed(20261126)
     hub = gpt2_init(g, 3.0, 1.5)
     tuned = gpt2_init(g, 8.0, 4.0)
-    mlp = mlp_init(g, K_MLP)
-    tmap = tmap_init(g)
+    mlp = ref.mlp_init(functools.partial(rnd, g), E, D, K_MLP, out_std=0.4)
+    tmap = ref.tmap_init(functools.partial(rnd, g), E, D, K_TF, CLIP_LEN, MAP_LAYERS)
 
     # hub directory
     hub_dir = os.path.join(OUT, "gpt2")
@@ -316,11 +202,17 @@ def main():
     with open(VOCAB_JSON, encoding="utf-8") as f:
         inv_vocab = {i: s for s, i in json.load(f).items()}
     bdec = byte_decoder()
+    def mlp_prefix(c):
+        return ref.mlp_forward(mlp, c, E)
+
+    def tmap_prefix(c):
+        return ref.tmap_forward(tmap, c, CLIP_LEN, MAP_LAYERS, MAP_HEADS, EPS)
+
     variants = {
-        "mlp_tuned": (tuned, lambda c: mlp_forward(mlp, c), False, STOP),
-        "tf_frozen": (hub, lambda c: tmap_forward(tmap, c), False, STOP),
-        "mlp_tuned_normalized": (tuned, lambda c: mlp_forward(mlp, c), True, STOP),
-        "mlp_tuned_stop_T": (tuned, lambda c: mlp_forward(mlp, c), False, 51),
+        "mlp_tuned": (tuned, mlp_prefix, False, STOP),
+        "tf_frozen": (hub, tmap_prefix, False, STOP),
+        "mlp_tuned_normalized": (tuned, mlp_prefix, True, STOP),
+        "mlp_tuned_stop_T": (tuned, mlp_prefix, False, 51),
     }
     clips, results, tried = [], {k: [] for k in variants}, 0
     with torch.no_grad():

@@ -45,6 +45,7 @@ import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import clipcap_ref as ref  # noqa: E402
 import gen_train_fixtures as gtf  # noqa: E402  (the mappers and the hub format writer)
 
 OUT = os.path.join(HERE, "..", "fixtures", "decode")
@@ -67,23 +68,7 @@ def gpt2_init(g):
 
     p = {"wte.weight": rnd(V, E, std=0.3), "wpe.weight": rnd(NPOS, E, std=0.1)}
     p["wte.weight"][STOP] *= STOP_SCALE
-    for l in range(NL):
-        h = f"h.{l}."
-        p[h + "ln_1.weight"] = rnd(E, std=0.1, mean=1.0)
-        p[h + "ln_1.bias"] = rnd(E, std=0.1)
-        p[h + "attn.c_attn.weight"] = rnd(E, 3 * E, std=0.3)
-        p[h + "attn.c_attn.bias"] = rnd(3 * E, std=0.1)
-        p[h + "attn.c_proj.weight"] = rnd(E, E)
-        p[h + "attn.c_proj.bias"] = rnd(E, std=0.1)
-        p[h + "ln_2.weight"] = rnd(E, std=0.1, mean=1.0)
-        p[h + "ln_2.bias"] = rnd(E, std=0.1)
-        p[h + "mlp.c_fc.weight"] = rnd(E, 4 * E)
-        p[h + "mlp.c_fc.bias"] = rnd(4 * E, std=0.1)
-        p[h + "mlp.c_proj.weight"] = rnd(4 * E, E, std=0.1)
-        p[h + "mlp.c_proj.bias"] = rnd(E, std=0.1)
-    p["ln_f.weight"] = rnd(E, std=0.1, mean=1.0)
-    p["ln_f.bias"] = rnd(E, std=0.1)
-    return p
+    return ref.gpt2_blocks_init(p, rnd, E, NL, attn_std=0.3, mlp_proj_std=0.1)
 
 
 class GPT:
@@ -97,26 +82,7 @@ class GPT:
         return self.p["wte.weight"][ids]
 
     def __call__(self, inputs_embeds):
-        p = self.p
-        b, t, _ = inputs_embeds.shape
-        hd = E // NH
-        x = inputs_embeds + p["wpe.weight"][:t]
-        causal = torch.tril(torch.ones(t, t, dtype=torch.bool))
-        for l in range(NL):
-            h = f"h.{l}."
-            a = torch.nn.functional.layer_norm(x, (E,), p[h + "ln_1.weight"], p[h + "ln_1.bias"], EPS)
-            qkv = a @ p[h + "attn.c_attn.weight"] + p[h + "attn.c_attn.bias"]
-            q, k, v = qkv.split(E, dim=-1)
-            q, k, v = (z.view(b, t, NH, hd).transpose(1, 2) for z in (q, k, v))
-            w = (q @ k.transpose(-1, -2)) / torch.full([], hd ** 0.5)
-            w = torch.where(causal, w, torch.tensor(torch.finfo(torch.float32).min))
-            y = (w.softmax(-1) @ v).transpose(1, 2).reshape(b, t, E)
-            x = x + (y @ p[h + "attn.c_proj.weight"] + p[h + "attn.c_proj.bias"])
-            a = torch.nn.functional.layer_norm(x, (E,), p[h + "ln_2.weight"], p[h + "ln_2.bias"], EPS)
-            m = gtf.gelu_new(a @ p[h + "mlp.c_fc.weight"] + p[h + "mlp.c_fc.bias"])
-            x = x + (m @ p[h + "mlp.c_proj.weight"] + p[h + "mlp.c_proj.bias"])
-        x = torch.nn.functional.layer_norm(x, (E,), p["ln_f.weight"], p["ln_f.bias"], EPS)
-        return x @ p["wte.weight"].t()
+        return ref.gpt2_forward(self.p, inputs_embeds, NH, NL, eps=EPS, ln=ref.torch_layer_norm)
 
 
 def gap_at(sorted_desc, i):

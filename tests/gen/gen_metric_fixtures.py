@@ -122,12 +122,8 @@ def rouge(gts, res):
 
 # ---- cider_scorer.py ---------------------------------------------------
 def cider_precook(s, n=4):
-    words = s.split()
-    counts = defaultdict(int)
-    for k in range(1, n + 1):
-        for i in range(len(words) - k + 1):
-            counts[tuple(words[i:i + k])] += 1
-    return counts
+    """cider_scorer.py's precook: bleu_scorer.py's without the length."""
+    return bleu_precook(s, n)[1]
 
 
 def cider(gts, res, n=4, sigma=6.0):

@@ -2,7 +2,8 @@
 """Reference fixtures for GPT-2, both ClipCap mappers and the training step.
 
 Written in plain PyTorch from /work/shared/reference/CLIPCAP_FACTS.md (no
-transformers library, nothing shared with the C code): a tiny random GPT-2 in
+transformers library, nothing shared with the C code; the model code is
+clipcap_ref.py, shared with the other ClipCap generators): a tiny random GPT-2 in
 hub layout (config.json + model.safetensors, once with `transformer.` names,
 attn.bias buffers and lm_head.weight, once with bare names and
 attn.masked_bias), a tiny MLP mapper and a tiny Transformer mapper, one batch
@@ -23,15 +24,20 @@ asserts, and `loss_ignore_bang` is the loss with "!" (id 0) targets ignored.
 
 Run: /usr/bin/python3 tests/gen/gen_train_fixtures.py  (writes tests/fixtures/train/)
 """
+import functools
 import json
-import math
 import os
 import struct
+import sys
 
 import numpy as np
 import torch
 
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "train")
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import clipcap_ref as ref  # noqa: E402
+
+OUT = os.path.join(HERE, "..", "fixtures", "train")
 
 E, NL, NH, V, NPOS = 32, 2, 4, 64, 64  # GPT-2: width, layers, heads, vocab, positions
 D = 24  # CLIP embedding size
@@ -79,125 +85,33 @@ def rnd(g, *shape, std=0.2, mean=0.0):
     return (torch.randn(*shape, generator=g) * std + mean).requires_grad_(True)
 
 
-# ---------------- GPT-2 (hub names, Conv1D weights are [in, out]) ----------------
+# ---------------- the model (clipcap_ref.py at this file's sizes) ----------------
+# Sizes are read when called: bench/bench_train.py and gen_learn_clip.py
+# set this module's E, NL, ... to other shapes and reuse these.
 def gpt2_init(g):
     p = {"wte.weight": rnd(g, V, E, std=0.3), "wpe.weight": rnd(g, NPOS, E, std=0.1)}
-    for l in range(NL):
-        h = f"h.{l}."
-        p[h + "ln_1.weight"] = rnd(g, E, std=0.1, mean=1.0)
-        p[h + "ln_1.bias"] = rnd(g, E, std=0.1)
-        p[h + "attn.c_attn.weight"] = rnd(g, E, 3 * E)
-        p[h + "attn.c_attn.bias"] = rnd(g, 3 * E, std=0.1)
-        p[h + "attn.c_proj.weight"] = rnd(g, E, E)
-        p[h + "attn.c_proj.bias"] = rnd(g, E, std=0.1)
-        p[h + "ln_2.weight"] = rnd(g, E, std=0.1, mean=1.0)
-        p[h + "ln_2.bias"] = rnd(g, E, std=0.1)
-        p[h + "mlp.c_fc.weight"] = rnd(g, E, 4 * E)
-        p[h + "mlp.c_fc.bias"] = rnd(g, 4 * E, std=0.1)
-        p[h + "mlp.c_proj.weight"] = rnd(g, 4 * E, E, std=0.1)
-        p[h + "mlp.c_proj.bias"] = rnd(g, E, std=0.1)
-    p["ln_f.weight"] = rnd(g, E, std=0.1, mean=1.0)
-    p["ln_f.bias"] = rnd(g, E, std=0.1)
-    return p
-
-
-def layer_norm(x, w, b):
-    mu = x.mean(-1, keepdim=True)
-    var = ((x - mu) ** 2).mean(-1, keepdim=True)
-    return (x - mu) / torch.sqrt(var + EPS) * w + b
-
-
-def gelu_new(x):
-    return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
+    return ref.gpt2_blocks_init(p, functools.partial(rnd, g), E, NL, mlp_proj_std=0.1)
 
 
 def gpt2_forward(p, x, mask=None):
     """x: input embeddings [B, T, E]; mask: [B, T] (1 = attend) as HF applies it."""
-    b, t, _ = x.shape
-    hd = E // NH
-    x = x + p["wpe.weight"][:t]
-    causal = torch.tril(torch.ones(t, t, dtype=torch.bool))
-    neg = torch.finfo(torch.float32).min
-    for l in range(NL):
-        h = f"h.{l}."
-        a = layer_norm(x, p[h + "ln_1.weight"], p[h + "ln_1.bias"])
-        qkv = a @ p[h + "attn.c_attn.weight"] + p[h + "attn.c_attn.bias"]
-        q, k, v = qkv.split(E, dim=-1)
-        q, k, v = (z.view(b, t, NH, hd).transpose(1, 2) for z in (q, k, v))
-        w = (q @ k.transpose(-1, -2)) / math.sqrt(hd)
-        w = torch.where(causal, w, torch.tensor(neg))
-        if mask is not None:
-            w = w + (1.0 - mask[:, None, None, :]) * neg
-        w = w.softmax(-1)
-        y = (w @ v).transpose(1, 2).reshape(b, t, E)
-        x = x + (y @ p[h + "attn.c_proj.weight"] + p[h + "attn.c_proj.bias"])
-        a = layer_norm(x, p[h + "ln_2.weight"], p[h + "ln_2.bias"])
-        m = gelu_new(a @ p[h + "mlp.c_fc.weight"] + p[h + "mlp.c_fc.bias"])
-        x = x + (m @ p[h + "mlp.c_proj.weight"] + p[h + "mlp.c_proj.bias"])
-    x = layer_norm(x, p["ln_f.weight"], p["ln_f.bias"])
-    return x @ p["wte.weight"].t()
+    return ref.gpt2_forward(p, x, NH, NL, mask, EPS)
 
 
-# ---------------- mappers (torch.nn.Linear layout [out, in]) ----------------
 def mlp_init(g):
-    h = E * K // 2
-    return {
-        "clip_project.model.0.weight": rnd(g, h, D),
-        "clip_project.model.0.bias": rnd(g, h, std=0.1),
-        "clip_project.model.2.weight": rnd(g, E * K, h),
-        "clip_project.model.2.bias": rnd(g, E * K, std=0.1),
-    }
+    return ref.mlp_init(functools.partial(rnd, g), E, D, K)
 
 
 def mlp_forward(p, c):
-    h = torch.tanh(c @ p["clip_project.model.0.weight"].t() + p["clip_project.model.0.bias"])
-    y = h @ p["clip_project.model.2.weight"].t() + p["clip_project.model.2.bias"]
-    return y.view(c.shape[0], K, E)
+    return ref.mlp_forward(p, c, E)
 
 
 def tmap_init(g):
-    p = {
-        "clip_project.linear.weight": rnd(g, CLIP_LEN * E, D),
-        "clip_project.linear.bias": rnd(g, CLIP_LEN * E, std=0.1),
-        "clip_project.prefix_const": rnd(g, K, E, std=1.0),
-    }
-    for l in range(MAP_LAYERS):
-        n = f"clip_project.transformer.layers.{l}."
-        p[n + "norm1.weight"] = rnd(g, E, std=0.1, mean=1.0)
-        p[n + "norm1.bias"] = rnd(g, E, std=0.1)
-        p[n + "attn.to_queries.weight"] = rnd(g, E, E)
-        p[n + "attn.to_keys_values.weight"] = rnd(g, 2 * E, E)
-        p[n + "attn.project.weight"] = rnd(g, E, E)
-        p[n + "attn.project.bias"] = rnd(g, E, std=0.1)
-        p[n + "norm2.weight"] = rnd(g, E, std=0.1, mean=1.0)
-        p[n + "norm2.bias"] = rnd(g, E, std=0.1)
-        p[n + "mlp.fc1.weight"] = rnd(g, 2 * E, E)
-        p[n + "mlp.fc1.bias"] = rnd(g, 2 * E, std=0.1)
-        p[n + "mlp.fc2.weight"] = rnd(g, E, 2 * E)
-        p[n + "mlp.fc2.bias"] = rnd(g, E, std=0.1)
-    return p
+    return ref.tmap_init(functools.partial(rnd, g), E, D, K, CLIP_LEN, MAP_LAYERS)
 
 
 def tmap_forward(p, c):
-    b = c.shape[0]
-    hd = E // MAP_HEADS
-    x = (c @ p["clip_project.linear.weight"].t() + p["clip_project.linear.bias"]).view(b, CLIP_LEN, E)
-    x = torch.cat((x, p["clip_project.prefix_const"].unsqueeze(0).expand(b, K, E)), dim=1)
-    t = x.shape[1]
-    for l in range(MAP_LAYERS):
-        n = f"clip_project.transformer.layers.{l}."
-        a = layer_norm(x, p[n + "norm1.weight"], p[n + "norm1.bias"])
-        q = (a @ p[n + "attn.to_queries.weight"].t()).view(b, t, MAP_HEADS, hd)
-        kv = (a @ p[n + "attn.to_keys_values.weight"].t()).view(b, t, 2, MAP_HEADS, hd)
-        k, v = kv[:, :, 0], kv[:, :, 1]  # keys are the first E outputs
-        att = torch.einsum("bnhd,bmhd->bnmh", q, k) * hd ** -0.5
-        att = att.softmax(dim=2)
-        y = torch.einsum("bnmh,bmhd->bnhd", att, v).reshape(b, t, E)
-        x = x + (y @ p[n + "attn.project.weight"].t() + p[n + "attn.project.bias"])
-        a = layer_norm(x, p[n + "norm2.weight"], p[n + "norm2.bias"])
-        m = torch.relu(a @ p[n + "mlp.fc1.weight"].t() + p[n + "mlp.fc1.bias"])
-        x = x + (m @ p[n + "mlp.fc2.weight"].t() + p[n + "mlp.fc2.bias"])
-    return x[:, CLIP_LEN:]
+    return ref.tmap_forward(p, c, CLIP_LEN, MAP_LAYERS, MAP_HEADS, EPS)
 
 
 # ---------------- the ClipCap step ----------------

@@ -21,16 +21,12 @@
 fx="$CLIPCAP_FIXTURES"
 export OMP_NUM_THREADS=1
 
-# GPT-2 hub directory: the fixture model with the real tokenizer files
-mkdir -p "$WORK/gpt2"
-ln -s "$fx/caption/gpt2/config.json" "$fx/caption/gpt2/model.safetensors" "$WORK/gpt2/"
-ln -s "$fx/gpt2/vocab.json" "$fx/gpt2/merges.txt" "$WORK/gpt2/"
+caption_gpt2_dir "$WORK/gpt2"
 M=(--model "$fx/caption/mlp_tuned.pt" --gpt2 "$WORK/gpt2")
 IMGS=(--clip "$CLIP_TINY" --images "$WORK/syn/coco/train2014" "$WORK/syn/coco/val2014")
 
 "$CLIPCAP" caption --help | grep -q -- '--num-captions'
-make_manifest "$WORK" 8
-"$CLIPCAP" extract --manifest "$WORK/man" --clip "$CLIP_TINY" --store "$WORK/store" >/dev/null 2>"$WORK/extract.log"
+make_store "$WORK" 8
 
 "$CLIPCAP" caption "${M[@]}" "${IMGS[@]}" --batch 3 >"$WORK/img.jsonl" 2>"$WORK/img.log" || fail "caption --images: $(cat "$WORK/img.log")"
 "${MPI2[@]}" "$CLIPCAP" caption "${M[@]}" "${IMGS[@]}" --batch 3 >"$WORK/img2.jsonl" 2>"$WORK/img2.log" \

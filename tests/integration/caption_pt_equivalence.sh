@@ -15,11 +15,8 @@
 fx="$CLIPCAP_FIXTURES"
 export OMP_NUM_THREADS=1
 
-mkdir -p "$WORK/gpt2"
-ln -s "$fx/caption/gpt2/config.json" "$fx/caption/gpt2/model.safetensors" "$WORK/gpt2/"
-ln -s "$fx/gpt2/vocab.json" "$fx/gpt2/merges.txt" "$WORK/gpt2/"
-make_manifest "$WORK" 6
-"$CLIPCAP" extract --manifest "$WORK/man" --clip "$CLIP_TINY" --store "$WORK/store" >/dev/null 2>"$WORK/extract.log"
+caption_gpt2_dir "$WORK/gpt2"
+make_store "$WORK" 6
 
 run() { # NAME CKPT args...
     local name=$1 ckpt=$2; shift 2

@@ -1,6 +1,7 @@
-# Shared by the extract_*.sh and store_*.sh integration tests (sourced, not
-# a test itself): a small synthetic COCO manifest, the tiny CLIP fixture, and
-# JSON/dump comparisons in Python's standard library (no numpy, no torch).
+# Shared by the extract_*.sh, store_*.sh and caption_*.sh integration tests
+# (sourced, not a test itself): a small synthetic COCO manifest and its
+# feature store, the tiny CLIP and captioning fixtures, and JSON/dump
+# comparisons in Python's standard library (no numpy, no torch).
 set -euo pipefail
 : "${CLIPCAP:?set by ctest}" "${CLIPCAP_FIXTURES:?set by ctest}"
 CLIP_TINY="$CLIPCAP_FIXTURES/clip/tiny"
@@ -21,6 +22,22 @@ make_manifest() {
     "$CLIPCAP" shard --format coco --input "$dir/syn/coco/annotations/captions_train2014.json" \
         --input "$dir/syn/coco/annotations/captions_val2014.json" --images-root "$dir/syn/coco" \
         --gpt2 "$CLIPCAP_FIXTURES/gpt2" --shards 5 --no-image-check --out "$dir/man" >/dev/null 2>"$dir/shard.log"
+}
+
+# make_store DIR COUNT: make_manifest DIR COUNT, then DIR/store (extract
+# with the tiny CLIP, default options).
+make_store() {
+    make_manifest "$1" "$2"
+    "$CLIPCAP" extract --manifest "$1/man" --clip "$CLIP_TINY" --store "$1/store" >/dev/null 2>"$1/extract.log"
+}
+
+# caption_gpt2_dir DIR: DIR becomes a GPT-2 hub directory of the captioning
+# fixtures' model with the real tokenizer files (its vocabulary is the
+# first 64 ids of the real one).
+caption_gpt2_dir() {
+    mkdir -p "$1"
+    ln -s "$CLIPCAP_FIXTURES/caption/gpt2/config.json" "$CLIPCAP_FIXTURES/caption/gpt2/model.safetensors" "$1/"
+    ln -s "$CLIPCAP_FIXTURES/gpt2/vocab.json" "$CLIPCAP_FIXTURES/gpt2/merges.txt" "$1/"
 }
 
 # jget FILE KEY[.KEY...]: a value of a JSON file (objects only).

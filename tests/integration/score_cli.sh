@@ -7,15 +7,10 @@
 # sums differs), single process and under mpirun; METEOR and SPICE null
 # with a note when no jars are given. Bad input: score_errors.sh; the Java
 # scorers: score_java.sh.
-set -euo pipefail
+. "$CLIPCAP_SOURCE/tests/integration/lib.bash"
 fx="$CLIPCAP_FIXTURES/metrics"
-tmp="$CLIPCAP_TMP/score_cli.$$"
-rm -rf "$tmp" && mkdir -p "$tmp"
-trap 'rm -rf "$tmp"' EXIT
 
-"$CLIPCAP" score --results "$fx/results.json" --annotations "$fx/annotations.json" > "$tmp/out.json"
-mpirun --oversubscribe -np 2 "$CLIPCAP" score --results "$fx/results.json" --annotations "$fx/annotations.json" > "$tmp/mpi.json"
-cmp "$tmp/out.json" "$tmp/mpi.json"
+same_on_2_ranks "$tmp/out.json" "$CLIPCAP" score --results "$fx/results.json" --annotations "$fx/annotations.json"
 "$CLIPCAP" score --results "$fx/results.json" --annotations "$fx/annotations.json" --per-image > "$tmp/per.json"
 
 /usr/bin/python3 - "$fx/expected.txt" "$fx/expected_per_image.json" "$tmp/out.json" "$tmp/per.json" <<'PY'

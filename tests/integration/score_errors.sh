@@ -24,61 +24,61 @@ fails() {  # fails PATTERN ARGS...: exit status 1 and one stderr line, the error
   n=$((n + 1))
 }
 res() { printf '%b' "$2" > "$1"; }  # res FILE CONTENT (printf escapes: \xff)
+# bad_results FILE CONTENT PATTERN: FILE as the results, scored against ann.json, fails with PATTERN
+bad_results() { res "$1" "$2"; fails "$3" --results "$1" --annotations ann.json; }
+# bad_annotations FILE CONTENT PATTERN: one.json scored against FILE as the annotations fails with PATTERN
+bad_annotations() { res "$1" "$2"; fails "$3" --results one.json --annotations "$1"; }
 
 # the results file
-res unknown.json '[{"image_id": 1000, "caption": "a dog"},\n {"image_id": 99, "caption": "a cat"}]'
-fails "unknown.json: entry 1: image_id 99 is not in the annotations (ann.json has no caption for it)" \
-  --results unknown.json --annotations ann.json
+bad_results unknown.json '[{"image_id": 1000, "caption": "a dog"},\n {"image_id": 99, "caption": "a cat"}]' \
+  "unknown.json: entry 1: image_id 99 is not in the annotations (ann.json has no caption for it)"
 fails "unknown.json: entry 1: image_id 99 is not in the annotations" --results unknown.json --annotations ann.json --subset
-res dup.json '[{"image_id": 1007, "caption": "a"}, {"image_id": 1000, "caption": "b"}, {"image_id": 1007, "caption": "c"}]'
-fails "dup.json: entry 2: image_id 1007 already has a caption (entry 0)" --results dup.json --annotations ann.json
-res empty.json '[{"image_id": 1000, "caption": "a dog"}, {"image_id": 1007, "caption": " \\t "}]'
-fails "empty.json: entry 1: field 'caption' is empty" --results empty.json --annotations ann.json
-res utf8.json '[{"image_id": 1000, "caption": "a dog"},\n{"image_id": 1007, "caption": "caf\xe9 chairs"}]'
-fails "utf8.json: entry 1: line 2, column [0-9]*: text is not UTF-8: unable to decode byte 0xe9" \
-  --results utf8.json --annotations ann.json
-res nul.json '[{"image_id": 1000, "caption": "a \\u0000 dog"}]'
-fails "nul.json: entry 0: line 1, column [0-9]*: .u0000 is not allowed" --results nul.json --annotations ann.json
-res surrogate.json '[{"image_id": 1000, "caption": "a"}, {"image_id": 1007, "caption": "\\udc00"}]'
-fails "surrogate.json: entry 1: line 1, column [0-9]*: invalid Unicode" --results surrogate.json --annotations ann.json
-res dupkey.json '[{"image_id": 1000, "caption": "a", "caption": "b"}]'
-fails "dupkey.json: entry 0: line 1, column [0-9]*: duplicate object key" --results dupkey.json --annotations ann.json
-res cut.json '[{"image_id": 1000, "caption": "a"}, {"image_id": 1007, "capt'
-fails "cut.json: entry 1: line 1, column [0-9]*: premature end of input" --results cut.json --annotations ann.json
-res caption_type.json '[{"image_id": 1000, "caption": ["a dog"]}]'
-fails "caption_type.json: entry 0: field 'caption' is not a string" --results caption_type.json --annotations ann.json
-res no_caption.json '[{"image_id": 1000}]'
-fails "no_caption.json: entry 0: field 'caption' is missing" --results no_caption.json --annotations ann.json
-res id_type.json '[{"image_id": 1000, "caption": "a"}, {"image_id": 1007.0, "caption": "b"}]'
-fails "id_type.json: entry 1: field 'image_id' is not an integer or a string" --results id_type.json --annotations ann.json
-res id_big.json '[{"image_id": 123456789012345678901234, "caption": "b"}]'
-fails "id_big.json: entry 0: line 1, column [0-9]*: too big integer" --results id_big.json --annotations ann.json
-res id_mixed.json '[{"image_id": 1000, "caption": "a"}, {"image_id": "1007", "caption": "b"}]'
-fails "id_mixed.json: entry 1: field 'image_id' is a string, but the first record's is an integer" \
-  --results id_mixed.json --annotations ann.json
-res not_object.json '[{"image_id": 1000, "caption": "a"}, "a dog"]'
-fails "not_object.json: entry 1: not an object" --results not_object.json --annotations ann.json
-res not_list.json '{"annotations": [{"image_id": 1000, "caption": "a"}]}'
-fails "not_list.json: not a JSON array of results" --results not_list.json --annotations ann.json
-res none.json '[]'
-fails "none.json: no results to score" --results none.json --annotations ann.json
+bad_results dup.json '[{"image_id": 1007, "caption": "a"}, {"image_id": 1000, "caption": "b"}, {"image_id": 1007, "caption": "c"}]' \
+  "dup.json: entry 2: image_id 1007 already has a caption (entry 0)"
+bad_results empty.json '[{"image_id": 1000, "caption": "a dog"}, {"image_id": 1007, "caption": " \\t "}]' \
+  "empty.json: entry 1: field 'caption' is empty"
+bad_results utf8.json '[{"image_id": 1000, "caption": "a dog"},\n{"image_id": 1007, "caption": "caf\xe9 chairs"}]' \
+  "utf8.json: entry 1: line 2, column [0-9]*: text is not UTF-8: unable to decode byte 0xe9"
+bad_results nul.json '[{"image_id": 1000, "caption": "a \\u0000 dog"}]' \
+  "nul.json: entry 0: line 1, column [0-9]*: .u0000 is not allowed"
+bad_results surrogate.json '[{"image_id": 1000, "caption": "a"}, {"image_id": 1007, "caption": "\\udc00"}]' \
+  "surrogate.json: entry 1: line 1, column [0-9]*: invalid Unicode"
+bad_results dupkey.json '[{"image_id": 1000, "caption": "a", "caption": "b"}]' \
+  "dupkey.json: entry 0: line 1, column [0-9]*: duplicate object key"
+bad_results cut.json '[{"image_id": 1000, "caption": "a"}, {"image_id": 1007, "capt' \
+  "cut.json: entry 1: line 1, column [0-9]*: premature end of input"
+bad_results caption_type.json '[{"image_id": 1000, "caption": ["a dog"]}]' \
+  "caption_type.json: entry 0: field 'caption' is not a string"
+bad_results no_caption.json '[{"image_id": 1000}]' \
+  "no_caption.json: entry 0: field 'caption' is missing"
+bad_results id_type.json '[{"image_id": 1000, "caption": "a"}, {"image_id": 1007.0, "caption": "b"}]' \
+  "id_type.json: entry 1: field 'image_id' is not an integer or a string"
+bad_results id_big.json '[{"image_id": 123456789012345678901234, "caption": "b"}]' \
+  "id_big.json: entry 0: line 1, column [0-9]*: too big integer"
+bad_results id_mixed.json '[{"image_id": 1000, "caption": "a"}, {"image_id": "1007", "caption": "b"}]' \
+  "id_mixed.json: entry 1: field 'image_id' is a string, but the first record's is an integer"
+bad_results not_object.json '[{"image_id": 1000, "caption": "a"}, "a dog"]' \
+  "not_object.json: entry 1: not an object"
+bad_results not_list.json '{"annotations": [{"image_id": 1000, "caption": "a"}]}' \
+  "not_list.json: not a JSON array of results"
+bad_results none.json '[]' \
+  "none.json: no results to score"
 
 # the annotations file
-res one.json '[{"image_id": 1000, "caption": "a dog"}]'
-fails "ann.json: annotation [0-9]*: image_id [0-9]* has no entry in one.json (299 annotated images have none; --subset" \
-  --results one.json --annotations ann.json
+bad_results one.json '[{"image_id": 1000, "caption": "a dog"}]' \
+  "ann.json: annotation [0-9]*: image_id [0-9]* has no entry in one.json (299 annotated images have none; --subset"
 "$CLIPCAP" score --results one.json --annotations ann.json --subset > subset.json
 grep -q '"images": 1,' subset.json
-res ann_utf8.json '{"annotations": [{"image_id": 1000, "caption": "a dog"},\n {"image_id": 1000, "caption": "\xc3("}]}'
-fails "ann_utf8.json: annotation 1: line 2, column [0-9]*: text is not UTF-8" --results one.json --annotations ann_utf8.json
-res ann_empty.json '{"annotations": [{"image_id": 1000, "caption": ""}]}'
-fails "ann_empty.json: annotation 0: field 'caption' is empty" --results one.json --annotations ann_empty.json
-res ann_list.json '[{"image_id": 1000, "caption": "a dog"}]'
-fails "ann_list.json: not an object (looking for field 'annotations')" --results one.json --annotations ann_list.json
-res ann_type.json '{"annotations": {"image_id": 1000, "caption": "a dog"}}'
-fails "ann_type.json: field 'annotations' is not an array" --results one.json --annotations ann_type.json
-res ann_id.json '{"annotations": [{"image_id": 1000, "caption": "a dog"}, {"image_id": null, "caption": "a"}]}'
-fails "ann_id.json: annotation 1: field 'image_id' is not an integer or a string" --results one.json --annotations ann_id.json
+bad_annotations ann_utf8.json '{"annotations": [{"image_id": 1000, "caption": "a dog"},\n {"image_id": 1000, "caption": "\xc3("}]}' \
+  "ann_utf8.json: annotation 1: line 2, column [0-9]*: text is not UTF-8"
+bad_annotations ann_empty.json '{"annotations": [{"image_id": 1000, "caption": ""}]}' \
+  "ann_empty.json: annotation 0: field 'caption' is empty"
+bad_annotations ann_list.json '[{"image_id": 1000, "caption": "a dog"}]' \
+  "ann_list.json: not an object (looking for field 'annotations')"
+bad_annotations ann_type.json '{"annotations": {"image_id": 1000, "caption": "a dog"}}' \
+  "ann_type.json: field 'annotations' is not an array"
+bad_annotations ann_id.json '{"annotations": [{"image_id": 1000, "caption": "a dog"}, {"image_id": null, "caption": "a"}]}' \
+  "ann_id.json: annotation 1: field 'image_id' is not an integer or a string"
 
 # files and usage
 fails "missing.json" --results missing.json --annotations ann.json

@@ -10,11 +10,8 @@
 #  - every bad record synth injected that shard can see (missing/empty image,
 #    empty or non-UTF-8 caption, duplicate id, failed download) is in
 #    rejects.jsonl under its key, and the manifest keeps no such key.
-set -euo pipefail
+. "$CLIPCAP_SOURCE/tests/integration/lib.bash"
 fx="$CLIPCAP_FIXTURES"
-tmp="$CLIPCAP_TMP/shard_mpi.$$"
-rm -rf "$tmp" && mkdir -p "$tmp"
-trap 'rm -rf "$tmp"' EXIT
 export OMP_NUM_THREADS=2
 
 "$CLIPCAP" synth --out "$tmp/syn" --count 24 --bad >/dev/null 2>"$tmp/synth.log"
@@ -23,9 +20,7 @@ gpt2="$fx/gpt2"
 
 run_shard() { # NAME RANKS OUT args...
   local name=$1 ranks=$2 out=$3; shift 3
-  local launch=()
-  [ "$ranks" -gt 1 ] && launch=(mpirun --oversubscribe -np "$ranks")
-  "${launch[@]}" "$CLIPCAP" shard --gpt2 "$gpt2" --shards 3 --out "$out" "$@" >"$out.summary" 2>"$out.log" || {
+  on_ranks "$ranks" "$CLIPCAP" shard --gpt2 "$gpt2" --shards 3 --out "$out" "$@" >"$out.summary" 2>"$out.log" || {
     echo "shard $name ($ranks ranks) failed:"; cat "$out.log"; exit 1; }
 }
 

@@ -20,18 +20,14 @@
 #    the resume or the comparison; the test also plants a torn checkpoint
 #    (truncated files of a step that state.json does not name, and stale
 #    temp files) and resumes past it.
-set -euo pipefail
+. "$CLIPCAP_SOURCE/tests/integration/lib.bash"
 fx="$CLIPCAP_FIXTURES"
-tmp="$CLIPCAP_TMP/train_kill_resume.$$"
-rm -rf "$tmp" && mkdir -p "$tmp"
 pid=""
 trap '[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
 export OMP_NUM_THREADS=1
 
 "$CLIPCAP" synth --out "$tmp/syn" --count 24 >/dev/null 2>"$tmp/synth.log"
-"$CLIPCAP" shard --gpt2 "$fx/gpt2" --shards 2 --out "$tmp/man" --format coco \
-  --input "$tmp/syn/coco/annotations/captions_train2014.json" --images-root "$tmp/syn/coco" >/dev/null 2>"$tmp/shard.log"
-"$CLIPCAP" extract --manifest "$tmp/man" --clip "$fx/clip/tiny" --store "$tmp/store" >/dev/null 2>"$tmp/extract.log"
+train_data "$tmp"
 
 N=24
 args=(train --manifest "$tmp/man" --store "$tmp/store" --gpt2 "$fx/train/gpt2_fullvocab" --batch 6 --epochs 2

@@ -1,6 +1,7 @@
 /* Helpers shared by the model tests (test_gpt2, test_mappers,
- * test_clipcap_train_step): fixtures from tests/fixtures/train (written by
- * tests/gen/gen_train_fixtures.py) and llm.c-style per-tensor comparison. */
+ * test_clipcap_train_step, test_decode): .npy fixtures (tests/fixtures/train
+ * is written by tests/gen/gen_train_fixtures.py) and llm.c-style per-tensor
+ * comparison. */
 #ifndef CLIPCAP_NN_FIXTURE_H
 #define CLIPCAP_NN_FIXTURE_H
 
@@ -9,11 +10,12 @@
 #include "io/safetensors.h"
 #include "nn/ops.h"
 
-/* train/NAME.npy as floats (malloc'd); *count its element count. */
-static inline float *fx_npy(const char *name, size_t *count)
+/* The fixture AREA/NAME.npy as floats (malloc'd); *count its element
+ * count. NULL, after printing why, when it cannot be read. */
+static inline float *fx_npy_in(const char *area, const char *name, size_t *count)
 {
     char rel[256], path[4096];
-    snprintf(rel, sizeof rel, "train/%s", name);
+    snprintf(rel, sizeof rel, "%s/%s", area, name);
     check_fixture(path, sizeof path, rel);
     float *d = NULL;
     int64_t shape[NPY_MAX_DIMS];
@@ -28,6 +30,9 @@ static inline float *fx_npy(const char *name, size_t *count)
     if (count) *count = n;
     return d;
 }
+
+/* train/NAME.npy, see fx_npy_in. */
+static inline float *fx_npy(const char *name, size_t *count) { return fx_npy_in("train", name, count); }
 
 /* A malloc'd host copy of n floats of backend memory. */
 static inline float *fx_download(ops_ctx *ctx, const float *dev, size_t n)

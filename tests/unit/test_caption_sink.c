@@ -82,17 +82,28 @@ static void write_commits(const char *path, long ends[N_COMMITS])
     caption_sink_close(s);
 }
 
+typedef struct {
+    char dir[4096], path[4200];
+    long ends[N_COMMITS]; /* file length after each commit */
+} sink_file;
+
+/* A new scratch dir NAME holding a.jsonl.zst written by write_commits. */
+static void sink_file_make(sink_file *f, const char *name)
+{
+    check_tmpdir(f->dir, sizeof f->dir, name);
+    snprintf(f->path, sizeof f->path, "%s/a.jsonl.zst", f->dir);
+    write_commits(f->path, f->ends);
+}
+
 static void test_reopen_keeps_everything(void)
 {
-    char dir[4096], path[4200], want[8192];
-    check_tmpdir(dir, sizeof dir, "caption_sink_reopen");
-    snprintf(path, sizeof path, "%s/a.jsonl.zst", dir);
-    long ends[N_COMMITS];
-    write_commits(path, ends);
+    char want[8192];
+    sink_file f;
+    sink_file_make(&f, "caption_sink_reopen");
     err_t e = {0};
     collected got = {0};
     caption_sink *s = NULL;
-    CHECK_OK(caption_sink_open(&s, path, 3, collect, &got, &e), &e);
+    CHECK_OK(caption_sink_open(&s, f.path, 3, collect, &got, &e), &e);
     expected_text(N_COMMITS, want, sizeof want);
     CHECK(s && caption_sink_recovered_frames(s) == N_COMMITS);
     CHECK(s && caption_sink_cut_bytes(s) == 0);
@@ -103,7 +114,7 @@ static void test_reopen_keeps_everything(void)
     caption_sink_close(s);
     uint8_t *all = NULL;
     size_t len = 0;
-    CHECK_OK(zio_read_all(path, &all, &len, &e), &e);
+    CHECK_OK(zio_read_all(f.path, &all, &len, &e), &e);
     strcat(want, "{\"k\":\"tail\"}\n");
     CHECK(all && len == strlen(want) && !memcmp(all, want, len));
     free(all);
@@ -112,18 +123,16 @@ static void test_reopen_keeps_everything(void)
 /* A kill can stop the file at any byte: try every one. */
 static void test_every_cut(void)
 {
-    char dir[4096], path[4200], cut[4200], want[8192];
-    check_tmpdir(dir, sizeof dir, "caption_sink_cut");
-    snprintf(path, sizeof path, "%s/full.jsonl.zst", dir);
-    snprintf(cut, sizeof cut, "%s/cut.jsonl.zst", dir);
-    long ends[N_COMMITS];
-    write_commits(path, ends);
+    char cut[4300], want[8192];
+    sink_file f;
+    sink_file_make(&f, "caption_sink_cut");
+    snprintf(cut, sizeof cut, "%s/cut.jsonl.zst", f.dir);
     int bad = 0;
-    for (long n = 0; n <= ends[N_COMMITS - 1] && bad < 5; n++) {
-        copy_prefix(path, cut, n);
+    for (long n = 0; n <= f.ends[N_COMMITS - 1] && bad < 5; n++) {
+        copy_prefix(f.path, cut, n);
         int complete = 0;
-        while (complete < N_COMMITS && ends[complete] <= n) complete++;
-        long keep = complete ? ends[complete - 1] : 0;
+        while (complete < N_COMMITS && f.ends[complete] <= n) complete++;
+        long keep = complete ? f.ends[complete - 1] : 0;
         err_t e = {0};
         collected got = {0};
         caption_sink *s = NULL;
@@ -142,7 +151,7 @@ static void test_every_cut(void)
             ok = zio_read_all(cut, &all, &len, &e) == 0 && len == strlen(want) && !memcmp(all, want, len);
             free(all);
         }
-        CHECK_MSG(ok, "cut at byte %ld of %ld: rc %d (%s), recovered %d lines", n, ends[N_COMMITS - 1], rc, e.msg,
+        CHECK_MSG(ok, "cut at byte %ld of %ld: rc %d (%s), recovered %d lines", n, f.ends[N_COMMITS - 1], rc, e.msg,
                   got.lines);
         bad += !ok;
     }
@@ -152,14 +161,12 @@ static void test_every_cut(void)
  * dropped like a torn one, the earlier frames stay. */
 static void test_corrupt_last_frame(void)
 {
-    char dir[4096], path[4200], want[8192];
-    check_tmpdir(dir, sizeof dir, "caption_sink_corrupt");
-    snprintf(path, sizeof path, "%s/a.jsonl.zst", dir);
-    long ends[N_COMMITS];
-    write_commits(path, ends);
-    int fd = open(path, O_RDWR);
+    char want[8192];
+    sink_file f;
+    sink_file_make(&f, "caption_sink_corrupt");
+    int fd = open(f.path, O_RDWR);
     uint8_t byte = 0;
-    off_t at = (off_t)(ends[N_COMMITS - 2] + (ends[N_COMMITS - 1] - ends[N_COMMITS - 2]) / 2);
+    off_t at = (off_t)(f.ends[N_COMMITS - 2] + (f.ends[N_COMMITS - 1] - f.ends[N_COMMITS - 2]) / 2);
     CHECK(fd >= 0 && pread(fd, &byte, 1, at) == 1);
     byte ^= 0x5a;
     CHECK(fd >= 0 && pwrite(fd, &byte, 1, at) == 1);
@@ -167,10 +174,10 @@ static void test_corrupt_last_frame(void)
     err_t e = {0};
     collected got = {0};
     caption_sink *s = NULL;
-    CHECK_OK(caption_sink_open(&s, path, 3, collect, &got, &e), &e);
+    CHECK_OK(caption_sink_open(&s, f.path, 3, collect, &got, &e), &e);
     expected_text(N_COMMITS - 1, want, sizeof want);
     CHECK(!strcmp(got.text, want));
-    CHECK(file_size(path) == ends[N_COMMITS - 2]);
+    CHECK(file_size(f.path) == f.ends[N_COMMITS - 2]);
     caption_sink_close(s);
 }
 
@@ -184,23 +191,20 @@ static int stop_at_second(void *ctx, const char *line, size_t len, err_t *e)
 
 static void test_errors(void)
 {
-    char dir[4096], path[4200];
-    check_tmpdir(dir, sizeof dir, "caption_sink_errors");
-    snprintf(path, sizeof path, "%s/a.jsonl.zst", dir);
-    long ends[N_COMMITS];
-    write_commits(path, ends);
+    sink_file f;
+    sink_file_make(&f, "caption_sink_errors");
     err_t e = {0};
     caption_sink *s = NULL;
     int n = 0;
     /* the caller's verdict on a recovered line stops the open */
-    CHECK(caption_sink_open(&s, path, 3, stop_at_second, &n, &e) == ERR_FORMAT && !s);
+    CHECK(caption_sink_open(&s, f.path, 3, stop_at_second, &n, &e) == ERR_FORMAT && !s);
     CHECK(strstr(e.msg, "line 2 rejected") != NULL);
-    CHECK(file_size(path) == ends[N_COMMITS - 1]);
-    CHECK_OK(caption_sink_open(&s, path, 3, NULL, NULL, &e), &e);
+    CHECK(file_size(f.path) == f.ends[N_COMMITS - 1]);
+    CHECK_OK(caption_sink_open(&s, f.path, 3, NULL, NULL, &e), &e);
     CHECK(s && caption_sink_add(s, "a\nb", 3, &e) == ERR_INTERNAL);
     caption_sink_close(s);
     char missing[4300];
-    snprintf(missing, sizeof missing, "%s/no/such/dir/x.zst", dir);
+    snprintf(missing, sizeof missing, "%s/no/such/dir/x.zst", f.dir);
     CHECK(caption_sink_open(&s, missing, 3, NULL, NULL, &e) == ERR_IO && strstr(e.msg, missing));
 }
 

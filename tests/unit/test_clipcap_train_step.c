@@ -76,16 +76,31 @@ static void load_batch(float **clip, int32_t *tokens)
 }
 
 /* Compare every trainable gradient, named as the fixture names them. */
-static void compare_grads(clipcap_model *m, const char *file, float rtol)
+/* Every trainable tensor of m, its view in base (m->params or m->grads),
+ * against the safetensors fixture FILE: see fx_compare_entries. */
+static void compare_tensors(clipcap_model *m, float *base, const char *file, float atol, float rtol, int key_bias_E)
 {
     int tuned = !m->cfg.freeze_gpt2;
     int n = clipcap_model_tensor_count(m, tuned);
     st_entry *en = calloc((size_t)n, sizeof *en);
     char (*names)[PARAM_NAME_MAX] = calloc((size_t)n, sizeof *names);
-    clipcap_model_tensor_entries(m, m->grads, tuned, en, names);
-    CHECK(fx_compare_entries(m->ctx, file, en, n, 1e-7f, rtol, 0) == n);
+    clipcap_model_tensor_entries(m, base, tuned, en, names);
+    CHECK(fx_compare_entries(m->ctx, file, en, n, atol, rtol, key_bias_E) == n);
     free(en);
     free(names);
+}
+
+/* The optimiser of gen_train_fixtures.py: AdamW lr 1e-2, decay 0.01,
+ * warm-up 2 of 4 steps. */
+static int fixture_adamw(adamw *opt, ops_ctx *ctx, size_t n, err_t *e)
+{
+    adamw_config ac;
+    adamw_config_default(&ac);
+    ac.lr = 1e-2f;
+    ac.weight_decay = 0.01f;
+    ac.warmup_steps = 2;
+    ac.total_steps = 4;
+    return adamw_init(opt, ctx, &ac, n, e);
 }
 
 static void run_variant(const variant *v)
@@ -143,7 +158,7 @@ static void run_variant(const variant *v)
     clipcap_model_zero_grad(&m);
     CHECK_OK(clipcap_model_backward(&m, 1.0f / (float)count, &e), &e);
     snprintf(name, sizeof name, "%s_grads.safetensors", v->name);
-    compare_grads(&m, name, 1e-4f);
+    compare_tensors(&m, m.grads, name, 1e-7f, 1e-4f, 0);
     snprintf(name, sizeof name, "%s_dprefix.npy", v->name);
     float *ref_dp = fx_npy(name, &nl);
     CHECK(nl == (size_t)B * K * m.gpt.cfg.n_embd);
@@ -165,7 +180,7 @@ static void run_variant(const variant *v)
     CHECK_OK(clipcap_model_backward(&m, 1.0f / (float)count, &e), &e);
     CHECK(fabs((s0 + s1) / count - loss_sum / count) <= 1e-6 * fabs(loss_sum / count));
     snprintf(name, sizeof name, "%s_grads.safetensors", v->name);
-    compare_grads(&m, name, 1e-4f);
+    compare_tensors(&m, m.grads, name, 1e-7f, 1e-4f, 0);
 
     /* the reference's rule: target "!" (id 0) ignored */
     m.cfg.ignore_bang = 1;
@@ -178,14 +193,8 @@ static void run_variant(const variant *v)
     /* 3 AdamW steps from the fixture weights */
     clipcap_model_free(&m);
     CHECK_OK(load_model(&m, ctx, v, &e), &e);
-    adamw_config ac;
-    adamw_config_default(&ac);
-    ac.lr = 1e-2f;
-    ac.weight_decay = 0.01f;
-    ac.warmup_steps = 2;
-    ac.total_steps = 4;
     adamw opt;
-    CHECK_OK(adamw_init(&opt, ctx, &ac, m.n_trainable, &e), &e);
+    CHECK_OK(fixture_adamw(&opt, ctx, m.n_trainable, &e), &e);
     snprintf(name, sizeof name, "%s_step_losses.npy", v->name);
     float *ref_steps = fx_npy(name, NULL);
     const float lrs[3] = {0.0f, 5e-3f, 1e-2f}; /* λ(0), λ(1), λ(2) with warm-up 2 of 4 */
@@ -198,15 +207,8 @@ static void run_variant(const variant *v)
         CHECK_MSG(fabs(loss_sum / count - ref_steps[s]) <= 1e-5 * fabs(ref_steps[s]), "%s step %d loss %.7f vs %.7f",
                   v->name, s, loss_sum / count, ref_steps[s]);
     }
-    int tuned = !v->freeze;
-    int n = clipcap_model_tensor_count(&m, tuned);
-    st_entry *en = calloc((size_t)n, sizeof *en);
-    char (*names)[PARAM_NAME_MAX] = calloc((size_t)n, sizeof *names);
-    clipcap_model_tensor_entries(&m, m.params, tuned, en, names);
     snprintf(name, sizeof name, "%s_params_after.safetensors", v->name);
-    CHECK(fx_compare_entries(ctx, name, en, n, 2e-4f, 0.0f, tuned ? m.gpt.cfg.n_embd : 0) == n);
-    free(en);
-    free(names);
+    compare_tensors(&m, m.params, name, 2e-4f, 0.0f, v->freeze ? 0 : m.gpt.cfg.n_embd);
 
     adamw_free(&opt);
     free(ref_steps);
@@ -233,14 +235,8 @@ static void test_adamw_fixed_grads(void)
     float *p_h = fx_npy("adamw_p0.npy", &n), *g_h = fx_npy("adamw_grads.npy", &ng), *ref = fx_npy("adamw_p3.npy", &n3);
     CHECK(p_h && g_h && ref && ng == 3 * n && n3 == n);
     float *p = fx_upload(ctx, p_h, n), *g = fx_upload(ctx, g_h, ng);
-    adamw_config ac;
-    adamw_config_default(&ac);
-    ac.lr = 1e-2f;
-    ac.weight_decay = 0.01f;
-    ac.warmup_steps = 2;
-    ac.total_steps = 4;
     adamw opt;
-    CHECK_OK(adamw_init(&opt, ctx, &ac, n, &e), &e);
+    CHECK_OK(fixture_adamw(&opt, ctx, n, &e), &e);
     for (int s = 0; s < 3; s++) adamw_step(&opt, p, g + (size_t)s * n);
     CHECK(opt.step == 3);
     /* same inputs, fp32 elementwise: only the last-bit rounding of pow/sqrt */

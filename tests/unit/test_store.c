@@ -162,13 +162,23 @@ static int write_embeddings(store_env *env, int first, int count, int batch, uin
     return rc;
 }
 
+/* A new scratch dir NAME (its path into dir, 4096 bytes) holding the
+ * environment of a one-rank run; NULL, with the CHECK failed, when it
+ * cannot be created. */
+static store_env *scratch_env(char *dir, const char *name, size_t initial_mapsize)
+{
+    check_tmpdir(dir, 4096, name);
+    err_t e = {0};
+    store_env *env = NULL;
+    CHECK_OK(store_env_create(&env, dir, "rank-00000-of-00001", initial_mapsize, &e), &e);
+    return env;
+}
+
 static void test_map_growth(void)
 {
     char dir[4096];
-    check_tmpdir(dir, sizeof dir, "store-grow");
     err_t e = {0};
-    store_env *env = NULL;
-    CHECK_OK(store_env_create(&env, dir, "rank-00000-of-00001", 64 << 10, &e), &e);
+    store_env *env = scratch_env(dir, "store-grow", 64 << 10);
     if (!env) return;
     size_t before = store_env_mapsize(env);
     /* 600 records of 2 KiB: ~1.3 MiB, twenty times the initial map. */
@@ -199,10 +209,8 @@ static void test_map_growth(void)
 static void test_failures_table(void)
 {
     char dir[4096];
-    check_tmpdir(dir, sizeof dir, "store-fail");
     err_t e = {0};
-    store_env *env = NULL;
-    CHECK_OK(store_env_create(&env, dir, "rank-00000-of-00001", 0, &e), &e);
+    store_env *env = scratch_env(dir, "store-fail", 0);
     if (!env) return;
     store_failure f = {.generation = 1};
     snprintf(f.reason, sizeof f.reason, "corrupt");
@@ -320,10 +328,8 @@ static void test_union(void)
 static void test_corrupt_record_in_store(void)
 {
     char dir[4096], path[4200];
-    check_tmpdir(dir, sizeof dir, "store-corrupt");
     err_t e = {0};
-    store_env *env = NULL;
-    CHECK_OK(store_env_create(&env, dir, "rank-00000-of-00001", 0, &e), &e);
+    store_env *env = scratch_env(dir, "store-corrupt", 0);
     if (!env) return;
     CHECK_OK(write_embeddings(env, 0, 3, 3, 8, 1, FP_A, &e), &e);
     store_env_close(env);
