@@ -24,36 +24,25 @@
  * - bad configurations are ERR_ARG. */
 #include <stdint.h>
 
-#include "io/npy.h"
 #include "nn/decode.h"
 #include "nn/gpt2.h"
 #include "nn/gpt2_kv.h"
 #include "nn/ops.h"
 #include "nn/ops_ext.h"
 #include "check.h"
+#include "nn_fixture.h"
 
 #define N_PREFIX 10
 #define K 4
 #define MAXTOK 67
 #define BEAM 5
 
-static float *load(const char *name, size_t *count)
+/* decode/STEM SUFFIX.npy, see fx_npy_in. */
+static float *load(const char *stem, const char *suffix, size_t *count)
 {
-    char rel[256], path[4096];
-    snprintf(rel, sizeof rel, "decode/%s", name);
-    check_fixture(path, sizeof path, rel);
-    float *d = NULL;
-    int64_t shape[NPY_MAX_DIMS];
-    int nd = 0;
-    err_t e = {0};
-    if (npy_read_f32(path, &d, shape, &nd, &e)) {
-        fprintf(stderr, "%s\n", e.msg);
-        return NULL;
-    }
-    size_t n = 1;
-    for (int i = 0; i < nd; i++) n *= (size_t)shape[i];
-    if (count) *count = n;
-    return d;
+    char name[128];
+    snprintf(name, sizeof name, "%s%s.npy", stem, suffix);
+    return fx_npy_in("decode", name, count);
 }
 
 typedef struct fixture {
@@ -101,10 +90,8 @@ static int same_tokens(const decode_result *r, const float *ref, int width)
 static void run(fixture *f, const char *mapper, const decode_config *cfg, int per_call, decode_result *results,
                 int32_t *tokens_copy)
 {
-    char name[64];
-    snprintf(name, sizeof name, "%s_prefix.npy", mapper);
     size_t n = 0;
-    float *host = load(name, &n);
+    float *host = load(mapper, "_prefix", &n);
     CHECK(host && n == (size_t)N_PREFIX * K * 32);
     if (!host) return;
     err_t e = {0};
@@ -130,11 +117,7 @@ static void run(fixture *f, const char *mapper, const decode_config *cfg, int pe
 
 static void check_greedy(fixture *f, const char *mapper, int max_batch, int per_call)
 {
-    char name[64];
-    snprintf(name, sizeof name, "%s_greedy.npy", mapper);
-    float *ref = load(name, NULL);
-    snprintf(name, sizeof name, "%s_greedy_lp.npy", mapper);
-    float *ref_lp = load(name, NULL);
+    float *ref = load(mapper, "_greedy", NULL), *ref_lp = load(mapper, "_greedy_lp", NULL);
     CHECK(ref && ref_lp);
     if (!ref || !ref_lp) return;
     decode_config cfg;
@@ -160,9 +143,7 @@ static void check_greedy(fixture *f, const char *mapper, int max_batch, int per_
  * of itself). */
 static void check_greedy_no_stop(fixture *f, const char *mapper)
 {
-    char name[64];
-    snprintf(name, sizeof name, "%s_greedy.npy", mapper);
-    float *ref = load(name, NULL);
+    float *ref = load(mapper, "_greedy", NULL);
     CHECK(ref != NULL);
     if (!ref) return;
     decode_config cfg;
@@ -187,11 +168,7 @@ static void check_greedy_no_stop(fixture *f, const char *mapper)
 static void check_beam(fixture *f, const char *mapper, const char *name, int max_tokens, int num_captions,
                        int max_batch, int per_call)
 {
-    char path[64];
-    snprintf(path, sizeof path, "%s.npy", name);
-    float *ref = load(path, NULL);
-    snprintf(path, sizeof path, "%s_score.npy", name);
-    float *ref_score = load(path, NULL);
+    float *ref = load(name, "", NULL), *ref_score = load(name, "_score", NULL);
     CHECK(ref && ref_score);
     if (!ref || !ref_score) return;
     decode_config cfg;
@@ -228,11 +205,7 @@ static void test_fixture_coverage(void)
 {
     const char *mappers[2] = {"mlp", "transformer"};
     for (int m = 0; m < 2; m++) {
-        char name[64];
-        snprintf(name, sizeof name, "%s_greedy.npy", mappers[m]);
-        float *g = load(name, NULL);
-        snprintf(name, sizeof name, "%s_beam.npy", mappers[m]);
-        float *b = load(name, NULL);
+        float *g = load(mappers[m], "_greedy", NULL), *b = load(mappers[m], "_beam", NULL);
         CHECK(g && b);
         if (!g || !b) return;
         int full = 0, early[MAXTOK + 1] = {0}, n_early = 0, beam_full = 0, beam_done_early = 0;
@@ -299,7 +272,7 @@ static void test_kv_matches_forward(void)
     err_t e = {0};
     const int E = 32, V = 256, T = 9, B = 2;
     size_t n = 0;
-    float *pre = load("mlp_prefix.npy", &n);
+    float *pre = load("mlp", "_prefix", &n);
     CHECK(pre != NULL);
     if (!pre) return;
     const int32_t toks[2][5] = {{5, 200, 13, 0, 77}, {9, 9, 31, 255, 1}};
