@@ -18,8 +18,11 @@ running to 67: wpe rows beyond position 16 get a growing component along
 wte row 13, and wte row 13 is scaled by STOP_SCALE. The model directory is
 rewritten when these settings change (MARK).
 
-usage: bench_caption.py OUTDIR N_GREEDY N_BEAM THREADS [setup]
-(setup: write the model and the prefixes only)
+usage: bench_caption.py OUTDIR N_GREEDY N_BEAM THREADS [setup|cuda]
+(setup: write the model and the prefixes only; cuda: decode on the GPU in
+FP32 with TF32 off, weights resident there, as launch/device_check.sh
+compares it with clipcap's CUDA backend; model and prefixes are made on the
+CPU either way, so both devices decode the same numbers)
 prints: "torch greedy ... captions/s: X" and "torch beam5 ... captions/s: Y" """
 import json
 import os
@@ -76,7 +79,6 @@ if not os.path.exists(mark) or open(mark).read() != MARK:
     gtf.save_safetensors(os.path.join(model_dir, "model.safetensors"), params)
     with open(mark, "w") as f:
         f.write(MARK)
-gpt = gd.GPT(params)
 with torch.no_grad():
     mapper = {n: t.detach() * 0.1 for n, t in gtf.mlp_init(gen).items()}
     clip = torch.randn(max(n_greedy, n_beam), D, generator=gen)
@@ -84,6 +86,19 @@ with torch.no_grad():
 np.save(os.path.join(out, "prefixes.npy"), prefixes.numpy().astype(np.float32))
 if sys.argv[5:] == ["setup"]:
     sys.exit(0)
+device = "cpu"
+if sys.argv[5:] == ["cuda"]:
+    device = "cuda"
+    torch.backends.cuda.matmul.allow_tf32 = False
+    params = {n: t.to(device) for n, t in params.items()}
+    prefixes = prefixes.to(device)
+    # the reference makes its masks and beam bookkeeping with plain torch.ones
+    # / torch.zeros: those must land on the GPU too
+    if hasattr(torch, "set_default_device"):
+        torch.set_default_device(device)
+    else:
+        torch.set_default_tensor_type(torch.cuda.FloatTensor)
+gpt = gd.GPT(params)
 
 
 def timed(fn, n):
@@ -91,7 +106,7 @@ def timed(fn, n):
     t0 = time.perf_counter()
     with torch.no_grad():
         for i in range(n):
-            results.append(fn(prefixes[i : i + 1]))
+            results.append(fn(prefixes[i : i + 1]))  # token lists: already back on the host
     return time.perf_counter() - t0, results
 
 
@@ -100,10 +115,11 @@ with torch.no_grad():
 dt, res = timed(lambda p: gd.generate2(gpt, p, track=False)[0], n_greedy)
 with open(os.path.join(out, "torch_greedy.txt"), "w") as f:
     f.writelines(" ".join(map(str, t)) + "\n" for t in res)
-print(f"torch {torch.__version__} greedy, {threads} threads: {n_greedy} captions in {dt:.2f} s, "
+where = f"{threads} threads" if device == "cpu" else torch.cuda.get_device_name()
+print(f"torch {torch.__version__} greedy, {where}: {n_greedy} captions in {dt:.2f} s, "
       f"mean {np.mean([len(t) for t in res]):.1f} tokens, captions/s: {n_greedy / dt:.4f}")
 dt, res = timed(lambda p: gd.generate_beam(gpt, p, track=False)[0], n_beam)
 with open(os.path.join(out, "torch_beam.txt"), "w") as f:
     f.writelines(" ".join(map(str, t)) + "\n" for r in res for t in r)
-print(f"torch {torch.__version__} beam5, {threads} threads: {n_beam} captions in {dt:.2f} s, "
+print(f"torch {torch.__version__} beam5, {where}: {n_beam} captions in {dt:.2f} s, "
       f"mean {np.mean([len(t) for r in res for t in r]):.1f} tokens per beam, captions/s: {n_beam / dt:.4f}")

@@ -22,14 +22,11 @@
 #   BUILD=path/to/build-dir   (default build; needs libclipcap_common.a there)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.bash
 threads="${1:-2}"; n_greedy="${2:-2}"; n_beam="${3:-1}"; grepeat="${4:-24}"; brepeat="${5:-8}"
 build="${BUILD:-build}"
 out=bench/out/caption
-[ -f "$build/libclipcap_common.a" ] || { echo "bench_caption: $build/libclipcap_common.a not found (build first or set BUILD)" >&2; exit 1; }
-mkdir -p "$out"
-mpicc -O2 -std=c11 -D_GNU_SOURCE -fopenmp -Icommon bench/bench_caption.c "$build/libclipcap_common.a" \
-  $(pkg-config --cflags --libs jansson libzstd libuv libwebp libwebpdemux libpng libjpeg lmdb openblas libxxhash) \
-  -lm -o "$out/bench_caption"
+bench_build_c "$build" bench/bench_caption.c "$out/bench_caption"
 
 export OMP_NUM_THREADS="$threads"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -8,7 +8,7 @@
 #
 #   bash launch/device_check.sh        logs in $OUT (default /tmp/clipcap-device-check)
 #
-# Steps, about 2-3 minutes in all:
+# Steps, about 3-4 minutes in all:
 #   1. nvidia-smi, and every packed binary's libraries resolve
 #   2. the unit tests of ops and models on the GPU (the same tests and
 #      fixtures as CI on the CPU backend)
@@ -16,6 +16,12 @@
 #   4. ViT-B/32 image encoding: clipcap-CUDA vs PyTorch on the GPU (FP32)
 #      vs PyTorch on the CPU, with clipcap's embeddings checked against
 #      torch's (bench_clip exits 1 beyond 1e-4 relative)
+#   5. caption decoding, GPT-2 124M-shaped random model (written here by
+#      bench/bench_caption.py, 500 MB, deleted after): clipcap-CUDA's KV-cache
+#      decoder (greedy 256 prefixes, max_batch 128; beam 5 32 prefixes,
+#      max_batch 80) vs the paper's generate2 / generate_beam in PyTorch on
+#      the GPU (one prefix at a time, as the reference runs, 4 greedy and 2
+#      beam prefixes), token ids compared on the prefixes both decoded alone
 # summary.txt lists each step's exit status; the script's status is 0 only
 # if every step passed.
 set -uo pipefail
@@ -91,6 +97,36 @@ if python3 -c "import torch, numpy; assert torch.cuda.is_available()" >"$out/ben
     tee -a "$out/bench/summary.txt" "$summary"
 else
   echo "python3 with CUDA torch not available: benchmark skipped (see bench/python.txt)" | tee -a "$summary"
+fi
+
+# 5. caption decoding. bench_caption decodes the N_GREEDY / N_BEAM prefixes
+# alone (its c_greedy.txt / c_beam.txt, compared with torch's), then
+# GREPEAT / BREPEAT copies of each batched (exit 1 if a copy decodes
+# differently from its original alone).
+cap="$out/caption"
+mkdir -p "$cap"
+if python3 -c "import torch; assert torch.cuda.is_available()" >/dev/null 2>&1; then
+  timeout 180 python3 bench/bench_caption.py "$cap" 4 2 4 cuda >"$cap/torch_gpu.txt" 2>&1
+  step "caption: torch GPU + model files" $?
+  timeout 120 "${ours[@]}" "$pack/bin/bench_caption" "$cap" 1 4 2 64 16 128 80 >"$cap/clipcap_cuda.txt" 2>&1
+  step "caption: clipcap CUDA (batched = alone)" $?
+  agree() { # FILE_A FILE_B -> "same/total"
+    paste -d'|' "$1" "$2" | awk -F'|' '{ n++; s += ($1 == $2) } END { printf "%d/%d", s, n }'
+  }
+  ga=$(agree "$cap/c_greedy.txt" "$cap/torch_greedy.txt") ba=$(agree "$cap/c_beam.txt" "$cap/torch_beam.txt")
+  echo "caption token ids equal to torch-GPU's: greedy $ga captions, beam $ba beams" | tee -a "$summary"
+  [ "${ga%/*}" = "${ga#*/}" ] && [ "${ba%/*}" = "${ba#*/}" ] && [ "${ga#*/}" != 0 ]
+  step "caption: token ids equal torch-GPU" $?
+  rm -f "$cap/gpt2_124m/model.safetensors" # 500 MB: do not ship back
+  rate() { grep -F "$1" "$2" | sed -n 's/.*captions\/s: \([0-9.]*\).*/\1/p'; }
+  awk -v tg="$(rate "greedy" "$cap/torch_gpu.txt")" -v tb="$(rate "beam5" "$cap/torch_gpu.txt")" \
+      -v g1="$(rate "greedy one at a time" "$cap/clipcap_cuda.txt")" -v gb="$(rate "greedy batched" "$cap/clipcap_cuda.txt")" \
+      -v b1="$(rate "beam5 one at a time" "$cap/clipcap_cuda.txt")" -v bb="$(rate "beam5 batched" "$cap/clipcap_cuda.txt")" 'BEGIN {
+    if (tg <= 0 || tb <= 0) { print "caption ratios: missing rates"; exit }
+    printf "caption captions/s torch-GPU greedy %.2f beam5 %.2f; clipcap-CUDA greedy batched %.2f (%.1fx) alone %.2f (%.1fx), beam5 batched %.2f (%.1fx) alone %.2f (%.1fx)\n",
+           tg, tb, gb, gb / tg, g1, g1 / tg, bb, bb / tb, b1, b1 / tb }' | tee -a "$summary"
+else
+  echo "python3 with CUDA torch not available: caption benchmark skipped" | tee -a "$summary"
 fi
 
 echo "total seconds: $(( $(date +%s) - t_start ))" | tee -a "$summary"

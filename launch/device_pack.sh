@@ -3,7 +3,7 @@
 # without our Debian libraries needs to run its checks
 # (launch/device_check.sh, run THERE from the repository root):
 #   .devpack/bin/  the unit tests that exercise ops and models, clipcap,
-#                  bench_clip (debug info stripped)
+#                  bench_clip, bench_caption (debug info stripped)
 #   .devpack/lib/  the shared libraries they load, except glibc's and
 #                  CUDA's (libcudart, libcublas*, libnccl, libcuda come
 #                  with the GPU machine's CUDA 13 install and driver)
@@ -31,13 +31,15 @@ for t in "${tests[@]}" clipcap; do
   cp "$build/$t" "$pack/bin/"
 done
 
-# bench_clip (bench/bench_clip.c) against the CUDA library, linked as the
-# build links the tests.
+# bench_clip (bench/bench_clip.c) and bench_caption (bench/bench_caption.c)
+# against the CUDA library, linked as the build links the tests.
 link_rsp="$build/CMakeFiles/test_clip_vit.dir/linkLibs.rsp"
 [ -f "$link_rsp" ] || { echo "device_pack: $link_rsp missing (CMake's link line for the tests)" >&2; exit 1; }
-( cd "$build" && g++ -Wl,--as-needed -x c -std=c11 -O2 -D_GNU_SOURCE -I../common -fopenmp \
-    $(mpicc --showme:compile) ../bench/bench_clip.c -x none @CMakeFiles/test_clip_vit.dir/linkLibs.rsp \
-    -L/usr/local/cuda/lib64 -o "../$pack/bin/bench_clip" )
+for b in bench_clip bench_caption; do
+  ( cd "$build" && g++ -Wl,--as-needed -x c -std=c11 -O2 -D_GNU_SOURCE -I../common -fopenmp \
+      $(mpicc --showme:compile) "../bench/$b.c" -x none @CMakeFiles/test_clip_vit.dir/linkLibs.rsp \
+      -L/usr/local/cuda/lib64 -o "../$pack/bin/$b" )
+done
 
 # The shared-library closure, minus what the GPU machine provides.
 skip='^(linux-vdso|ld-linux|libc\.so|libm\.so|libdl\.so|libpthread\.so|librt\.so|libresolv\.so|libcuda\.so|libcudart\.so|libcublas\.so|libcublasLt\.so|libnccl\.so|libnvidia)'

@@ -29,7 +29,10 @@ int gpt2_kv_create(gpt2_kv *kv, gpt2 *g, int slots, int max_len, int max_rows, e
         gpt2_kv_free(kv);
         return err_wrap(e, "GPT-2 cache for %d sequences of %d positions, %d rows", slots, max_len, max_rows);
     }
-    if (!(kv->scratch = malloc(R * sizeof *kv->scratch))) {
+    /* [0, R): row indices or attention lengths; then cache rows (R of a
+     * forward, or one per layer for gpt2_kv_copy_slot) */
+    const size_t rows = R > (size_t)c->n_layer ? R : (size_t)c->n_layer;
+    if (!(kv->scratch = malloc((R + rows) * sizeof *kv->scratch))) {
         gpt2_kv_free(kv);
         return err_set(e, ERR_NOMEM, "GPT-2 cache: out of memory");
     }
@@ -65,17 +68,17 @@ static void blocks(gpt2_kv *kv, int B, int T, const int32_t *slots, const int32_
     const int E = c->n_embd, H = c->n_head, hd = E / H, M = B * T;
     const size_t ME = (size_t)M * E, EE = (size_t)E * E;
     const float scale = 1.0f / sqrtf((float)hd);
-    int32_t *lens = kv->scratch;
+    int32_t *lens = kv->scratch, *rows = kv->scratch + kv->max_rows;
     for (int b = 0; T == 1 && b < B; b++) lens[b] = (pos0 ? pos0[b] : 0) + 1;
+    /* row (b, t)'s key and value go to cache row slots[b]·max_len + pos0[b]
+     * + t of each layer (rows of 2E): one scatter per layer, not B·T copies */
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) rows[b * T + t] = slots[b] * kv->max_len + (pos0 ? pos0[b] : 0) + t;
     for (int l = 0; l < c->n_layer; l++) {
         float *cl = kv->cache + (size_t)l * kv->slots * kv->slot_stride;
         ops_layernorm(ctx, kv->ln, NULL, NULL, kv->x, p->ln1w + (size_t)l * E, p->ln1b + (size_t)l * E, M, E, c->ln_eps);
         ops_matmul(ctx, kv->qkv, kv->ln, p->qkvw + l * 3 * EE, p->qkvb + (size_t)l * 3 * E, M, E, 3 * E, OPS_W_KN);
-        for (int b = 0; b < B; b++) {
-            float *dst = cl + (size_t)slots[b] * kv->slot_stride + (size_t)(pos0 ? pos0[b] : 0) * 2 * E;
-            for (int t = 0; t < T; t++)
-                ops_copy(ctx, dst + (size_t)t * 2 * E, kv->qkv + ((size_t)b * T + t) * 3 * E + E, 2 * (size_t)E);
-        }
+        ops_scatter_rows(ctx, cl, 2 * E, rows, kv->qkv + E, 3 * E, M, 2 * E);
         if (T == 1)
             ops_attention_cached(ctx, kv->atty, kv->qkv, 3 * E, cl, cl + E, slots, lens, B, H, hd, kv->slot_stride,
                                  2 * E, scale);
@@ -125,9 +128,12 @@ void gpt2_kv_logits(gpt2_kv *kv, const float *last, int n, float *logits)
 
 void gpt2_kv_copy_slot(gpt2_kv *kv, int dst, int src, int len)
 {
-    const size_t n = (size_t)len * 2 * kv->g->cfg.n_embd;
-    for (int l = 0; l < kv->g->cfg.n_layer; l++) {
-        float *cl = kv->cache + (size_t)l * kv->slots * kv->slot_stride;
-        ops_copy(kv->g->ctx, cl + (size_t)dst * kv->slot_stride, cl + (size_t)src * kv->slot_stride, n);
-    }
+    if (dst == src) return;
+    const int L = kv->g->cfg.n_layer;
+    const size_t layer = (size_t)kv->slots * kv->slot_stride;
+    /* layer l's block is "row" l at a stride of one layer: one op for all */
+    int32_t *rows = kv->scratch + kv->max_rows;
+    for (int l = 0; l < L; l++) rows[l] = l;
+    ops_scatter_rows(kv->g->ctx, kv->cache + (size_t)dst * kv->slot_stride, layer, rows,
+                     kv->cache + (size_t)src * kv->slot_stride, layer, L, len * 2 * kv->g->cfg.n_embd);
 }

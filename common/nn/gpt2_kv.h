@@ -34,7 +34,7 @@ typedef struct gpt2_kv {
     float *cache;      /* [L, slots, max_len, 2E] */
     float *x, *ln, *qkv, *atty, *proj, *fch, *fchg; /* [max_rows, E|3E|4E] activations */
     float *mem;        /* the one allocation behind cache and activations */
-    int32_t *scratch;  /* [max_rows] host: row indices, attention lengths */
+    int32_t *scratch;  /* [max_rows + max(max_rows, n_layer)] host: row indices, attention lengths */
 } gpt2_kv;
 
 /* slots sequences of up to max_len positions (<= n_positions); forwards of

@@ -386,6 +386,28 @@ void ops_gather_rows(ops_ctx *c, float *out, const float *table, const int32_t *
     ops_cuda_check_launch("ops_gather_rows");
 }
 
+__global__ void k_scatter_rows(float *dst, size_t dst_stride, const int32_t *rows, const float *src, size_t src_stride,
+                               size_t total, int C)
+{
+    OPS_GRID_LOOP(i, total)
+    {
+        const size_t r = i / (size_t)C, col = i % (size_t)C;
+        dst[(size_t)rows[r] * dst_stride + col] = src[r * src_stride + col];
+    }
+}
+
+void ops_scatter_rows(ops_ctx *c, float *dst, size_t dst_stride, const int32_t *rows, const float *src,
+                      size_t src_stride, int n, int C)
+{
+    if (n <= 0 || C <= 0) return;
+    ops_cuda_enter(c);
+    const int32_t *d = ops_cuda_stage_ids(c, rows, (size_t)n, NULL, 0, NULL);
+    const size_t total = (size_t)n * C;
+    k_scatter_rows<<<ops_cuda_blocks(total, OPS_CUDA_THREADS), OPS_CUDA_THREADS, 0, c->stream>>>(
+        dst, dst_stride, d, src, src_stride, total, C);
+    ops_cuda_check_launch("ops_scatter_rows");
+}
+
 __global__ void k_im2patch(float *out, const float *images, size_t total, int S, int P)
 {
     const int G = S / P, L = G * G, F = 3 * P * P;

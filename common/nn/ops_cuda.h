@@ -5,7 +5,7 @@
  *
  * Every op runs in order on the context's one stream; only what returns a
  * value to the host (ops_download, ops_cross_entropy, ops_sum_squares)
- * waits for it. Index arrays (ids, targets, slots, lens) arrive in host
+ * waits for it. Index arrays (ids, targets, slots, lens, rows) arrive in host
  * memory and are copied into `idx` before the kernel that reads them; the
  * stream's order keeps the next op from overwriting them too early.
  *

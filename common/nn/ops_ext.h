@@ -24,4 +24,13 @@ void ops_attention_cached(ops_ctx *ctx, float *out, const float *q, int q_stride
                           const float *vcache, const int32_t *slots, const int32_t *lens, int B, int H,
                           int D, size_t slot_stride, int kv_stride, float scale);
 
+/* Rows to scattered destinations: dst[rows[i]·dst_stride + c] =
+ * src[i·src_stride + c] for i < n, c < C. rows is a HOST array of distinct
+ * row indices; src and dst do not overlap. One op where n ops_copy calls
+ * would each be a launch on a GPU: a decoding step writes every
+ * sequence's new key and value row into its cache slot this way, and a
+ * beam fork copies a slot's block of every layer. */
+void ops_scatter_rows(ops_ctx *ctx, float *dst, size_t dst_stride, const int32_t *rows, const float *src,
+                      size_t src_stride, int n, int C);
+
 #endif

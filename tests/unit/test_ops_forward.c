@@ -243,6 +243,27 @@ static void test_gather_im2patch(void)
     ops_free(ops, img), ops_free(ops, patches);
 }
 
+/* A pure copy, so the reference is the definition itself: row i of src
+ * (stride 7, 5 floats used) lands at row rows[i] of dst (stride 6), every
+ * other float of dst keeps its fill. */
+static void test_scatter_rows(void)
+{
+    enum { N = 4, C = 5, SS = 7, DS = 6, DR = 9 };
+    const int32_t rows[N] = {7, 0, 3, 8};
+    float src[N * SS], want[DR * DS], got[DR * DS];
+    for (int i = 0; i < N * SS; i++) src[i] = (float)(i + 1);
+    for (int i = 0; i < DR * DS; i++) want[i] = -7.0f;
+    for (int i = 0; i < N; i++)
+        for (int c = 0; c < C; c++) want[rows[i] * DS + c] = src[i * SS + c];
+    float *dsrc = dalloc(N * SS), *ddst = dalloc(DR * DS);
+    ops_upload(ops, dsrc, src, N * SS);
+    ops_fill(ops, ddst, -7.0f, DR * DS);
+    ops_scatter_rows(ops, ddst, DS, rows, dsrc, SS, N, C);
+    ops_download(ops, got, ddst, DR * DS);
+    CHECK_MSG(!memcmp(got, want, sizeof want), "scatter_rows: dst differs from the rows it was given");
+    ops_free(ops, dsrc), ops_free(ops, ddst);
+}
+
 static void test_cross_entropy(void)
 {
     size_t m = 0;
@@ -306,6 +327,7 @@ int main(void)
     CHECK_RUN(test_attention_causal_cache);
     CHECK_RUN(test_attention_long);
     CHECK_RUN(test_gather_im2patch);
+    CHECK_RUN(test_scatter_rows);
     CHECK_RUN(test_cross_entropy);
     CHECK_RUN(test_adamw);
     CHECK_RUN(test_memory);
