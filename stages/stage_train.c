@@ -9,9 +9,11 @@
  * Global batch b of an epoch is perm[b·B, (b+1)·B); rank r takes the
  * contiguous slice [B·r/N, B·(r+1)/N). The loss is the mean over the
  * GLOBAL batch's counted tokens: ranks first agree on the token count, then
- * each backward is scaled by 1/count and ONE MPI_Allreduce (sum) over the
- * flat gradient buffer gives every rank the single-process gradient, so all
- * ranks apply the same AdamW step. A weight checksum compares ranks every
+ * each backward is scaled by 1/count and an allreduce (sum) of the flat
+ * gradient buffer gives every rank the single-process gradient, so all
+ * ranks apply the same AdamW step. With GPT-2 tuned the sum is started
+ * slice by slice while backward runs (each layer's gradients as soon as
+ * they are final, the rest after it) and waited for before AdamW. A weight checksum compares ranks every
  * K steps.
  *
  * Rank 0 writes checkpoints (safetensors named as the reference names its
@@ -61,7 +63,7 @@ static void train_usage(FILE *out)
             "from the feature store, captions padded/cut to the manifest's max_seq_len,\n"
             "shuffled per epoch, last partial batch dropped, AdamW with linear warm-up and\n"
             "linear decay to 0. The global batch is split over the ranks; their gradients\n"
-            "are summed with one allreduce, so N ranks follow the 1-rank run.\n\n"
+            "are summed with an allreduce, so N ranks follow the 1-rank run.\n\n"
             "options:\n"
             "  --manifest DIR     manifest written by `clipcap shard`\n"
             "  --store DIR        feature store written by `clipcap extract`\n"
@@ -595,6 +597,48 @@ static int check_weights(train_run *r, err_t *e)
     return rc;
 }
 
+/* The gradient sum overlapped with backward: GPT-2's layer l hands its 12
+ * gradient slices over as soon as they are final; each hand-over also lets
+ * the earlier ones progress. */
+typedef struct grad_sync {
+    ops_ctx *ctx;
+    const gpt2 *g;
+    ops_grad_reducer red;
+} grad_sync;
+
+static int start_layer_sum(void *user, int l, err_t *e)
+{
+    grad_sync *s = user;
+    float *ptr[GPT2_LAYER_TENSORS];
+    size_t n[GPT2_LAYER_TENSORS];
+    gpt2_layer_grads(s->g, l, ptr, n);
+    for (int i = 0; i < GPT2_LAYER_TENSORS; i++) {
+        int rc = ops_allreduce_start(s->ctx, &s->red, ptr[i], n[i], e);
+        if (rc) return rc;
+    }
+    return ops_allreduce_progress(s->ctx, &s->red, e);
+}
+
+/* Backward, then the step's gradients summed over the ranks. */
+static int backward_and_sum(train_run *r, grad_sync *s, float scale, err_t *e)
+{
+    clipcap_model *m = &r->m;
+    int rc = clipcap_model_backward(m, scale, e);
+    /* frozen GPT-2: only the mapper's gradients, final at the very end */
+    if (m->cfg.freeze_gpt2) return rc ? rc : ops_allreduce_sum(r->ctx, m->grads, m->n_trainable, e);
+    /* the layers' slices were started during backward; what is left is
+     * ln_f (at the end of the buffer) and the mapper, wte and wpe
+     * (contiguous at its start, before the stacked layer tensors). The
+     * latter has nothing left to overlap with, and the blocking allreduce
+     * is the faster algorithm for it (docs/training.md). */
+    const gpt2_params *gr = &m->gpt.grads;
+    const size_t head = (size_t)(gr->ln1w - m->grads), tail = (size_t)(m->grads + m->n_trainable - gr->lnfw);
+    if (!rc) rc = ops_allreduce_start(r->ctx, &s->red, gr->lnfw, tail, e);
+    int wrc = ops_allreduce_wait_all(r->ctx, &s->red, e);
+    if (!rc) rc = wrc;
+    return rc ? rc : ops_allreduce_sum(r->ctx, m->grads, head, e);
+}
+
 static int train_loop(train_run *r, err_t *e)
 {
     const train_opts *o = &r->o;
@@ -609,6 +653,11 @@ static int train_loop(train_run *r, err_t *e)
     FILE *log = NULL;
     char path[4200];
     int rc = 0;
+    grad_sync gs = {r->ctx, &r->m.gpt, {NULL, 0, 0}};
+    if (!r->m.cfg.freeze_gpt2) {
+        r->m.gpt.on_layer_grads = start_layer_sum;
+        r->m.gpt.on_layer_user = &gs;
+    }
     if (!perm || !clip || !clip_host || !tokens) {
         rc = err_set(e, ERR_NOMEM, "batch buffers: out of memory");
         goto out;
@@ -654,9 +703,7 @@ static int train_loop(train_run *r, err_t *e)
             }
             clipcap_model_zero_grad(&r->m);
             float scale = sums[1] > 0 ? (float)(1.0 / sums[1]) : 0.0f;
-            if ((rc = clipcap_model_backward(&r->m, scale, e))) goto out;
-            /* the single allreduce of the step's gradients */
-            if ((rc = ops_allreduce_sum(r->ctx, r->m.grads, r->m.n_trainable, e))) goto out;
+            if ((rc = backward_and_sum(r, &gs, scale, e))) goto out;
             double gnorm = sqrt(ops_sum_squares(r->ctx, r->m.grads, r->m.n_trainable));
             float lr = adamw_step(&r->opt, r->m.params, r->m.grads);
             r->in_epoch++;
@@ -685,6 +732,9 @@ static int train_loop(train_run *r, err_t *e)
     progress_finish(&prog);
     rc = check_weights(r, e);
 out:
+    r->m.gpt.on_layer_grads = NULL;
+    r->m.gpt.on_layer_user = NULL;
+    ops_grad_reducer_free(&gs.red);
     if (log) fclose(log);
     free(perm);
     ops_free(r->ctx, clip);

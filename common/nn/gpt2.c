@@ -55,6 +55,24 @@ void gpt2_bind(gpt2_params *p, const gpt2_config *cfg, float *base)
     param_spec_bind(s, GPT2_NUM_PARAM_TENSORS, cfg->n_layer, base, views);
 }
 
+void gpt2_layer_grads(const gpt2 *g, int l, float *ptr[GPT2_LAYER_TENSORS], size_t n[GPT2_LAYER_TENSORS])
+{
+    param_spec s[GPT2_NUM_PARAM_TENSORS];
+    gpt2_specs(&g->cfg, s);
+    const gpt2_params *gr = &g->grads;
+    float *const base[GPT2_NUM_PARAM_TENSORS] = {
+        gr->wte,  gr->wpe,  gr->ln1w, gr->ln1b, gr->qkvw,    gr->qkvb,    gr->attprojw, gr->attprojb,
+        gr->ln2w, gr->ln2b, gr->fcw,  gr->fcb,  gr->fcprojw, gr->fcprojb, gr->lnfw,     gr->lnfb,
+    };
+    int k = 0;
+    for (int i = 0; i < GPT2_NUM_PARAM_TENSORS; i++) {
+        if (!s[i].layered) continue;
+        n[k] = param_spec_elems(&s[i]);
+        ptr[k] = base[i] + (size_t)l * n[k];
+        k++;
+    }
+}
+
 int gpt2_tensor_entries(const gpt2_config *cfg, const char *prefix, float *base, st_entry *out,
                         char (*names)[PARAM_NAME_MAX])
 {
@@ -383,6 +401,7 @@ int gpt2_backward(gpt2 *g, const float *dlogits, float *dinp, err_t *e)
                             p->qkvw + l * 3 * EE, (int)M, E, 3 * E, OPS_W_KN);
         ops_layernorm_backward(ctx, d->dresidual, slice(gr->ln1w, l, E), slice(gr->ln1b, l, E), d->dln, res_in,
                                p->ln1w + (size_t)l * E, a->ln1_mean + l * M, a->ln1_rstd + l * M, (int)M, E);
+        if (g->on_layer_grads && !g->frozen && (rc = g->on_layer_grads(g->on_layer_user, l, e))) return rc;
     }
     /* encoded = inp + wpe */
     if (dinp) ops_add(ctx, dinp, dinp, d->dresidual, ME);

@@ -91,6 +91,12 @@ typedef struct gpt2 {
     float *scratch_mem;
     size_t scratch_cap;
     float *own_params; /* set by gpt2_open, which owns its parameters */
+    /* Optional (NULL after gpt2_init): called by gpt2_backward as soon as
+     * layer l's weight gradients are final, l from L-1 down to 0, so a
+     * data-parallel caller can start reducing them while the layers below
+     * are still computing. A nonzero return stops backward and is returned. */
+    int (*on_layer_grads)(void *user, int layer, err_t *e);
+    void *on_layer_user;
 } gpt2;
 
 /* Reads DIR/config.json (n_embd, n_head, n_layer, n_positions, vocab_size,
@@ -104,6 +110,12 @@ void gpt2_bind(gpt2_params *p, const gpt2_config *cfg, float *base);
  * count, 4 + 12·L; with out == NULL only counts. */
 int gpt2_tensor_entries(const gpt2_config *cfg, const char *prefix, float *base, st_entry *out,
                         char (*names)[PARAM_NAME_MAX]);
+
+/* The per-layer gradient slices of layer l (GPT2_LAYER_TENSORS of them,
+ * gpt2_params order): ptr[i] and n[i] floats. Only for a model that is not
+ * frozen. */
+#define GPT2_LAYER_TENSORS 12
+void gpt2_layer_grads(const gpt2 *g, int l, float *ptr[GPT2_LAYER_TENSORS], size_t n[GPT2_LAYER_TENSORS]);
 
 /* params and grads are views of caller buffers of gpt2_param_count floats;
  * grads == NULL freezes the model. */
