@@ -31,11 +31,16 @@ echo "== train" >&2
 run train --manifest "$out/manifest" --store "$out/store" --gpt2 "$fx/train/gpt2_fullvocab" \
   --mapping mlp --prefix-len 4 --batch 8 --epochs 2 --lr 1e-2 --warmup 4 --out "$out/run"
 ckpt=$(ls "$out"/run/model-step-*.safetensors | tail -1)
+# captioning needs GPT-2 as a hub directory: the model plus its tokenizer files
+gpt2="$out/gpt2"
+mkdir -p "$gpt2"
+cp "$fx/train/gpt2_fullvocab/config.json" "$fx/train/gpt2_fullvocab/model.safetensors" \
+  "$fx/gpt2/vocab.json" "$fx/gpt2/merges.txt" "$gpt2/"
 echo "== caption (corpus dump with $ckpt)" >&2
 run caption --manifest "$out/manifest" --store "$out/store" --model "$ckpt" \
-  --gpt2 "$fx/train/gpt2_fullvocab" --max-tokens 40 --out "$out/captions"
+  --gpt2 "$gpt2" --max-tokens 40 --out "$out/captions"
 echo "== eval" >&2
 run eval --manifest "$out/manifest" --split train2014 --skip-failed --store "$out/store" --model "$ckpt" \
-  --gpt2 "$fx/train/gpt2_fullvocab" --max-tokens 40 --annotations "$out/references.json" \
+  --gpt2 "$gpt2" --max-tokens 40 --annotations "$out/references.json" \
   --results "$out/results.json" | tee "$out/scores.json"
 echo "demo: done; outputs in $out/ (manifest/, store/, run/, captions/, results.json, scores.json)" >&2

@@ -215,3 +215,13 @@ void hash_hex128(const void *data, size_t len, char out[33])
 }
 
 uint64_t hash64(const void *data, size_t len) { return XXH3_64bits(data, len); }
+
+int fs_scratch_template(char *out, size_t cap, const char *prefix, err_t *e)
+{
+    const char *dir = getenv("TMPDIR");
+    int n = snprintf(out, cap, "%s/%s.", dir && *dir ? dir : "/tmp", prefix);
+    if (n < 0 || (size_t)n + 7 > cap) return err_set(e, ERR_ARG, "%s: scratch path too long", prefix);
+    memset(out + n, 'X', 6); /* mkstemp's template */
+    out[n + 6] = 0;
+    return 0;
+}

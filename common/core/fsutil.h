@@ -46,6 +46,9 @@ int fs_tmp_commit(int fd, const char *tmp, const char *path, err_t *e);
 int fs_fsync_dir_of(const char *path, err_t *e);
 
 /* mkdir -p */
+/* A fresh scratch name in $TMPDIR (else /tmp): "DIR/PREFIX." then the six
+ * characters mkstemp/mkdtemp replace with a unique suffix; pass out to either. */
+int fs_scratch_template(char *out, size_t cap, const char *prefix, err_t *e);
 int fs_mkdirs(const char *path, err_t *e);
 int fs_exists(const char *path);
 /* Join dir and name into out (size cap), returns ERR_ARG if it does not fit. */

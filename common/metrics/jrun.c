@@ -1,4 +1,5 @@
 #include "metrics/jrun.h"
+#include "core/fsutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -83,9 +84,9 @@ static char **child_env(void)
 
 static int temp_file(err_t *e)
 {
-    const char *dir = getenv("TMPDIR");
     char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/clipcap-java.XXXXXX", dir && *dir ? dir : "/tmp");
+    int rc = fs_scratch_template(path, sizeof path, "clipcap-java", e);
+    if (rc) return rc;
     int fd = mkstemp(path);
     if (fd < 0) return err_set(e, ERR_IO, "%s: %s", path, strerror(errno));
     unlink(path);

@@ -113,9 +113,9 @@ static int read_output(const char *path, size_t n, double *score, json_t **per_i
 
 int spice_score(const char *jar, const metric_item_t *items, size_t n, double *score, json_t **per_image, err_t *e)
 {
-    const char *tmp = getenv("TMPDIR");
     char dir[PATH_MAX], in[PATH_MAX + 16], out[PATH_MAX + 16];
-    snprintf(dir, sizeof dir, "%s/clipcap-spice.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    int trc = fs_scratch_template(dir, sizeof dir, "clipcap-spice", e);
+    if (trc) return trc;
     if (!mkdtemp(dir)) return err_set(e, ERR_IO, "%s: %s", dir, strerror(errno));
     snprintf(in, sizeof in, "%s/in.json", dir);
     snprintf(out, sizeof out, "%s/out.json", dir);

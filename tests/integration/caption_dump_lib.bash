@@ -10,7 +10,7 @@ PY=/usr/bin/python3
 MPI2=(mpirun --oversubscribe -np 2)
 export OMP_NUM_THREADS=1
 mkdir -p "${CLIPCAP_TMP:-/tmp}"
-WORK=$(mktemp -d "${CLIPCAP_TMP:-/tmp}/$(basename "$0" .sh).XXXXXX")
+WORK=$(mktemp -d --tmpdir="${CLIPCAP_TMP:-/tmp}")
 trap 'rm -rf "$WORK"' EXIT
 
 fail() { echo "FAIL: $*" >&2; exit 1; }

@@ -6,7 +6,7 @@ set -euo pipefail
 # tmp: a fresh scratch directory named after the test, removed on exit (a
 # test that needs more at exit sets its own trap, removing "$tmp" too).
 mkdir -p "${CLIPCAP_TMP:-/tmp}"
-tmp=$(mktemp -d "${CLIPCAP_TMP:-/tmp}/$(basename "$0" .sh).XXXXXX")
+tmp=$(mktemp -d --tmpdir="${CLIPCAP_TMP:-/tmp}")
 trap 'rm -rf "$tmp"' EXIT
 
 # on_ranks RANKS CMD...: CMD as one process (RANKS 1) or under mpirun -np RANKS.

@@ -38,7 +38,7 @@ PY=/usr/bin/python3
 fx="$CLIPCAP_FIXTURES"
 learn="$fx/clip/learn"
 mkdir -p "${CLIPCAP_TMP:-/tmp}"
-tmp=$(mktemp -d "${CLIPCAP_TMP:-/tmp}/train_learns.XXXXXX")
+tmp=$(mktemp -d --tmpdir="${CLIPCAP_TMP:-/tmp}")
 trap 'rm -rf "$tmp"' EXIT
 # One thread: at GPT-2 width 32 a second OpenMP thread costs more in
 # synchronisation than it saves (1 thread: 200 MLP steps in 1.9 s; 2 threads
