@@ -497,6 +497,19 @@ static int keep_results(captioner *c, const decode_result *res, size_t count, er
     return 0;
 }
 
+void captioner_normalize_prefix(float *out, const float *in, int n, int D)
+{
+    /* the reference divides by the L2 norm in float32 */
+    for (int i = 0; i < n; i++) {
+        const float *x = in + (size_t)i * D;
+        float *y = out + (size_t)i * D;
+        double ss = 0.0;
+        for (int j = 0; j < D; j++) ss += (double)x[j] * x[j];
+        float norm = (float)sqrt(ss);
+        for (int j = 0; j < D; j++) y[j] = norm > 0.0f ? x[j] / norm : x[j];
+    }
+}
+
 int captioner_run(captioner *c, const float *clip, int n, captioner_caption *out, err_t *e)
 {
     free_results(c);
@@ -509,15 +522,7 @@ int captioner_run(captioner *c, const float *clip, int n, captioner_caption *out
         const int cnt = n - start < c->max_images ? n - start : c->max_images;
         const float *src = clip + (size_t)start * D;
         if (c->normalize) {
-            /* the reference divides by the L2 norm in float32 */
-            for (int i = 0; i < cnt; i++) {
-                const float *x = src + (size_t)i * D;
-                float *y = c->clip_host + (size_t)i * D;
-                double ss = 0.0;
-                for (int j = 0; j < D; j++) ss += (double)x[j] * x[j];
-                float norm = (float)sqrt(ss);
-                for (int j = 0; j < D; j++) y[j] = x[j] / norm;
-            }
+            captioner_normalize_prefix(c->clip_host, src, cnt, D);
             src = c->clip_host;
         }
         ops_upload(c->ctx, c->clip_dev, src, (size_t)cnt * D);

@@ -64,6 +64,10 @@ const char *captioner_fingerprint(const captioner *c);
 /* clip: host [n, D]. out: n · decode.num_captions captions, image i's at
  * [i·K, (i+1)·K), best first. */
 int captioner_run(captioner *c, const float *clip, int n, captioner_caption *out, err_t *e);
+/* out[i] = in[i] / ||in[i]||₂ for n rows of D (the reference's
+ * normalize_prefix, in float32; an all-zero row stays zero). out may be in.
+ * Training and captioning share it, so both see the same bits. */
+void captioner_normalize_prefix(float *out, const float *in, int n, int D);
 
 /* The text of a caption's bytes as the reference's tokenizer.decode gives
  * it (Python's bytes.decode("utf-8", errors="replace")): each maximal

@@ -1,6 +1,7 @@
 #include "core/comm.h"
 
 #include <limits.h>
+#include <string.h>
 
 #include "core/mpictx.h"
 
@@ -15,4 +16,15 @@ int comm_sum_f32(float *buf, size_t n, err_t *e)
         off += chunk;
     }
     return 0;
+}
+
+int comm_allgather_bytes(const void *mine, size_t n, void *all, err_t *e)
+{
+    if (!mpictx_active() || mpictx_size() == 1) {
+        memcpy(all, mine, n);
+        return 0;
+    }
+    if (n > (size_t)INT_MAX) return err_set(e, ERR_LIMIT, "gathering %zu bytes per rank", n);
+    return mpictx_check(MPI_Allgather(mine, (int)n, MPI_BYTE, all, (int)n, MPI_BYTE, mpictx_comm()), "MPI_Allgather",
+                        e);
 }
