@@ -19,7 +19,9 @@ struct captioner {
     clipcap_config cfg;
     gpt2_config gcfg;
     decode_config dcfg;
-    int normalize, max_images;
+    int normalize, max_images, any_clip;
+    char clip_fp[33];       /* the checkpoint's clip_fingerprint, "" if unknown */
+    char checkpoint[1024];
     float *params; /* [mapper | GPT-2], backend */
     size_t n_mapper;
     mapper_mlp mlp;
@@ -315,6 +317,9 @@ static int open_model(captioner *c, const captioner_options *opt, err_t *e)
     if (rc) return rc;
     tensorfile *tf = NULL;
     if ((rc = tensorfile_open(&tf, path, e))) return rc;
+    const char *fp = tensorfile_metadata(tf, "clip_fingerprint");
+    snprintf(c->clip_fp, sizeof c->clip_fp, "%s", fp ? fp : "");
+    snprintf(c->checkpoint, sizeof c->checkpoint, "%s", path);
     if ((rc = captioner_infer_config(tf, path, c->gcfg.n_embd, &c->cfg, e)) ||
         (!c->cfg.freeze_gpt2 && (rc = check_ckpt_gpt2(tf, path, &c->gcfg, opt->gpt2_dir, e)))) {
         tensorfile_close(tf);
@@ -354,6 +359,7 @@ int captioner_open(captioner **out, ops_ctx *ctx, const captioner_options *opt, 
     c->ctx = ctx;
     c->dcfg = opt->decode;
     c->normalize = opt->normalize_prefix;
+    c->any_clip = opt->any_clip;
     c->max_images = opt->max_images > 0 ? opt->max_images : 64;
     int rc = open_model(c, opt, e);
     if (!rc) rc = bpe_load(&c->bpe, opt->gpt2_dir, e);
@@ -495,6 +501,17 @@ static int keep_results(captioner *c, const decode_result *res, size_t count, er
         c->n_tok += (size_t)r->n_tokens;
     }
     return 0;
+}
+
+const char *captioner_clip_fingerprint(const captioner *c) { return c->clip_fp; }
+
+int captioner_check_clip(const captioner *c, const char *fp, const char *what, err_t *e)
+{
+    if (c->any_clip || !c->clip_fp[0] || !strcmp(c->clip_fp, fp)) return 0;
+    return err_set(e, ERR_ARG,
+                   "%s: CLIP fingerprint %s, but %s was trained on embeddings of %s (another CLIP or "
+                   "preprocessing; --any-clip to caption anyway)",
+                   what, fp, c->checkpoint, c->clip_fp);
 }
 
 void captioner_normalize_prefix(float *out, const float *in, int n, int D)

@@ -18,7 +18,9 @@
 #  - --keep-checkpoints 2 leaves the last two model + optimiser files and a
 #    resumable run;
 #  - a store mixing two CLIPs' embeddings is refused naming both; the
-#    checkpoint records the store's CLIP fingerprint.
+#    checkpoint records the store's CLIP fingerprint, and caption refuses
+#    embeddings of another CLIP (--store, or --images with --clip) unless
+#    --any-clip.
 . "$CLIPCAP_SOURCE/tests/integration/lib.bash"
 fx="$CLIPCAP_FIXTURES"
 export OMP_NUM_THREADS=1
@@ -175,6 +177,17 @@ train "$tmp/K" --gpt2 "$gpt2" --max-steps 4 --save-every 1 --keep-checkpoints 2 
 # 8. one CLIP per store: the checkpoint records it; a mixed store is refused
 fp=$(meta "$tmp/N1/model-step-00000002.safetensors" clip_fingerprint)
 [ "${#fp}" -eq 32 ] || fail "no CLIP fingerprint in the checkpoint: '$fp'"
+# caption and eval compare it with the embeddings they are given
+mkdir -p "$tmp/gpt2cap"
+cp "$gpt2/config.json" "$gpt2/model.safetensors" "$fx/gpt2/vocab.json" "$fx/gpt2/merges.txt" "$tmp/gpt2cap/"
+ckpt="$tmp/N1/model-step-00000002.safetensors"
+cap=("$CLIPCAP" caption --model "$ckpt" --gpt2 "$tmp/gpt2cap" --normalize-prefix --max-tokens 3)
+"${cap[@]}" --store "$tmp/store" >"$tmp/cap_ok.out" 2>"$tmp/cap_ok.err" || { cat "$tmp/cap_ok.err"; fail "caption"; }
+expect_fail cap_clip "CLIP fingerprint" "${cap[@]}" --store "$tmp/store2"
+grep -q "trained on embeddings of $fp" "$tmp/cap_clip.err" || fail "caption's error does not name $fp"
+"${cap[@]}" --store "$tmp/store2" --any-clip >/dev/null 2>"$tmp/cap_any.err" || { cat "$tmp/cap_any.err"; fail "--any-clip"; }
+expect_fail cap_images "CLIP fingerprint" "$CLIPCAP" caption --model "$ckpt" --gpt2 "$tmp/gpt2cap" --max-tokens 3 --images "$img" \
+  --clip "$tmp/clip2"
 python3 - "$tmp/syn/coco/annotations/captions_train2014.json" "$tmp/captions_train2014.json" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))

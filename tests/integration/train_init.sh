@@ -104,8 +104,9 @@ train() { # OUT args...
 }
 ckpt() { ls "$1"/model-step-*.safetensors | tail -1; }
 
-"$CLIPCAP" train --help | grep -q -- '--init CKPT'
-"$CLIPCAP" train --help | grep -q -- '--no-shuffle'
+"$CLIPCAP" train --help >"$tmp/help.txt" # not piped into grep -q, which may end it with SIGPIPE
+grep -q -- '--init CKPT' "$tmp/help.txt"
+grep -q -- '--no-shuffle' "$tmp/help.txt"
 
 # ---- 1. --init from our own checkpoints ----
 train "$tmp/A" --gpt2 "$gpt2" --mapping mlp --prefix-len 4 --batch 6 --lr 1e-2 --warmup 1 --max-steps 3 --seed 7
