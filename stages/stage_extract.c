@@ -8,6 +8,7 @@
  * changed or from another model. A run's generation (what makes its
  * entries win over older copies) is the larger of rank 0's clock in
  * microseconds and one more than the largest generation already stored. */
+#include "core/cli.h"
 #include "core/comm.h"
 #include "core/fsutil.h"
 #include "core/log.h"
@@ -79,16 +80,6 @@ typedef struct extract_opts {
     size_t map_size;
 } extract_opts;
 
-static int parse_count(const char *flag, const char *s, long long lo, long long hi, long long *out, err_t *e)
-{
-    char *end = NULL;
-    long long v = strtoll(s, &end, 10);
-    if (!*s || *end || v < lo || v > hi)
-        return err_set(e, ERR_ARG, "--%s: '%s' is not a number in %lld..%lld", flag, s, lo, hi);
-    *out = v;
-    return 0;
-}
-
 /* 0 = run, 1 = help printed, <0 = usage error. */
 static int extract_parse(int argc, char **argv, extract_opts *o, err_t *e)
 {
@@ -108,9 +99,8 @@ static int extract_parse(int argc, char **argv, extract_opts *o, err_t *e)
     o->map_size = STORE_DEFAULT_MAPSIZE;
     optind = 1;
     opterr = 0;
-    int c;
-    long long v;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+    int c, rc = 0;
+    while (!rc && (c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
         case 'm': o->manifest = optarg; break;
         case 'c': o->clip = optarg; break;
@@ -119,30 +109,19 @@ static int extract_parse(int argc, char **argv, extract_opts *o, err_t *e)
         case 'd':
             if (store_dtype_parse(optarg, &o->dtype, e)) return err_wrap(e, "--dtype");
             break;
-        case 'b':
-            if (parse_count("batch", optarg, 1, 4096, &v, e)) return ERR_ARG;
-            o->batch = (int)v;
-            break;
-        case 't':
-            if (parse_count("threads", optarg, 1, 1024, &v, e)) return ERR_ARG;
-            o->threads = (int)v;
-            break;
-        case 'e':
-            if (parse_count("encoder-threads", optarg, 1, 1024, &v, e)) return ERR_ARG;
-            o->encoder_threads = (int)v;
-            break;
-        case 'p':
-            if (parse_count("max-pixels", optarg, 1, (long long)1 << 40, &v, e)) return ERR_ARG;
-            o->max_pixels = (uint64_t)v;
-            break;
+        case 'b': rc = cli_parse_int("batch", optarg, 1, 4096, &o->batch, e); break;
+        case 't': rc = cli_parse_int("threads", optarg, 1, 1024, &o->threads, e); break;
+        case 'e': rc = cli_parse_int("encoder-threads", optarg, 1, 1024, &o->encoder_threads, e); break;
+        case 'p': rc = cli_parse_u64("max-pixels", optarg, 1, (uint64_t)1 << 40, &o->max_pixels, e); break;
         case 'z':
-            if (parse_count("map-size", optarg, 1, (long long)1 << 22, &v, e)) return ERR_ARG;
-            o->map_size = (size_t)v << 20;
+            rc = cli_parse_size("map-size", optarg, 1, (size_t)1 << 22, &o->map_size, e);
+            if (!rc) o->map_size <<= 20;
             break;
         case 'h': extract_usage(stdout); return 1;
         default: return err_set(e, ERR_ARG, "unknown or incomplete option '%s' (try --help)", argv[optind - 1]);
         }
     }
+    if (rc) return rc;
     if (optind < argc) return err_set(e, ERR_ARG, "unexpected argument '%s'", argv[optind]);
     if (!o->encoder_threads) o->encoder_threads = o->threads;
     if (!o->manifest || !o->clip || !o->store)

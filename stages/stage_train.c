@@ -28,6 +28,7 @@
  * tensor in it must be one this model uses (or a tolerated buffer), all
  * checked before step 1. */
 #include "caption/captioner.h"
+#include "core/cli.h"
 #include "core/comm.h"
 #include "core/fsutil.h"
 #include "core/log.h"
@@ -46,6 +47,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,16 +127,6 @@ typedef struct train_opts {
     uint64_t seed;
 } train_opts;
 
-static int parse_num(const char *flag, const char *s, double lo, double hi, double *out, err_t *e)
-{
-    char *end = NULL;
-    double v = strtod(s, &end);
-    if (!*s || *end || !(v >= lo && v <= hi))
-        return err_set(e, ERR_ARG, "--%s: '%s' is not a number in %g..%g", flag, s, lo, hi);
-    *out = v;
-    return 0;
-}
-
 /* 0 = parsed, 1 = --help printed, <0 = error */
 static int train_parse(int argc, char **argv, train_opts *o, err_t *e)
 {
@@ -164,13 +156,12 @@ static int train_parse(int argc, char **argv, train_opts *o, err_t *e)
         {"force", no_argument, 0, 'f'},
         {"help", no_argument, 0, 'h'},               {0, 0, 0, 0},
     };
+    /* step counts: far beyond any run, far below where step arithmetic wraps */
+    const long max_steps = 1L << 40;
     optind = 1;
-    int c;
+    int c, rc = 0;
     double v;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        const char *name = longopts[0].name;
-        for (const struct option *p = longopts; p->name; p++)
-            if (p->val == c) name = p->name;
+    while (!rc && (c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
         case 'm': o->manifest = optarg; break;
         case 's': o->store = optarg; break;
@@ -190,30 +181,36 @@ static int train_parse(int argc, char **argv, train_opts *o, err_t *e)
             else return err_set(e, ERR_ARG, "--mapping: '%s' is not mlp or transformer", optarg);
             break;
         case 'l':
-        case 'd':
-            if (parse_num(name, optarg, 0, 10, &v, e)) return ERR_ARG;
-            *(c == 'l' ? &o->lr : &o->weight_decay) = (float)v;
+            if (!(rc = cli_parse_double("lr", optarg, 0, 10, &v, e))) o->lr = (float)v;
             break;
+        case 'd':
+            if (!(rc = cli_parse_double("weight-decay", optarg, 0, 10, &v, e))) o->weight_decay = (float)v;
+            break;
+        case 'k':
+            rc = cli_parse_int("prefix-len", optarg, 1, 1024, &o->model.prefix_len, e);
+            o->given |= GIVEN_PREFIX;
+            break;
+        case 'c':
+            rc = cli_parse_int("clip-len", optarg, 1, 1024, &o->model.clip_len, e);
+            o->given |= GIVEN_CLIP_LEN;
+            break;
+        case 'L':
+            rc = cli_parse_int("mapper-layers", optarg, 1, 1024, &o->model.mapper_layers, e);
+            o->given |= GIVEN_LAYERS;
+            break;
+        case 'b': rc = cli_parse_int("batch", optarg, 1, 1 << 20, &o->batch, e); break;
+        case 'e': rc = cli_parse_int("epochs", optarg, 1, 1 << 20, &o->epochs, e); break;
+        case 'w': rc = cli_parse_long("warmup", optarg, 0, max_steps, &o->warmup, e); break;
+        case 'r': rc = cli_parse_u64("seed", optarg, 0, UINT64_MAX, &o->seed, e); break;
+        case 'x': rc = cli_parse_long("max-steps", optarg, 1, max_steps, &o->max_steps, e); break;
+        case 'v': rc = cli_parse_long("save-every", optarg, 1, max_steps, &o->save_every, e); break;
+        case 'K': rc = cli_parse_int("check-every", optarg, 1, INT_MAX, &o->check_every, e); break;
+        case 't': rc = cli_parse_int("threads", optarg, 1, 4096, &o->threads, e); break;
         case 'h': train_usage(stdout); return 1;
-        case '?': return err_set(e, ERR_ARG, "unknown or incomplete option '%s' (try --help)", argv[optind - 1]);
-        default:
-            if (parse_num(name, optarg, c == 'w' || c == 'r' ? 0 : 1, 1e15, &v, e)) return ERR_ARG;
-            if (v != (double)(long long)v) return err_set(e, ERR_ARG, "--%s: '%s' is not an integer", name, optarg);
-            switch (c) {
-            case 'k': o->model.prefix_len = (int)v; o->given |= GIVEN_PREFIX; break;
-            case 'c': o->model.clip_len = (int)v; o->given |= GIVEN_CLIP_LEN; break;
-            case 'L': o->model.mapper_layers = (int)v; o->given |= GIVEN_LAYERS; break;
-            case 'b': o->batch = (int)v; break;
-            case 'e': o->epochs = (int)v; break;
-            case 'w': o->warmup = (long)v; break;
-            case 'r': o->seed = (uint64_t)v; break;
-            case 'x': o->max_steps = (long)v; break;
-            case 'v': o->save_every = (long)v; break;
-            case 'K': o->check_every = (int)v; break;
-            case 't': o->threads = (int)v; break;
-            }
+        default: return err_set(e, ERR_ARG, "unknown or incomplete option '%s' (try --help)", argv[optind - 1]);
         }
     }
+    if (rc) return rc;
     if (optind < argc) return err_set(e, ERR_ARG, "unexpected argument '%s'", argv[optind]);
     if (!o->manifest || !o->store || !o->gpt2 || !o->out || ((int)o->model.mapping < 0 && !o->init))
         return err_set(e, ERR_ARG,
