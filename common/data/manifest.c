@@ -192,17 +192,15 @@ int manifest_verify_shard(const manifest_t *m, int shard, err_t *e)
     char path[8192];
     int rc = manifest_shard_path(m, shard, path, sizeof path, e);
     if (rc) return rc;
-    uint8_t *data = NULL;
-    size_t len = 0;
-    if ((rc = fs_read_all(path, &data, &len, e))) return rc;
     char hex[33];
-    hash_hex128(data, len, hex);
-    free(data);
-    if (len != m->shards[shard].bytes)
-        return err_set(e, ERR_FORMAT, "%s: %zu bytes, the index says %llu", path, len,
-                       (unsigned long long)m->shards[shard].bytes);
-    if (strcmp(hex, m->shards[shard].xxh128))
-        return err_set(e, ERR_FORMAT, "%s: checksum %s, the index says %s", path, hex, m->shards[shard].xxh128);
+    uint64_t len = 0;
+    if ((rc = fs_hash_file128(path, hex, &len, e))) return rc;
+    const manifest_shard_info_t *si = &m->shards[shard];
+    if (len != si->bytes || strcmp(hex, si->xxh128))
+        return err_set(e, ERR_FORMAT,
+                       "%s: checksum %s (%llu bytes), %s/" MANIFEST_INDEX_NAME " says %s (%llu bytes): the shard "
+                       "changed after `clipcap shard` wrote it (shard again)",
+                       path, hex, (unsigned long long)len, m->dir, si->xxh128, (unsigned long long)si->bytes);
     return 0;
 }
 
@@ -251,6 +249,9 @@ int manifest_shard_open(manifest_shard_reader **out, const manifest_t *m, int sh
     if (!r) return err_set(e, ERR_NOMEM, "cannot allocate shard reader");
     r->m = m;
     int rc = manifest_shard_path(m, shard, r->path, sizeof r->path, e);
+    /* A shard rewritten after the index (other content, same name) would
+     * otherwise be read as if the index described it. */
+    if (!rc) rc = manifest_verify_shard(m, shard, e);
     if (!rc) rc = zio_reader_open(&r->z, r->path, e);
     if (!rc) rc = shard_read_header(r, shard, e);
     if (rc) {

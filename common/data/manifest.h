@@ -103,6 +103,9 @@ int manifest_rank_shards(int num_shards, int rank, int size, int *out, int cap);
 int manifest_verify_shard(const manifest_t *m, int shard, err_t *e);
 
 typedef struct manifest_shard_reader manifest_shard_reader;
+/* Verifies the shard (manifest_verify_shard: a shard whose size or
+ * checksum is not the index's is ERR_FORMAT naming it and both values),
+ * then opens it for streaming. */
 int manifest_shard_open(manifest_shard_reader **r, const manifest_t *m, int shard, err_t *e);
 /* 1 = a record in *rec, 0 = end of shard, <0 = error naming shard file and
  * line. The end is checked against the shard header's counts: a shard with
