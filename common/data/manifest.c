@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/fsutil.h"
+#include "data/reader_cc.h"
 #include "io/json_util.h"
 #include "io/tar_reader.h"
 #include "io/zio.h"
@@ -373,14 +374,41 @@ int manifest_shard_next(manifest_shard_reader *r, manifest_record_t *rec, err_t 
     return 1;
 }
 
+int manifest_check_tar_header(const manifest_record_t *rec, const uint8_t header[512], err_t *e)
+{
+    const uint64_t at = rec->loc.offset - 512;
+    tar_member m;
+    int whole = 0;
+    if (rec->loc.offset < 512 || tar_parse_header(header, at, rec->loc.path, &m, &whole, e) != 0)
+        return err_set(e, ERR_FORMAT, "%s: no tar header before byte %llu: the tar changed after `clipcap shard` "
+                       "(shard again)", rec->loc.path, (unsigned long long)rec->loc.offset);
+    char key[256];
+    reader_cc_key(m.name, key, sizeof key);
+    if (m.type != '0' || m.size != rec->loc.length || (whole && strcmp(key, rec->key)))
+        return err_set(e, ERR_FORMAT, "%s: the member at byte %llu is '%s' (%llu bytes), not key %s (%llu bytes): the "
+                       "tar changed after `clipcap shard` (shard again)", rec->loc.path, (unsigned long long)at,
+                       m.name, (unsigned long long)m.size, rec->key, (unsigned long long)rec->loc.length);
+    return 0;
+}
+
 int manifest_read_image(const manifest_record_t *rec, uint8_t **data, size_t *len, err_t *e)
 {
     *data = NULL;
     *len = 0;
     int rc;
     if (rec->loc.kind == MANIFEST_LOC_TAR) {
-        rc = tar_read_range(rec->loc.path, rec->loc.offset, rec->loc.length, data, e);
-        if (!rc) *len = (size_t)rec->loc.length;
+        uint8_t *block = NULL;
+        /* the header and the bytes in one read */
+        rc = rec->loc.offset < 512 ? manifest_check_tar_header(rec, NULL, e)
+                                   : tar_read_range(rec->loc.path, rec->loc.offset - 512, rec->loc.length + 512, &block, e);
+        if (!rc) rc = manifest_check_tar_header(rec, block, e);
+        if (!rc) {
+            memmove(block, block + 512, (size_t)rec->loc.length + 1); /* with tar_read_range's NUL */
+            *data = block;
+            *len = (size_t)rec->loc.length;
+        } else {
+            free(block);
+        }
     } else {
         rc = fs_read_all(rec->loc.path, data, len, e);
     }

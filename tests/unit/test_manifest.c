@@ -358,10 +358,20 @@ static void test_read_image(void)
     rec.loc.path = check_fixture(path, sizeof path, "data/cc/wds/00000.tar");
     rec.loc.offset = (uint64_t)json_integer_value(json_object_get(loc, "offset"));
     rec.loc.length = (uint64_t)json_integer_value(json_object_get(loc, "length"));
+    rec.key = "000000000"; /* the member's name gives the key */
     CHECK_OK(manifest_read_image(&rec, &data, &len, &e), &e);
     CHECK(len == n && data && !memcmp(data, want, n));
     free(data);
+    /* the bytes at the offset belong to another key: refused, naming both */
+    rec.key = "000000001";
+    CHECK_MSG(manifest_read_image(&rec, &data, &len, &e) == ERR_FORMAT && !data && strstr(e.msg, "000000000.jpg") &&
+                  strstr(e.msg, "not key 000000001"),
+              "%s", e.msg);
+    rec.key = "000000000";
+    rec.loc.offset -= 512; /* not at a member's data */
+    CHECK(manifest_read_image(&rec, &data, &len, &e) == ERR_FORMAT && !data && strstr(e.msg, "00000.tar"));
     rec.loc.offset = 1u << 30; /* past the end */
+    rec.key = "1";
     CHECK(manifest_read_image(&rec, &data, &len, &e) < 0 && strstr(e.msg, "00000.tar") && strstr(e.msg, "record 1"));
     rec.loc.kind = MANIFEST_LOC_FILE;
     rec.loc.path = "/nonexistent/x.jpg";
