@@ -10,8 +10,11 @@
 #define CLIPCAP_COMM_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include "core/log.h"
 
 int comm_sum_f32(float *buf, size_t n, err_t *e);
+/* The same for counters (n <= INT_MAX): exact totals on every rank. */
+int comm_sum_u64(uint64_t *buf, size_t n, err_t *e);
 
 #endif
