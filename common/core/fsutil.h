@@ -64,5 +64,7 @@ void *mem_alloc_aligned(size_t bytes);
 /* XXH3-128 of the bytes, as 32 lowercase hex characters + NUL. */
 void hash_hex128(const void *data, size_t len, char out[33]);
 uint64_t hash64(const void *data, size_t len);
+/* hash_hex128 of a whole file, read in 1 MiB pieces; *size its length. */
+int fs_hash_file128(const char *path, char out[33], uint64_t *size, err_t *e);
 
 #endif
