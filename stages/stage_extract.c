@@ -8,10 +8,7 @@
  * changed or from another model. A run's generation (what makes its
  * entries win over older copies) is the larger of rank 0's clock in
  * microseconds and one more than the largest generation already stored. */
-<<<<<<< HEAD
 #include "core/cli.h"
-=======
->>>>>>> harden-b
 #include "core/comm.h"
 #include "core/fsutil.h"
 #include "core/log.h"
@@ -317,7 +314,7 @@ static int extract_check_settings(const extract_opts *o, err_t *e)
 static int extract_verdict(const extract_stats *st, const extract_opts *o, err_t *e)
 {
     uint64_t t[4] = {st->images, st->encoded, st->skipped, st->failed};
-    int rc = comm_sum_u64(t, 4, e);
+    int rc = comm_allreduce(t, 4, COMM_U64, COMM_SUM, e);
     if (rc) return rc;
     double rate = t[0] ? (double)t[3] / (double)t[0] : 0;
     if (t[3] > 0 && t[1] == 0 && t[2] == 0)
