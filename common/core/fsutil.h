@@ -51,6 +51,8 @@ int fs_fsync_dir_of(const char *path, err_t *e);
 int fs_scratch_template(char *out, size_t cap, const char *prefix, err_t *e);
 int fs_mkdirs(const char *path, err_t *e);
 int fs_exists(const char *path);
+/* A regular file (after following links). */
+int fs_is_regular(const char *path);
 /* Join dir and name into out (size cap), returns ERR_ARG if it does not fit. */
 int fs_join(char *out, size_t cap, const char *dir, const char *name, err_t *e);
 

@@ -12,7 +12,11 @@ typedef struct pt_zentry {
     char *name;
     const uint8_t *data;
     uint64_t size;
+    unsigned method; /* 0 = stored; TorchScript deflates its code/ entries, which we never read */
 } pt_zentry;
+
+/* Entries we read must be stored, as torch writes data.pkl and storages. */
+static int pt_zstored(const struct pt_file *f, const pt_zentry *z, err_t *e);
 
 struct pt_file {
     char path[1024];
@@ -36,7 +40,7 @@ static int pt_zcmp(const void *a, const void *b)
 
 static const pt_zentry *pt_zfind(const pt_file *f, const char *name)
 {
-    pt_zentry key = {(char *)name, NULL, 0};
+    pt_zentry key = {.name = (char *)name};
     return bsearch(&key, f->zip, (size_t)f->nzip, sizeof key, pt_zcmp);
 }
 
@@ -106,8 +110,8 @@ static int pt_parse_zip(pt_file *f, err_t *e)
         f->nzip++;
         if (pt_zip64_extra(p + 46 + nlen, xlen, &usize, &csize, &loff))
             return err_set(e, ERR_FORMAT, "%s: zip entry '%s': bad zip64 extra field", f->path, name);
-        if (method != 0)
-            return err_set(e, ERR_UNSUPPORTED, "%s: zip entry '%s' is compressed (method %u); torch.save stores entries uncompressed", f->path, name, method);
+        f->zip[f->nzip - 1].method = method;
+        if (method != 0) usize = csize; /* the entry's bytes as they are; pt_zstored refuses to use them */
         if (csize != usize) return err_set(e, ERR_FORMAT, "%s: zip entry '%s': stored entry with different sizes", f->path, name);
         if (loff > len || len - loff < 30 || rd32(m + loff) != 0x04034b50u)
             return err_set(e, ERR_FORMAT, "%s: zip entry '%s': bad local header offset", f->path, name);
@@ -123,9 +127,16 @@ static int pt_parse_zip(pt_file *f, err_t *e)
     return 0;
 }
 
+static int pt_zstored(const struct pt_file *f, const pt_zentry *z, err_t *e)
+{
+    if (z->method == 0) return 0;
+    return err_set(e, ERR_UNSUPPORTED, "%s: zip entry '%s' is compressed (method %u); torch.save stores entries uncompressed", f->path,
+                   z->name, z->method);
+}
+
 /* ---- pickle machine --------------------------------------------------- */
 
-enum pk_kind { PK_MARK, PK_NONE, PK_BOOL, PK_INT, PK_FLOAT, PK_STR, PK_TUPLE, PK_LIST, PK_DICT, PK_GLOBAL, PK_STORAGE, PK_TENSOR };
+enum pk_kind { PK_MARK, PK_NONE, PK_BOOL, PK_INT, PK_FLOAT, PK_STR, PK_TUPLE, PK_LIST, PK_DICT, PK_GLOBAL, PK_STORAGE, PK_TENSOR, PK_MODULE };
 
 typedef struct pk_obj pk_obj;
 struct pk_obj {
@@ -133,12 +144,13 @@ struct pk_obj {
     pk_obj *next_alloc; /* every object, for freeing */
     int64_t i;          /* INT, BOOL */
     double d;
-    char *s;            /* STR (NUL-terminated copy), GLOBAL "module.name", STORAGE key */
+    char *s;            /* STR (NUL-terminated copy), GLOBAL "module.name", STORAGE key, MODULE class */
     size_t slen;
     pk_obj **items;     /* TUPLE, LIST; DICT as key, value pairs */
     size_t n, cap;
     enum st_dtype dtype;    /* STORAGE, TENSOR */
     pk_obj *storage;        /* TENSOR */
+    pk_obj *state;          /* MODULE: its attribute dict, set by BUILD */
     int64_t offset;         /* TENSOR: storage offset in elements */
     int ndim;
     int64_t shape[PT_MAX_DIMS], stride[PT_MAX_DIMS];
@@ -545,11 +557,22 @@ static int pk_run(pk_vm *vm, pk_obj **result)
             rc = pk_persid(vm, x, at);
             break;
         case 'R': rc = pk_reduce(vm, at); break;
-        case 'b': /* BUILD: the state of an OrderedDict (_metadata) or tensor is not needed */
+        case 0x81: /* NEWOBJ: only TorchScript's modules, cls.__new__(cls) */
+            if ((rc = pk_pop(vm, &y, at)) || (rc = pk_pop(vm, &x, at))) return rc;
+            if (x->kind != PK_GLOBAL || strncmp(x->s, "__torch__.", 10) || y->kind != PK_TUPLE || y->n)
+                return pk_err(vm, ERR_UNSUPPORTED, "NEWOBJ of something other than a TorchScript module", at);
+            if (!(z = pk_new(vm, PK_MODULE)) || !(z->s = strdup(x->s))) return pk_push(vm, NULL);
+            rc = pk_push(vm, z);
+            break;
+        case 'b': /* BUILD: a module's attributes; the state of an OrderedDict (_metadata) or tensor is not needed */
             if ((rc = pk_pop(vm, &z, at))) return rc;
-            (void)z;
-            if (vm->sp == 0 || (vm->stack[vm->sp - 1]->kind != PK_DICT && vm->stack[vm->sp - 1]->kind != PK_TENSOR))
-                return pk_err(vm, ERR_UNSUPPORTED, "BUILD of an object other than a dict or tensor", at);
+            if (vm->sp == 0 || (vm->stack[vm->sp - 1]->kind != PK_DICT && vm->stack[vm->sp - 1]->kind != PK_TENSOR &&
+                                vm->stack[vm->sp - 1]->kind != PK_MODULE))
+                return pk_err(vm, ERR_UNSUPPORTED, "BUILD of an object other than a dict, tensor or module", at);
+            if (vm->stack[vm->sp - 1]->kind == PK_MODULE) {
+                if (z->kind != PK_DICT) return pk_err(vm, ERR_UNSUPPORTED, "BUILD of a module with a state that is not a dict", at);
+                vm->stack[vm->sp - 1]->state = z;
+            }
             break;
         case '0': /* POP */
             if (vm->sp == 0) return pk_err(vm, ERR_FORMAT, "stack underflow", at);
@@ -584,6 +607,8 @@ static int pt_add_tensor(pt_file *f, const char *archive, const char *name, cons
     snprintf(key, sizeof key, "%s/data/%s", archive, t->storage->s);
     const pt_zentry *z = pt_zfind(f, key);
     if (!z) return err_set(e, ERR_FORMAT, "%s: tensor '%s': storage '%s' missing from the archive", f->path, name, key);
+    int rc = pt_zstored(f, z, e);
+    if (rc) return rc;
     uint64_t es = st_dtype_size(t->dtype), want = 1;
     for (int d = t->ndim - 1; d >= 0; d--) {
         if (t->shape[d] < 0 || t->stride[d] < 0) return err_set(e, ERR_FORMAT, "%s: tensor '%s': negative size or stride", f->path, name);
@@ -619,6 +644,33 @@ static int pt_add_tensor(pt_file *f, const char *archive, const char *name, cons
     return 0;
 }
 
+/* A TorchScript module tree → tensors named by their attribute paths
+ * ("visual.conv1.weight"): what state_dict() would list. Attributes that
+ * are not tensors or modules (training flags, ints, None) are skipped. The
+ * depth bound stops a pickle whose memo makes a module its own child. */
+static int pt_add_module(pt_file *f, const char *archive, const pk_obj *mod, char *prefix, size_t plen, int depth, err_t *e)
+{
+    if (depth > 64) return err_set(e, ERR_FORMAT, "%s: module tree deeper than 64 levels at '%s'", f->path, prefix);
+    const pk_obj *st = mod->state;
+    for (size_t i = 0; st && i + 1 < st->n; i += 2) {
+        const pk_obj *k = st->items[i], *v = st->items[i + 1];
+        if (k->kind != PK_STR || (v->kind != PK_TENSOR && v->kind != PK_MODULE)) continue;
+        size_t kl = strlen(k->s);
+        if (plen + kl + 2 > 1024) return err_set(e, ERR_LIMIT, "%s: attribute path '%s%s' too long", f->path, prefix, k->s);
+        memcpy(prefix + plen, k->s, kl + 1);
+        int rc;
+        if (v->kind == PK_TENSOR) {
+            rc = pt_add_tensor(f, archive, prefix, v, e);
+        } else {
+            memcpy(prefix + plen + kl, ".", 2);
+            rc = pt_add_module(f, archive, v, prefix, plen + kl + 1, depth + 1, e);
+        }
+        prefix[plen] = 0;
+        if (rc) return rc;
+    }
+    return 0;
+}
+
 static int pt_parse(pt_file *f, err_t *e)
 {
     if (f->map_len == 0) return err_set(e, ERR_FORMAT, "%s: empty file", f->path);
@@ -635,17 +687,24 @@ static int pt_parse(pt_file *f, err_t *e)
         if (slash && !strcmp(slash, "/data.pkl")) pkl = &f->zip[i];
     }
     if (!pkl) return err_set(e, ERR_FORMAT, "%s: no ARCHIVE/data.pkl in the zip", f->path);
+    if ((rc = pt_zstored(f, pkl, e))) return rc;
     char archive[1024];
     snprintf(archive, sizeof archive, "%.*s", (int)(strchr(pkl->name, '/') - pkl->name), pkl->name);
     char bo[1100];
     snprintf(bo, sizeof bo, "%s/byteorder", archive);
     const pt_zentry *bz = pt_zfind(f, bo);
-    if (bz && !(bz->size == 6 && !memcmp(bz->data, "little", 6)))
+    if (bz && !(bz->method == 0 && bz->size == 6 && !memcmp(bz->data, "little", 6)))
         return err_set(e, ERR_UNSUPPORTED, "%s: storages are not little-endian", f->path);
 
     pk_vm vm = {.path = f->path, .p = pkl->data, .start = pkl->data, .end = pkl->data + pkl->size, .e = e};
     pk_obj *top = NULL;
     rc = pk_run(&vm, &top);
+    if (!rc && top->kind == PK_MODULE) {
+        char prefix[1024] = "";
+        rc = pt_add_module(f, archive, top, prefix, 0, 0, e);
+        pk_free_all(&vm);
+        return rc;
+    }
     if (!rc && top->kind != PK_DICT)
         rc = err_set(e, ERR_FORMAT, "%s: not a state dict: the pickled object is not a dict", f->path);
     for (size_t i = 0; !rc && i + 1 < top->n; i += 2) {

@@ -1,7 +1,11 @@
 /* PyTorch .pt files written by torch.save(state_dict) (the zip format,
  * torch >= 1.6): ARCHIVE/data.pkl is a pickle of the state dict whose
  * tensors refer by persistent id to raw little-endian storages
- * ARCHIVE/data/KEY. The reader mmaps the file, parses the zip directory
+ * ARCHIVE/data/KEY. TorchScript archives (torch.jit.save, e.g. openai's
+ * ViT-B-32.pt) are read the same way: their data.pkl pickles the module
+ * tree (__torch__.* objects whose state is a dict of attributes), and the
+ * tensors are listed under their attribute paths ("visual.conv1.weight"),
+ * the names state_dict() gives; the deflated code/ entries are never read. The reader mmaps the file, parses the zip directory
  * (stored entries; zip64 accepted), and runs the subset of the pickle
  * machine state dicts use (see docs/io.md). Tensors must be contiguous in
  * their storage (after the storage offset); views with other strides are
