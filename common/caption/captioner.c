@@ -245,18 +245,12 @@ static int load_mapper(captioner *c, const tensorfile *tf, const char *path, err
     return rc;
 }
 
-/* GPT-2's weights from the hub directory: model.safetensors, or
- * pytorch_model.bin where a snapshot has only that. */
+/* GPT-2's weights from the hub directory (gpt2_open_weights). */
 static int load_hub_gpt2(captioner *c, const char *dir, err_t *e)
 {
-    static const char *const files[] = {"model.safetensors", "pytorch_model.bin"};
-    int rc = 0;
-    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
-        if ((rc = fs_join(c->gpt2_source, sizeof c->gpt2_source, dir, files[i], e))) return rc;
-        if (fs_exists(c->gpt2_source) || i + 1 == sizeof files / sizeof *files) break;
-    }
     tensorfile *tf = NULL;
-    if ((rc = tensorfile_open(&tf, c->gpt2_source, e))) return rc;
+    int rc = gpt2_open_weights(&tf, dir, c->gpt2_source, sizeof c->gpt2_source, e);
+    if (rc) return rc;
     rc = gpt2_load_weights(&c->gpt, tf, NULL, e);
     tensorfile_close(tf);
     if (rc && strncmp(e->msg, c->gpt2_source, strlen(c->gpt2_source))) err_wrap(e, "%s", c->gpt2_source);

@@ -13,18 +13,46 @@ way parse_coco.py writes oscar_split_ViT-B_32_train.pkl:
   expected.json        per image id: the embedding (its first row, as float) and
                        whether its rows agree; image 7's second row is perturbed
                        (rows that disagree: the import records a failure)
+  gpt2_pt/             tests/fixtures/train/gpt2_fullvocab as an older hub snapshot
+                       has it: config.json + pytorch_model.bin (torch.save of the
+                       same tensors), for train's GPT-2 loading
 Run: /usr/bin/python3 tests/gen/gen_import_fixtures.py
 """
 import json
 import os
 import pickle
 
+import numpy as np
 import torch
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "import")
 D = 32
 COLOURS = ["red", "green", "blue", "yellow", "purple", "orange", "pink", "brown"]
 SHAPES = ["circle", "square", "triangle", "diamond"]
+
+
+def st_load(path):
+    """A safetensors file's F32/F16 tensors, dtypes kept (u64 header length, JSON, data)."""
+    raw = open(path, "rb").read()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + n])
+    out = {}
+    for name, t in header.items():
+        if name == "__metadata__":
+            continue
+        dt = {"F32": "<f4", "F16": "<f2"}[t["dtype"]]
+        b, e = t["data_offsets"]
+        out[name] = torch.from_numpy(np.frombuffer(raw[8 + n + b:8 + n + e], dtype=dt).reshape(t["shape"]).copy())
+    return out
+
+
+def gen_gpt2_pt():
+    src = os.path.join(OUT, "..", "train", "gpt2_fullvocab")
+    dst = os.path.join(OUT, "gpt2_pt")
+    os.makedirs(dst, exist_ok=True)
+    torch.save(st_load(os.path.join(src, "model.safetensors")), os.path.join(dst, "pytorch_model.bin"))
+    with open(os.path.join(src, "config.json")) as f, open(os.path.join(dst, "config.json"), "w") as g:
+        g.write(f.read())
 
 
 def main():
@@ -54,6 +82,7 @@ def main():
         pickle.dump({"clip_embedding": torch.cat(rows, dim=0), "captions": captions}, f)
     with open(os.path.join(OUT, "expected.json"), "w") as f:
         json.dump(expected, f, indent=1)
+    gen_gpt2_pt()
     print("wrote", os.path.normpath(OUT), len(captions), "captions")
 
 

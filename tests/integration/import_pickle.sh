@@ -10,7 +10,8 @@
 #   - the image whose duplicate rows disagree is a failure with reason
 #     inconsistent_duplicates, not an embedding;
 #   - --annotations naming another file's captions is refused;
-#   - train runs a few steps on it.
+#   - train runs a few steps on it, with GPT-2 given as model.safetensors and
+#     as pytorch_model.bin (an older hub snapshot): the same checkpoint bytes.
 set -euo pipefail
 source "$(dirname "$0")/lib.bash"
 fx="$CLIPCAP_FIXTURES"
@@ -49,8 +50,12 @@ if "$CLIPCAP" import "$fx/import/features.pkl" --annotations "$tmp/other.json" -
 fi
 grep -q "caption 3 (id 1003) differs" "$tmp/bad.log"
 
-# train reads it (32-dim features, tiny GPT-2)
-"$CLIPCAP" train --manifest "$tmp/run/manifest" --store "$tmp/run/store" --gpt2 "$fx/train/gpt2_fullvocab" --mapping mlp \
-  --prefix-len 2 --batch 4 --epochs 1 --lr 1e-3 --warmup 1 --out "$tmp/run/train" >/dev/null 2>"$tmp/train.log"
-[ "$(wc -l <"$tmp/run/train/log.jsonl")" -ge 3 ]
+# train reads it (32-dim features, tiny GPT-2 from safetensors, then from pytorch_model.bin)
+for g in "$fx/train/gpt2_fullvocab" "$fx/import/gpt2_pt"; do
+  out="$tmp/run/train-$(basename "$g")"
+  "$CLIPCAP" train --manifest "$tmp/run/manifest" --store "$tmp/run/store" --gpt2 "$g" --mapping mlp \
+    --prefix-len 2 --batch 4 --epochs 1 --lr 1e-3 --warmup 1 --out "$out" >/dev/null 2>"$tmp/train.log"
+  [ "$(wc -l <"$out/log.jsonl")" -ge 3 ]
+done
+cmp "$tmp"/run/train-gpt2_fullvocab/model-step-*.safetensors "$tmp"/run/train-gpt2_pt/model-step-*.safetensors
 echo "import_pickle: ok"
