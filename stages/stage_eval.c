@@ -44,6 +44,7 @@ static void eval_usage(FILE *out)
             "  --store STORE       feature store (clipcap extract)\n"
             "  --model CKPT        ClipCap checkpoint: ours (.safetensors) or the paper's .pt\n"
             "  --gpt2 DIR          GPT-2 hub directory (config.json, vocab.json, merges.txt)\n"
+            "  --tokenizer DIR     vocab.json + merges.txt when they are not in the --gpt2 DIR\n"
             "  --annotations A     COCO captions file with the references\n"
             "  --results OUT.json  results file to write\n"
             "  --beam B            beam size (default 1: greedy, the reference's default)\n"
@@ -72,7 +73,7 @@ static int eval_parse(int argc, char **argv, eval_options *o, int *help, err_t *
     static const struct option opts[] = {
         {"manifest", required_argument, 0, 'm'},   {"split", required_argument, 0, 's'},
         {"store", required_argument, 0, 'S'},      {"model", required_argument, 0, 'M'},
-        {"gpt2", required_argument, 0, 'g'},       {"annotations", required_argument, 0, 'a'},
+        {"gpt2", required_argument, 0, 'g'},       {"tokenizer", required_argument, 0, 'K'},       {"annotations", required_argument, 0, 'a'},
         {"results", required_argument, 0, 'r'},    {"beam", required_argument, 0, 'B'},
         {"max-tokens", required_argument, 0, 'T'}, {"normalize-prefix", no_argument, 0, 'n'},
         {"batch", required_argument, 0, 'b'},      {"threads", required_argument, 0, 't'},
@@ -92,6 +93,7 @@ static int eval_parse(int argc, char **argv, eval_options *o, int *help, err_t *
         case 'S': o->corpus.store = optarg; break;
         case 'M': o->cap.checkpoint = optarg; break;
         case 'g': o->cap.gpt2_dir = optarg; break;
+        case 'K': o->cap.tokenizer_dir = optarg; break;
         case 'a': o->annotations = optarg; break;
         case 'r': o->results = optarg; break;
         case 'n': o->cap.normalize_prefix = 1; break;

@@ -73,7 +73,8 @@ static void train_usage(FILE *out)
             "options:\n"
             "  --manifest DIR     manifest written by `clipcap shard`\n"
             "  --store DIR        feature store written by `clipcap extract`\n"
-            "  --gpt2 DIR         GPT-2 as on the hub (config.json + model.safetensors)\n"
+            "  --gpt2 DIR         GPT-2 as on the hub (config.json + model.safetensors or\n"
+            "                     pytorch_model.bin)\n"
             "  --mapping M        mlp (\"MLP + GPT-2 tuning\") or transformer (with --init:\n"
             "                     read from the checkpoint)\n"
             "  --freeze-gpt2      train the mapper only (the reference's --only_prefix)\n"
@@ -378,9 +379,10 @@ static int load_into(const char *dir, const char *name, int (*fn)(train_run *, c
                      train_run *r, err_t *e)
 {
     char path[4200];
-    int rc = fs_join(path, sizeof path, dir, name, e);
     tensorfile *tf = NULL;
-    if (!rc) rc = tensorfile_open(&tf, path, e);
+    /* GPT-2 (name NULL): model.safetensors or pytorch_model.bin, as caption reads it */
+    int rc = name ? fs_join(path, sizeof path, dir, name, e) : gpt2_open_weights(&tf, dir, path, sizeof path, e);
+    if (!rc && name) rc = tensorfile_open(&tf, path, e);
     if (!rc) rc = fn(r, tf, e);
     tensorfile_close(tf);
     return rc;
@@ -841,7 +843,7 @@ static int train_main(train_opts *o, err_t *e)
                      gc.n_positions);
         goto out;
     }
-    if (!r.gpt2_in_ckpt && (rc = load_into(o->gpt2, "model.safetensors", load_gpt2_hub, &r, e))) goto out;
+    if (!r.gpt2_in_ckpt && (rc = load_into(o->gpt2, NULL, load_gpt2_hub, &r, e))) goto out;
     rc = init ? init_load(&r, init, e) : clipcap_model_init_mapper(&r.m, o->seed, e);
     tensorfile_close(init);
     init = NULL;
