@@ -8,6 +8,7 @@
  * changed or from another model. A run's generation (what makes its
  * entries win over older copies) is the larger of rank 0's clock in
  * microseconds and one more than the largest generation already stored. */
+#include "core/comm.h"
 #include "core/fsutil.h"
 #include "core/log.h"
 #include "core/mpictx.h"
@@ -327,9 +328,7 @@ static int extract_main(const extract_opts *o, err_t *e)
         uint64_t local = gmax + 1;
         if (rank == 0 && now_us() > local) local = now_us();
         gen = local;
-        if (size > 1)
-            rc = mpictx_check(MPI_Allreduce(&local, &gen, 1, MPI_UINT64_T, MPI_MAX, mpictx_comm()), "MPI_Allreduce",
-                              e);
+        rc = comm_allreduce(&gen, 1, COMM_U64, COMM_MAX, e);
     }
     if (!rc) rc = workq_open(&units, manifest_num_shards(man), "extract shards", e);
     if (!rc) {

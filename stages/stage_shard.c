@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/comm.h"
 #include "core/fsutil.h"
 #include "core/mpictx.h"
 #include "core/progress.h"
@@ -278,16 +279,11 @@ static int shard_tokenise(const ds_t *ds, const bpe_t *bpe, const size_t *bounds
  * not depend on how the captions were divided. */
 static int shard_reduce_stats(const shard_tokens *t, manifest_token_stats_t *st, err_t *e)
 {
-    uint64_t local[3] = {t->count, t->sum, t->sumsq}, global[3];
-    uint32_t mx = t->max, gmx = t->max;
-    memcpy(global, local, sizeof local);
-    if (mpictx_active() && mpictx_size() > 1) {
-        int rc = mpictx_check(MPI_Allreduce(local, global, 3, MPI_UINT64_T, MPI_SUM, mpictx_comm()),
-                              "MPI_Allreduce(token sums)", e);
-        if (!rc) rc = mpictx_check(MPI_Allreduce(&mx, &gmx, 1, MPI_UINT32_T, MPI_MAX, mpictx_comm()),
-                                   "MPI_Allreduce(token max)", e);
-        if (rc) return rc;
-    }
+    uint64_t global[3] = {t->count, t->sum, t->sumsq};
+    uint32_t gmx = t->max;
+    int rc = comm_allreduce(global, 3, COMM_U64, COMM_SUM, e);
+    if (!rc) rc = comm_allreduce(&gmx, 1, COMM_U32, COMM_MAX, e);
+    if (rc) return rc;
     manifest_stats_from_sums(global[0], global[1], global[2], gmx, st);
     return 0;
 }

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <uv.h>
 
 typedef struct ex_pipe ex_pipe;
@@ -317,11 +318,13 @@ static void ex_on_stat(uv_fs_t *req)
     ex_job *j = req->data;
     ex_pipe *p = j->p;
     ssize_t r = req->result;
-    uint64_t size = req->statbuf.st_size;
+    uint64_t size = req->statbuf.st_size, mode = req->statbuf.st_mode;
     uv_fs_req_cleanup(req);
     size_t max_bytes = p->cfg->pre.limits.max_bytes ? p->cfg->pre.limits.max_bytes : IMAGE_DEFAULT_MAX_BYTES;
     if (r < 0) {
         ex_fail(j, "read_error", "cannot stat: %s", uv_strerror((int)r));
+    } else if (!S_ISREG(mode)) {
+        ex_fail(j, "read_error", "not a regular file");
     } else if (j->is_tar) {
         if (j->offset > size || j->length > size - j->offset)
             ex_fail(j, "truncated", "tar member [%llu, +%llu) is beyond the end of the %llu-byte file",
@@ -420,7 +423,9 @@ static void ex_start(ex_pipe *p, const manifest_record_t *rec, ex_batch *b)
     p->inflight++;
     p->st->images++;
     j->req.data = j;
-    int rc = uv_fs_open(&p->loop, &j->req, j->path, O_RDONLY | O_CLOEXEC, 0, ex_on_open);
+    /* O_NONBLOCK: a FIFO would block a pool thread forever in open(); the
+     * stat refuses it, and reads of a regular file ignore the flag. */
+    int rc = uv_fs_open(&p->loop, &j->req, j->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK, 0, ex_on_open);
     if (rc != 0) {
         ex_fail(j, "read_error", "cannot open: %s", uv_strerror(rc));
         ex_after_read(j);
