@@ -1,5 +1,6 @@
 /* `clipcap eval`: caption a split of a manifest from its precomputed CLIP
- * embeddings, sharded over the ranks, gather the captions on rank 0 into a
+ * embeddings, shard by shard over the ranks (core/workq.h), gather the
+ * captions on rank 0 in manifest order into a
  * COCO results file ([{"image_id", "caption"}]), and score it with
  * `clipcap score`'s code (common/metrics/cocoeval.h, cocoeval_score_files:
  * the same output, one JSON object keyed Bleu_1..Bleu_4, METEOR, ROUGE_L,
@@ -33,8 +34,8 @@ static void eval_usage(FILE *out)
     fprintf(out,
             "usage: [mpirun -np N] clipcap eval --manifest DIR --store STORE --model CKPT --gpt2 DIR\n"
             "                      --annotations A --results OUT.json [options]\n\n"
-            "Captions every image of the split(s) from the CLIP embeddings in STORE (images dealt\n"
-            "to the ranks round robin), writes the COCO results file OUT.json on rank 0\n"
+            "Captions every image of the split(s) from the CLIP embeddings in STORE (the ranks\n"
+            "take manifest shards one at a time), writes the COCO results file OUT.json on rank 0\n"
             "([{\"image_id\": ID, \"caption\": TEXT}], image_id = the manifest key: the COCO\n"
             "image id), then scores it against A as `clipcap score` does and prints one JSON\n"
             "object (Bleu_1..Bleu_4, METEOR, ROUGE_L, CIDEr, SPICE). Every image of the split\n"
