@@ -1,4 +1,4 @@
-/* Collective sums over the ranks of mpictx_comm() that are not limited by
+/* Collectives over the ranks of mpictx_comm(). Sums are not limited by
  * MPI's int counts: the host half of the gradient allreduce
  * (nn/ops_comm.h), usable by any stage.
  *
@@ -13,5 +13,9 @@
 #include "core/log.h"
 
 int comm_sum_f32(float *buf, size_t n, err_t *e);
+
+/* comm_bcast_int: v[0..n) of rank 0 replaces v on every rank (MPI_Bcast).
+ * Collective. With MPI not initialised or a single rank it does nothing. */
+int comm_bcast_int(int *v, int n, err_t *e);
 
 #endif
