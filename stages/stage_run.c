@@ -18,9 +18,11 @@
  * reads from. Complete with the same fingerprint: skipped. Present but
  * incomplete with the same fingerprint: run again, which resumes (extract
  * and caption skip finished work, train gets --resume). Another
- * fingerprint: extract and eval run again (the store is incremental, eval
- * rewrites its files); any other stage stops the run with the folder
- * named, since redoing it would mix two configurations' outputs. */
+ * fingerprint: shard, extract and eval run again (shard rewrites the
+ * manifest and commits index.json last, the store is incremental, eval
+ * rewrites its files: the nightly re-extraction relies on this); any
+ * other stage stops the run with the folder named, since redoing it would
+ * mix two configurations' outputs. */
 #include "core/comm.h"
 #include "core/fsutil.h"
 #include "core/log.h"
@@ -452,7 +454,7 @@ static int run_all(const run_opts *o, const run_plan *p, run_state *r, err_t *e)
             r->did[s] = "skipped (complete)";
             continue;
         }
-        if (ms == MARK_OTHER && s != RUN_EXTRACT && s != RUN_EVAL)
+        if (ms == MARK_OTHER && s != RUN_SHARD && s != RUN_EXTRACT && s != RUN_EVAL)
             return err_set(e, ERR_ARG,
                            "%s: made by another configuration or other inputs; remove it to redo the %s stage "
                            "with this config, or choose another run folder",
@@ -484,7 +486,7 @@ int stage_run_main(int argc, char **argv)
         printf("run: %s in %.1f s\n", p.out, clock_now() - t0);
         for (int s = 0; s < RUN_N_STAGES; s++)
             if (p.steps[s].enabled)
-                printf("  %-8s %-22s %8.1f s  %s\n", p.steps[s].name, r.did[s], r.seconds[s], p.steps[s].dir);
+                printf("  %-8s %-32s %8.1f s  %s\n", p.steps[s].name, r.did[s], r.seconds[s], p.steps[s].dir);
         if (p.steps[RUN_EVAL].enabled) rc = run_summary_print(p.steps[RUN_EVAL].dir, p.annotations, p.examples, stdout, &e);
     }
     run_plan_free(&p);

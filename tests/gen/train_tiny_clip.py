@@ -60,9 +60,11 @@ VC = {"hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4, "nu
       "num_channels": 3}
 PROJ = 128
 SEED = 0x5AE5
-TRAIN_SEED, TRAIN_COUNT = 7, 3000
+TRAIN_SEED, TRAIN_COUNT = 7, int(os.environ.get("TC", 3000))
 PROBE_SEED, PROBE_COUNT = 1, 800
-EPOCHS, BATCH, LR = 12, 64, 2e-3
+EPOCHS, BATCH, LR = int(os.environ.get("EP", 20)), int(os.environ.get("BS", 32)), float(os.environ.get("LR", 3e-3))
+VC["image_size"] = int(os.environ.get("IS", VC["image_size"]))
+VC["patch_size"] = int(os.environ.get("PS", VC["patch_size"]))
 
 # common/data/synth_scene.c's vocabulary.
 COLOURS = ["red", "green", "blue", "yellow", "orange", "purple", "pink", "brown",
@@ -71,7 +73,9 @@ SHAPES = ["circle", "square", "triangle", "diamond"]
 BACKGROUNDS = ["white", "black", "grey"]
 POSITIONS = ["in the center", "on the left", "on the right", "at the top", "at the bottom"]
 PAIRS = [(c, s) for c in COLOURS for s in SHAPES]
-N_LABELS = len(COLOURS) + len(SHAPES) + len(PAIRS) + len(BACKGROUNDS) + 1 + 1 + len(POSITIONS) + 1 + len(PAIRS)
+# The label groups, in the order of labels(); each weighs the same in the loss.
+GROUPS = [len(COLOURS), len(SHAPES), len(PAIRS), len(BACKGROUNDS), 1, 1 + len(POSITIONS), 1 + len(PAIRS)]
+N_LABELS = sum(GROUPS)
 
 
 def labels(rec):
@@ -190,17 +194,21 @@ def train(x, y):
         total = 0.0
         for b in range(len(x) // BATCH):
             idx = perm[b * BATCH:(b + 1) * BATCH]
-            loss = F.binary_cross_entropy_with_logits(head(tower(x[idx])), y[idx])
+            logits = head(tower(x[idx]))
+            loss = sum(F.binary_cross_entropy_with_logits(lg, t)
+                       for lg, t in zip(logits.split(GROUPS, 1), y[idx].split(GROUPS, 1)))
             opt.zero_grad()
             loss.backward()
             opt.step()
             sched.step()
             total += loss.item()
             step += 1
-            if b % 10 == 0:
-                print(f"  step {step} loss {loss.item():.4f} ({time.time() - t0:.0f} s)", file=sys.stderr)
-        print(f"epoch {epoch + 1}/{EPOCHS} loss {total / (len(x) // BATCH):.4f} ({time.time() - t0:.0f} s)",
-              file=sys.stderr)
+        # Training-batch shape accuracy: argmax of the shape scores is one of the image's shapes.
+        with torch.no_grad():
+            sh = logits.split(GROUPS, 1)[1].argmax(1)
+            acc = y[idx].split(GROUPS, 1)[1].gather(1, sh[:, None]).mean().item()
+        print(f"epoch {epoch + 1}/{EPOCHS} loss {total / (len(x) // BATCH):.4f}, shape accuracy of the last batch "
+              f"{acc:.2f} ({time.time() - t0:.0f} s)", file=sys.stderr)
     return {n.replace("/", "."): w.detach().numpy().copy() for n, w in tower.p.items()}, tower
 
 
