@@ -140,8 +140,12 @@ static int opt_real(plan_ctx *c, run_strv *argv, const json_t *sec, const char *
     json_t *v = json_object_get(sec, key);
     if (!v) return 0;
     if (!json_is_number(v) || !(json_number_value(v) >= 0)) return fail(c, section, key, "not a number >= 0");
+    /* The shortest text that reads back as the same double ("2e-05"). */
     char buf[40];
-    snprintf(buf, sizeof buf, "%.17g", json_number_value(v));
+    for (int digits = 1; digits <= 17; digits++) {
+        snprintf(buf, sizeof buf, "%.*g", digits, json_number_value(v));
+        if (strtod(buf, NULL) == json_number_value(v)) break;
+    }
     return run_strv_push(argv, flag, c->e) || run_strv_push(argv, buf, c->e) ? ERR_NOMEM : 0;
 }
 
