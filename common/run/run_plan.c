@@ -211,9 +211,9 @@ static const json_t *section(const json_t *root, const char *key, const json_t *
 
 static int plan_synth(plan_ctx *c, const json_t *sec)
 {
-    static const char *const keys[] = {"count", "seed", "layouts", "bad", "args", NULL};
+    static const char *const keys[] = {"count", "seed", "layouts", "bad", "square", "args", NULL};
     run_step *st = &c->p->steps[RUN_SYNTH];
-    int bad = 0, rc = check_keys(c, sec, "synth", keys);
+    int bad = 0, square = 0, rc = check_keys(c, sec, "synth", keys);
     if (!rc) rc = push2(c, &st->argv, "--out", st->dir);
     /* The run folder's marker makes the folder non-empty; the fingerprint,
      * not synth's emptiness check, guards against mixing data sets. */
@@ -223,6 +223,8 @@ static int plan_synth(plan_ctx *c, const json_t *sec)
     if (!rc) rc = opt_str(c, &st->argv, sec, "synth", "layouts", "--layouts");
     if (!rc) rc = get_bool(c, sec, "synth", "bad", 0, &bad);
     if (!rc && bad) rc = run_strv_push(&st->argv, "--bad", c->e);
+    if (!rc) rc = get_bool(c, sec, "synth", "square", 0, &square);
+    if (!rc && square) rc = run_strv_push(&st->argv, "--square", c->e);
     /* Only small images: the demo's data set is for learning, not for
      * exercising the decoders on multi-megapixel files. */
     if (!rc) rc = push2(c, &st->argv, "--large", "0");

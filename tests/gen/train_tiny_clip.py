@@ -116,7 +116,7 @@ def labels(rec):
 
 def synth(clipcap, out, seed, count, layouts):
     subprocess.run([clipcap, "synth", "--out", out, "--count", str(count), "--seed", str(seed),
-                    "--layouts", layouts, "--large", "0"], check=True, stdout=subprocess.DEVNULL,
+                    "--layouts", layouts, "--large", "0", "--square"], check=True, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL)
     return json.load(open(os.path.join(out, "synth_index.json")))["records"]
 
