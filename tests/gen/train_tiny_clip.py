@@ -38,6 +38,7 @@ Run: /usr/bin/python3 tests/gen/train_tiny_clip.py [--clipcap build/clipcap] [--
 """
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -55,11 +56,12 @@ sys.path.insert(0, HERE)
 import gen_clip_fixtures as G  # noqa: E402
 
 OUT = os.path.join(HERE, "..", "fixtures", "clip", "shapes")
-VC = {"hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4, "num_hidden_layers": 2,
+VC = {"hidden_size": 96, "intermediate_size": 256, "num_attention_heads": 4, "num_hidden_layers": 2,
       "image_size": 48, "patch_size": 8, "hidden_act": "quick_gelu", "layer_norm_eps": 1e-5,
       "num_channels": 3}
 PROJ = 128
 SEED = 0x5AE5
+C_BIG, GRAD_SCALE, EDGE_GAIN, ENERGY_SCALE, N_ORIENT = 200.0, 1.0 / 6, 3.0, 0.1, 8
 TRAIN_SEED, TRAIN_COUNT = 7, int(os.environ.get("TC", 3000))
 PROBE_SEED, PROBE_COUNT = 1, 800
 EPOCHS, BATCH, LR = int(os.environ.get("EP", 20)), int(os.environ.get("BS", 32)), float(os.environ.get("LR", 3e-3))
@@ -130,21 +132,73 @@ def load_images(root, recs):
     return torch.stack([tf(Image.open(os.path.join(root, r["coco_path"]))) for r in recs])
 
 
+def built_tower():
+    """The tower's starting weights: a gradient-orientation front end built
+    by hand, then uniform pooling (see the module docstring). Dims of the
+    W = 96 residual stream (paired +/- so that LayerNorm's mean is 0 and it
+    only rescales): 0/1 = +C/-C on every token (position embedding: LN's
+    scale stays about sqrt(W/2)/C whatever the patch holds); 2..33 the
+    x/y grey gradients of the patch's 16 2x2 blocks, 34..65 their negation;
+    66..68 the patch's mean R, G, B, 69..71 negated; 72..79 the 8
+    orientation energies (layer 0's MLP), 80..87 negated."""
+    W, I, P, S = VC["hidden_size"], VC["intermediate_size"], VC["patch_size"], VC["image_size"]
+    p = {n: torch.zeros(shape) for n, shape, _, _ in G.vision_param_specs(VC, PROJ)}
+    for n in p:
+        if n.endswith("norm1.weight") or n.endswith("norm2.weight") or "layrnorm.weight" in n or "layernorm.weight" in n:
+            p[n].fill_(1.0)
+    e = "vision_model.embeddings."
+    p[e + "position_embedding.weight"][:, 0] = C_BIG
+    p[e + "position_embedding.weight"][:, 1] = -C_BIG
+    pe = p[e + "patch_embedding.weight"]  # [W, 3, P, P]
+    nb = P // 2
+    for bi in range(nb):
+        for bj in range(nb):
+            k = bi * nb + bj
+            r, c = slice(2 * bi, 2 * bi + 2), slice(2 * bj, 2 * bj + 2)
+            pe[2 + 2 * k, :, r, 2 * bj + 1] += GRAD_SCALE
+            pe[2 + 2 * k, :, r, 2 * bj] -= GRAD_SCALE
+            pe[3 + 2 * k, :, 2 * bi + 1, c] += GRAD_SCALE
+            pe[3 + 2 * k, :, 2 * bi, c] -= GRAD_SCALE
+    pe[34:66] = -pe[2:34]
+    for ch in range(3):
+        pe[66 + ch, ch] = 1.0 / (P * P)
+        pe[69 + ch, ch] = -1.0 / (P * P)
+    # Layer 0: no attention; the MLP computes |directional derivative| of
+    # every block for 8 orientations (quick_gelu(a) + quick_gelu(-a) =
+    # a tanh(0.851 a), |a| for strong edges, ~0 for faint noise) and sums
+    # the blocks into the patch's orientation energies.
+    inv_ln = C_BIG / math.sqrt(W / 2)
+    l0 = "vision_model.encoder.layers.0."
+    for k in range(nb * nb):
+        for j in range(N_ORIENT):
+            th = math.pi * j / N_ORIENT
+            u = 2 * (k * N_ORIENT + j)
+            for sign, row in ((1, u), (-1, u + 1)):
+                p[l0 + "mlp.fc1.weight"][row, 2 + 2 * k] = sign * EDGE_GAIN * inv_ln * math.cos(th)
+                p[l0 + "mlp.fc1.weight"][row, 3 + 2 * k] = sign * EDGE_GAIN * inv_ln * math.sin(th)
+                p[l0 + "mlp.fc2.weight"][72 + j, row] = ENERGY_SCALE / EDGE_GAIN
+                p[l0 + "mlp.fc2.weight"][80 + j, row] = -ENERGY_SCALE / EDGE_GAIN
+    # Layer 1: q = k = 0 is uniform attention: the class token takes the mean
+    # of every patch's colour and energies; its MLP's bias removes +/-C, so
+    # the final LayerNorm normalises what was pooled (contrast and size drop
+    # out of the orientation profile). Trained from here.
+    l1 = "vision_model.encoder.layers.1."
+    for d in range(66, 88):
+        p[l1 + "self_attn.v_proj.weight"][d, d] = inv_ln
+        p[l1 + "self_attn.out_proj.weight"][d, d] = 1.0
+        p["visual_projection.weight"][d - 66, d] = 1.0
+    p[l1 + "mlp.fc2.bias"][0] = -C_BIG
+    p[l1 + "mlp.fc2.bias"][1] = C_BIG
+    return p
+
+
 class Tower(torch.nn.Module):
     """The hub's CLIPVisionModel + visual_projection, parameters under the
     hub's names (gen_clip_fixtures.clip_image_embed is the same maths)."""
 
-    def __init__(self, g):
+    def __init__(self, params):
         super().__init__()
-        self.p = torch.nn.ParameterDict()
-        for name, shape, center, _ in G.vision_param_specs(VC, PROJ):
-            if center == 1.0:  # LayerNorm gains
-                w = torch.ones(shape)
-            elif name.endswith("bias"):
-                w = torch.zeros(shape)
-            else:
-                w = torch.randn(shape, generator=g) * 0.02
-            self.p[name.replace(".", "/")] = torch.nn.Parameter(w)
+        self.p = torch.nn.ParameterDict({n.replace(".", "/"): torch.nn.Parameter(w.clone()) for n, w in params.items()})
 
     def t(self, name):
         return self.p[name.replace(".", "/")]
@@ -179,12 +233,15 @@ class Tower(torch.nn.Module):
 
 def train(x, y):
     g = torch.Generator().manual_seed(SEED)
-    tower = Tower(g)
+    tower = Tower(built_tower())
     head = torch.nn.Linear(PROJ, N_LABELS)
     with torch.no_grad():
         head.weight.copy_(torch.randn(head.weight.shape, generator=g) * PROJ ** -0.5)
         head.bias.zero_()
-    params = list(tower.parameters()) + list(head.parameters())
+    # The front end (patch embedding, layer 0) stays as built.
+    params = [w for n, w in tower.p.items() if not n.startswith(("vision_model/embeddings", "vision_model/pre_layrnorm",
+                                                                 "vision_model/encoder/layers/0/"))]
+    params += list(head.parameters())
     opt = torch.optim.AdamW(params, lr=LR, weight_decay=0.01)
     steps = EPOCHS * (len(x) // BATCH)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=LR, total_steps=steps, pct_start=0.1)
