@@ -3,12 +3,12 @@
  * users' data sets come in (COCO, Karpathy, Conceptual Captions TSV,
  * img2dataset files and webdataset tars), in every image format readers
  * must handle, optionally with one bad record of each kind for tests. */
+#include "core/fsutil.h"
 #include "core/log.h"
 #include "core/mpictx.h"
 #include "data/synth.h"
 #include "data/synth_encode.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -98,15 +98,10 @@ static int parse_layouts(const char *s, unsigned *out, err_t *e)
  * run would survive and break byte-identity. */
 static int check_out_empty(const char *dir, err_t *e)
 {
-    DIR *d = opendir(dir);
-    if (!d) return errno == ENOENT ? 0 : err_set(e, ERR_IO, "%s: cannot open: %s", dir, strerror(errno));
-    struct dirent *ent;
-    int used = 0;
-    while (!used && (ent = readdir(d)))
-        used = strcmp(ent->d_name, ".") && strcmp(ent->d_name, "..");
-    closedir(d);
-    if (used) return err_set(e, ERR_ARG, "%s: not empty (use --force to write into it anyway)", dir);
-    return 0;
+    size_t used = 0;
+    int rc = fs_dir_count(dir, &used, NULL, 0, e);
+    if (!rc && used) rc = err_set(e, ERR_ARG, "%s: not empty (use --force to write into it anyway)", dir);
+    return rc;
 }
 
 static void print_summary(const synth_opts_t *o, const synth_summary_t *s)
