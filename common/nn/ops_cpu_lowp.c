@@ -31,23 +31,49 @@ typedef struct cpu_dnnl {
 
 static size_t elem_size(const ops_ctx *ctx) { return ctx->lowp.native ? 2 : sizeof(float); }
 
-static float round_fp16(float x) { return (float)(_Float16)x; }
+/* Conversion loops, one per target type so that each vectorises. The
+ * fp16 ones get an x86-64-v3 copy (F16C converts 8 floats per
+ * instruction; baseline x86-64 calls a libgcc routine per element, which
+ * made fp16 training 6x slower than bf16). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define CONVERT_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define CONVERT_CLONES
+#endif
+
+static void to_bf16_bits(uint16_t *dst, const float *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++) dst[i] = ops_bf16_bits(src[i]);
+}
+
+static void to_bf16_float(float *dst, const float *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++) dst[i] = ops_bf16_float(ops_bf16_bits(src[i]));
+}
+
+CONVERT_CLONES static void to_fp16_bits(_Float16 *dst, const float *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++) dst[i] = (_Float16)src[i];
+}
+
+CONVERT_CLONES static void to_fp16_float(float *dst, const float *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++) dst[i] = (float)(_Float16)src[i];
+}
 
 /* src -> dst in the compute type: bf16/fp16 bits when native, rounded
- * floats when emulated. */
+ * floats when emulated; one contiguous block per thread. */
 static void convert(const ops_ctx *ctx, void *dst, const float *src, size_t n)
 {
     const int bf16 = ctx->lowp.prec == OPS_BF16, native = ctx->lowp.native;
-    const int nt = n < CONVERT_PAR_MIN ? 1 : ctx->threads;
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (size_t i = 0; i < n; i++) {
-        if (native && bf16)
-            ((uint16_t *)dst)[i] = ops_bf16_bits(src[i]);
-        else if (native) {
-            _Float16 h = (_Float16)src[i];
-            memcpy((uint16_t *)dst + i, &h, 2);
-        } else
-            ((float *)dst)[i] = bf16 ? ops_bf16_float(ops_bf16_bits(src[i])) : round_fp16(src[i]);
+#pragma omp parallel num_threads(n < CONVERT_PAR_MIN ? 1 : ctx->threads)
+    {
+        size_t t = (size_t)omp_get_thread_num(), nt = (size_t)omp_get_num_threads();
+        size_t lo = n * t / nt, hi = n * (t + 1) / nt;
+        if (native && bf16) to_bf16_bits((uint16_t *)dst + lo, src + lo, hi - lo);
+        else if (native) to_fp16_bits((_Float16 *)dst + lo, src + lo, hi - lo);
+        else if (bf16) to_bf16_float((float *)dst + lo, src + lo, hi - lo);
+        else to_fp16_float((float *)dst + lo, src + lo, hi - lo);
     }
 }
 
