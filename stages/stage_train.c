@@ -28,6 +28,8 @@
  * tensor in it must be one this model uses (or a tolerated buffer), all
  * checked before step 1. */
 #include "caption/captioner.h"
+#include "core/cli.h"
+#include "core/comm.h"
 #include "core/fsutil.h"
 #include "core/log.h"
 #include "core/mpictx.h"
@@ -40,11 +42,13 @@
 #include "nn/clipcap_model.h"
 #include "nn/ops.h"
 #include "nn/ops_comm.h"
+#include "nn/ops_ext.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,7 +74,8 @@ static void train_usage(FILE *out)
             "options:\n"
             "  --manifest DIR     manifest written by `clipcap shard`\n"
             "  --store DIR        feature store written by `clipcap extract`\n"
-            "  --gpt2 DIR         GPT-2 as on the hub (config.json + model.safetensors)\n"
+            "  --gpt2 DIR         GPT-2 as on the hub (config.json + model.safetensors or\n"
+            "                     pytorch_model.bin)\n"
             "  --mapping M        mlp (\"MLP + GPT-2 tuning\") or transformer (with --init:\n"
             "                     read from the checkpoint)\n"
             "  --freeze-gpt2      train the mapper only (the reference's --only_prefix)\n"
@@ -117,6 +122,9 @@ static void train_usage(FILE *out)
             "                     state.json and log.jsonl a previous run left there\n"
             "                     (without --resume or --force a non-empty RUN_DIR is refused)\n"
             "  --threads T        compute threads per rank (default OMP_NUM_THREADS)\n"
+            "  --precision P      GEMM precision: fp32 (default), tf32, bf16 or fp16; float32\n"
+            "                     master weights, optimiser state, loss and checkpoints;\n"
+            "                     fp16 with dynamic loss scaling (docs/training.md)\n"
             "  -h, --help         this help\n\n"
             "Rank 0 prints one JSON line per step on stdout (also appended to\n"
             "RUN_DIR/log.jsonl) and progress with an ETA on stderr.\n");
@@ -134,17 +142,8 @@ typedef struct train_opts {
     int max_seq_len, normalize_prefix;
     float lr, weight_decay, dropout; /* dropout < 0: config.json's */
     uint64_t seed;
+    enum ops_precision precision;
 } train_opts;
-
-static int parse_num(const char *flag, const char *s, double lo, double hi, double *out, err_t *e)
-{
-    char *end = NULL;
-    double v = strtod(s, &end);
-    if (!*s || *end || !(v >= lo && v <= hi))
-        return err_set(e, ERR_ARG, "--%s: '%s' is not a number in %g..%g", flag, s, lo, hi);
-    *out = v;
-    return 0;
-}
 
 /* 0 = parsed, 1 = --help printed, <0 = error */
 static int train_parse(int argc, char **argv, train_opts *o, err_t *e)
@@ -174,17 +173,17 @@ static int train_parse(int argc, char **argv, train_opts *o, err_t *e)
         {"resume", no_argument, 0, 'R'},             {"threads", required_argument, 0, 't'},
         {"init", required_argument, 0, 'I'},         {"no-shuffle", no_argument, 0, 'N'},
         {"force", no_argument, 0, 'f'},              {"dropout", required_argument, 0, 'D'},
-        {"normalize-prefix", no_argument, 0, 'P'},   {"max-seq-len", required_argument, 0, 'Q'},
+        {"normalize-prefix", no_argument, 0, 'P'},   {"max-seq-len", required_argument, 0, 'q'},
         {"keep-checkpoints", required_argument, 0, 'C'},
-        {"help", no_argument, 0, 'h'},               {0, 0, 0, 0},
+        {"precision", required_argument, 0, 'Q'},   {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
     };
+    /* step counts: far beyond any run, far below where step arithmetic wraps */
+    const long max_steps = 1L << 40;
     optind = 1;
-    int c;
+    int c, rc = 0;
     double v;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        const char *name = longopts[0].name;
-        for (const struct option *p = longopts; p->name; p++)
-            if (p->val == c) name = p->name;
+    while (!rc && (c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
         case 'm': o->manifest = optarg; break;
         case 's': o->store = optarg; break;
@@ -197,8 +196,7 @@ static int train_parse(int argc, char **argv, train_opts *o, err_t *e)
         case 'f': o->force = 1; break;
         case 'P': o->normalize_prefix = 1; break;
         case 'D':
-            if (parse_num(name, optarg, 0, 0.99, &v, e)) return ERR_ARG;
-            o->dropout = (float)v;
+            if (!(rc = cli_parse_double("dropout", optarg, 0, 0.99, &v, e))) o->dropout = (float)v;
             break;
         case 'I': o->init = optarg; break;
         case 'N': o->no_shuffle = 1; break;
@@ -209,33 +207,39 @@ static int train_parse(int argc, char **argv, train_opts *o, err_t *e)
             else return err_set(e, ERR_ARG, "--mapping: '%s' is not mlp or transformer", optarg);
             break;
         case 'l':
-        case 'd':
-            if (parse_num(name, optarg, 0, 10, &v, e)) return ERR_ARG;
-            *(c == 'l' ? &o->lr : &o->weight_decay) = (float)v;
+            if (!(rc = cli_parse_double("lr", optarg, 0, 10, &v, e))) o->lr = (float)v;
             break;
+        case 'd':
+            if (!(rc = cli_parse_double("weight-decay", optarg, 0, 10, &v, e))) o->weight_decay = (float)v;
+            break;
+        case 'k':
+            rc = cli_parse_int("prefix-len", optarg, 1, 1024, &o->model.prefix_len, e);
+            o->given |= GIVEN_PREFIX;
+            break;
+        case 'c':
+            rc = cli_parse_int("clip-len", optarg, 1, 1024, &o->model.clip_len, e);
+            o->given |= GIVEN_CLIP_LEN;
+            break;
+        case 'L':
+            rc = cli_parse_int("mapper-layers", optarg, 1, 1024, &o->model.mapper_layers, e);
+            o->given |= GIVEN_LAYERS;
+            break;
+        case 'b': rc = cli_parse_int("batch", optarg, 1, 1 << 20, &o->batch, e); break;
+        case 'e': rc = cli_parse_int("epochs", optarg, 1, 1 << 20, &o->epochs, e); break;
+        case 'w': rc = cli_parse_long("warmup", optarg, 0, max_steps, &o->warmup, e); break;
+        case 'r': rc = cli_parse_u64("seed", optarg, 0, UINT64_MAX, &o->seed, e); break;
+        case 'x': rc = cli_parse_long("max-steps", optarg, 1, max_steps, &o->max_steps, e); break;
+        case 'v': rc = cli_parse_long("save-every", optarg, 1, max_steps, &o->save_every, e); break;
+        case 'K': rc = cli_parse_int("check-every", optarg, 1, INT_MAX, &o->check_every, e); break;
+        case 't': rc = cli_parse_int("threads", optarg, 1, 4096, &o->threads, e); break;
+        case 'Q': rc = ops_precision_parse(optarg, &o->precision, e); break;
         case 'h': train_usage(stdout); return 1;
-        case '?': return err_set(e, ERR_ARG, "unknown or incomplete option '%s' (try --help)", argv[optind - 1]);
-        default:
-            if (parse_num(name, optarg, c == 'w' || c == 'r' || c == 'C' ? 0 : 1, c == 'Q' ? 1 << 20 : 1e15, &v, e))
-                return ERR_ARG;
-            if (v != (double)(long long)v) return err_set(e, ERR_ARG, "--%s: '%s' is not an integer", name, optarg);
-            switch (c) {
-            case 'k': o->model.prefix_len = (int)v; o->given |= GIVEN_PREFIX; break;
-            case 'c': o->model.clip_len = (int)v; o->given |= GIVEN_CLIP_LEN; break;
-            case 'L': o->model.mapper_layers = (int)v; o->given |= GIVEN_LAYERS; break;
-            case 'b': o->batch = (int)v; break;
-            case 'e': o->epochs = (int)v; break;
-            case 'w': o->warmup = (long)v; break;
-            case 'r': o->seed = (uint64_t)v; break;
-            case 'x': o->max_steps = (long)v; break;
-            case 'v': o->save_every = (long)v; break;
-            case 'K': o->check_every = (int)v; break;
-            case 't': o->threads = (int)v; break;
-            case 'Q': o->max_seq_len = (int)v; break;
-            case 'C': o->keep_checkpoints = (long)v; break;
-            }
+        case 'q': rc = cli_parse_int("max-seq-len", optarg, 1, 1 << 20, &o->max_seq_len, e); break;
+        case 'C': rc = cli_parse_long("keep-checkpoints", optarg, 0, max_steps, &o->keep_checkpoints, e); break;
+        default: return err_set(e, ERR_ARG, "unknown or incomplete option '%s' (try --help)", argv[optind - 1]);
         }
     }
+    if (rc) return rc;
     if (optind < argc) return err_set(e, ERR_ARG, "unexpected argument '%s'", argv[optind]);
     if (!o->manifest || !o->store || !o->gpt2 || !o->out || ((int)o->model.mapping < 0 && !o->init))
         return err_set(e, ERR_ARG,
@@ -287,7 +291,16 @@ typedef struct train_run {
     int epoch;       /* current epoch */
     long in_epoch;   /* steps done in it */
     int gpt2_in_ckpt; /* GPT-2's weights came from a checkpoint, not the --gpt2 dir */
+    /* fp16's dynamic loss scale (torch.cuda.amp.GradScaler's rule) and the
+     * finite steps since it last changed */
+    float loss_scale;
+    long scale_good_steps;
 } train_run;
+
+#define LOSS_SCALE_INIT 65536.0f
+#define LOSS_SCALE_GROWTH_INTERVAL 2000
+/* below this the gradients are not finite whatever the scale: a NaN */
+#define LOSS_SCALE_MIN 0x1p-24f
 
 static json_t *run_config_json(const train_run *r)
 {
@@ -309,6 +322,8 @@ static json_t *run_config_json(const train_run *r)
         json_decref(j);
         j = NULL;
     }
+    /* only when not fp32: runs started before --precision existed resume */
+    if (j && r->o.precision != OPS_FP32) json_object_set_new(j, "precision", json_string(ops_precision_name(r->o.precision)));
     return j;
 }
 
@@ -461,6 +476,7 @@ static int save_checkpoint(train_run *r, err_t *e)
     json_t *state = json_pack("{s:i, s:I, s:i, s:I, s:s, s:s, s:o}", "version", TRAIN_STATE_VERSION, "step",
                               (json_int_t)r->opt.step, "epoch", r->epoch, "step_in_epoch", (json_int_t)r->in_epoch,
                               "model", model_name, "optimizer", optim_name, "config", run_config_json(r));
+    if (state && r->o.precision == OPS_FP16) json_object_set_new(state, "loss_scale", json_real(r->loss_scale));
     char *text = json_dumps(state, JSON_INDENT(1) | JSON_SORT_KEYS);
     json_decref(state);
     if (!text) return err_set(e, ERR_NOMEM, "state.json: out of memory");
@@ -474,9 +490,10 @@ static int load_into(const char *dir, const char *name, int (*fn)(train_run *, c
                      train_run *r, err_t *e)
 {
     char path[4200];
-    int rc = fs_join(path, sizeof path, dir, name, e);
     tensorfile *tf = NULL;
-    if (!rc) rc = tensorfile_open(&tf, path, e);
+    /* GPT-2 (name NULL): model.safetensors or pytorch_model.bin, as caption reads it */
+    int rc = name ? fs_join(path, sizeof path, dir, name, e) : gpt2_open_weights(&tf, dir, path, sizeof path, e);
+    if (!rc && name) rc = tensorfile_open(&tf, path, e);
     if (!rc) rc = fn(r, tf, e);
     tensorfile_close(tf);
     return rc;
@@ -565,6 +582,9 @@ static int resume(train_run *r, err_t *e)
     if (rc) goto out;
     if ((rc = load_into(r->o.out, model, load_model_tensors, r, e)) || (rc = load_into(r->o.out, optim, load_optimizer, r, e)))
         goto out;
+    double scale;
+    if (r->o.precision == OPS_FP16 && !(rc = json_get_real(st, "loss_scale", &scale, e))) r->loss_scale = (float)scale;
+    if (rc) goto out;
     r->opt.step = (long)step;
     r->epoch = (int)epoch;
     r->in_epoch = (long)in_epoch;
@@ -741,9 +761,8 @@ static int check_weights(train_run *r, err_t *e)
     if (rc) return rc;
     uint64_t h = hash64(hp, r->m.n_params * sizeof(float)), lo = h, hi = h;
     free(own);
-    MPI_Comm comm = mpictx_comm();
-    rc = mpictx_check(MPI_Allreduce(&h, &lo, 1, MPI_UINT64_T, MPI_MIN, comm), "MPI_Allreduce", e);
-    if (!rc) rc = mpictx_check(MPI_Allreduce(&h, &hi, 1, MPI_UINT64_T, MPI_MAX, comm), "MPI_Allreduce", e);
+    rc = comm_allreduce(&lo, 1, COMM_U64, COMM_MIN, e);
+    if (!rc) rc = comm_allreduce(&hi, 1, COMM_U64, COMM_MAX, e);
     if (!rc && lo != hi) rc = err_set(e, ERR_MPI, "step %ld: the ranks' weights differ (checksums diverged)", r->opt.step);
     return rc;
 }
@@ -837,7 +856,6 @@ static int train_loop(train_run *r, err_t *e)
     progress_t prog;
     progress_start(&prog, "train", "step", (uint64_t)(end > r->opt.step ? end - r->opt.step : 0));
     long start_step = r->opt.step;
-    MPI_Comm comm = mpictx_comm();
     while (r->opt.step < end && r->epoch < o->epochs) {
         if (r->in_epoch >= r->steps_per_epoch) {
             r->epoch++;
@@ -864,8 +882,7 @@ static int train_loop(train_run *r, err_t *e)
             }
             sums[1] = (double)count;
             sums[2] = frc ? 1.0 : 0.0;
-            if ((rc = mpictx_check(MPI_Allreduce(MPI_IN_PLACE, sums, 3, MPI_DOUBLE, MPI_SUM, comm), "MPI_Allreduce", e)))
-                goto out;
+            if ((rc = comm_allreduce(sums, 3, COMM_F64, COMM_SUM, e))) goto out;
             if (sums[2] > 0) {
                 rc = frc ? frc : err_set(e, ERR_MPI, "step %ld: another rank failed (see its message)", r->opt.step + 1);
                 goto out;
@@ -874,8 +891,33 @@ static int train_loop(train_run *r, err_t *e)
             if ((rc = check_finite(r, "loss", loss, e))) goto out;
             clipcap_model_zero_grad(&r->m);
             float scale = sums[1] > 0 ? (float)(1.0 / sums[1]) : 0.0f;
+            if (o->precision == OPS_FP16) scale *= r->loss_scale;
             if ((rc = backward_and_sum(r, &gs, scale, e))) goto out;
-            double gnorm = sqrt(ops_sum_squares(r->ctx, r->m.grads, r->m.n_trainable));
+            double gsq = ops_sum_squares(r->ctx, r->m.grads, r->m.n_trainable);
+            if (o->precision == OPS_FP16) {
+                /* Summed gradients are the same on every rank, and so is
+                 * this decision. A step that overflowed fp16 is redone on
+                 * the same batch at half the scale. */
+                if (!isfinite(gsq)) {
+                    r->loss_scale *= 0.5f;
+                    r->scale_good_steps = 0;
+                    log_msg(LOG_WARN, "step %ld: fp16 gradients overflowed, loss scale now %g", r->opt.step + 1,
+                            (double)r->loss_scale);
+                    if (r->loss_scale < LOSS_SCALE_MIN) {
+                        rc = err_set(e, ERR_INTERNAL, "step %ld: gradients not finite at any loss scale",
+                                     r->opt.step + 1);
+                        goto out;
+                    }
+                    continue;
+                }
+                ops_scale(r->ctx, r->m.grads, 1.0f / r->loss_scale, r->m.n_trainable);
+                gsq /= (double)r->loss_scale * r->loss_scale;
+                if (++r->scale_good_steps == LOSS_SCALE_GROWTH_INTERVAL) {
+                    r->loss_scale *= 2.0f;
+                    r->scale_good_steps = 0;
+                }
+            }
+            double gnorm = sqrt(gsq);
             if ((rc = check_finite(r, "gradient norm", gnorm, e))) goto out;
             float lr = adamw_step(&r->opt, r->m.params, r->m.grads);
             r->in_epoch++;
@@ -959,7 +1001,8 @@ static int train_main(train_opts *o, err_t *e)
         if (!rc) rc = init_config(init, o, &gc, r.d.D, &cc, &r.gpt2_in_ckpt, e);
         if ((rc = mpictx_agree(rc, e))) goto out;
     }
-    if ((rc = ops_create(&r.ctx, o->threads, e))) goto out;
+    if ((rc = ops_create(&r.ctx, o->threads, e)) || (rc = ops_set_precision(r.ctx, o->precision, e))) goto out;
+    r.loss_scale = LOSS_SCALE_INIT;
     if ((rc = clipcap_model_init(&r.m, r.ctx, &cc, &gc, e))) goto out;
     if ((rc = fit_positions(&r, &gc, e))) goto out;
     if (!cc.freeze_gpt2) {
@@ -971,7 +1014,7 @@ static int train_main(train_opts *o, err_t *e)
         log_msg(LOG_INFO, "GPT-2 dropout: attn %g, resid %g, embd %g", (double)dr->attn, (double)dr->resid,
                 (double)dr->embd);
     }
-    if (!r.gpt2_in_ckpt && (rc = load_into(o->gpt2, "model.safetensors", load_gpt2_hub, &r, e))) goto out;
+    if (!r.gpt2_in_ckpt && (rc = load_into(o->gpt2, NULL, load_gpt2_hub, &r, e))) goto out;
     rc = init ? init_load(&r, init, e) : clipcap_model_init_mapper(&r.m, o->seed, e);
     tensorfile_close(init);
     init = NULL;
@@ -990,9 +1033,9 @@ static int train_main(train_opts *o, err_t *e)
     if ((rc = mpictx_agree(rc, e))) goto out;
     if (o->resume && (rc = mpictx_agree(resume(&r, e), e))) goto out;
     if (o->resume && (rc = mpictx_agree(mpictx_rank() == 0 ? trim_log(o->out, r.opt.step, e) : 0, e))) goto out;
-    log_msg(LOG_INFO, "%s mapper, GPT-2 %s: %zu trainable of %zu parameters, %ld steps (%ld per epoch)",
+    log_msg(LOG_INFO, "%s mapper, GPT-2 %s: %zu trainable of %zu parameters, %ld steps (%ld per epoch), %s",
             cc.mapping == CLIPCAP_MAP_MLP ? "MLP" : "Transformer", cc.freeze_gpt2 ? "frozen" : "tuned",
-            r.m.n_trainable, r.m.n_params, r.total_steps, r.steps_per_epoch);
+            r.m.n_trainable, r.m.n_params, r.total_steps, r.steps_per_epoch, ops_precision_impl(r.ctx));
     rc = mpictx_agree(train_loop(&r, e), e);
 out:
     tensorfile_close(init);
