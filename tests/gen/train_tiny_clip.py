@@ -36,7 +36,7 @@ bicubic, CenterCrop, convert RGB, Normalize), which `clipcap extract`
 reproduces; square images, so the centre crop keeps every shape.
 
 Check (printed, after writing the fixture): `clipcap synth --seed 1
---count 800 --square` (the demo's images) -> `clipcap shard` -> `clipcap
+--count 800 --square` (the demo's seed and kind of images) -> `clipcap shard` -> `clipcap
 extract` with the new fixture -> `clipcap store dump`; a ridge probe fitted
 on the Karpathy train+restval embeddings (600 images) predicts, on the 200
 held-out val+test images, the colour and the shape (argmax of the probe's
@@ -74,12 +74,10 @@ VC = {"hidden_size": 96, "intermediate_size": 256, "num_attention_heads": 4, "nu
 PROJ = 128
 SEED = 0x5AE5
 C_BIG, GRAD_SCALE, EDGE_GAIN, ENERGY_SCALE, N_ORIENT = 200.0, 1.0 / 6, 3.0, 0.1, 8
-ATTEND_GAIN = float(os.environ.get("AG", 4.0))
-TRAIN_SEED, TRAIN_COUNT = 7, int(os.environ.get("TC", 3000))
+ATTEND_GAIN = 4.0
+TRAIN_SEED, TRAIN_COUNT = 7, 3000
 PROBE_SEED, PROBE_COUNT = 1, 800
-STEPS, LR = int(os.environ.get("ST", 3000)), float(os.environ.get("LR", 1e-2))
-VC["image_size"] = int(os.environ.get("IS", VC["image_size"]))
-VC["patch_size"] = int(os.environ.get("PS", VC["patch_size"]))
+STEPS, LR = 3000, 1e-2
 
 # common/data/synth_scene.c's vocabulary.
 COLOURS = ["red", "green", "blue", "yellow", "orange", "purple", "pink", "brown",
