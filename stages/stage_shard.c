@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/cli.h"
 #include "core/comm.h"
 #include "core/fsutil.h"
 #include "core/mpictx.h"
@@ -119,9 +120,8 @@ static int shard_parse_args(int argc, char **argv, shard_opts *o, err_t *e)
     o->zstd_level = 3;
     o->split = "train";
     optind = 1;
-    int c;
-    char *end;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+    int c, rc = 0;
+    while (!rc && (c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
         case 'f': o->format = optarg; break;
         case 'i':
@@ -131,13 +131,7 @@ static int shard_parse_args(int argc, char **argv, shard_opts *o, err_t *e)
         case 'r': o->root = optarg; break;
         case 'g': o->gpt2 = optarg; break;
         case 'o': o->out = optarg; break;
-        case 'n': {
-            long v = strtol(optarg, &end, 10);
-            if (*end || v < 1 || v > SHARD_MAX_SHARDS)
-                return err_set(e, ERR_ARG, "--shards '%s': expected 1..%d", optarg, SHARD_MAX_SHARDS);
-            o->shards = (int)v;
-            break;
-        }
+        case 'n': rc = cli_parse_int("shards", optarg, 1, SHARD_MAX_SHARDS, &o->shards, e); break;
         case 's': o->splits = optarg; break;
         case 'S': o->split = optarg; break;
         case 'a': {
@@ -152,16 +146,12 @@ static int shard_parse_args(int argc, char **argv, shard_opts *o, err_t *e)
             break;
         }
         case 'c': o->check_images = 0; break;
-        case 'z': {
-            long v = strtol(optarg, &end, 10);
-            if (*end || v < 1 || v > 19) return err_set(e, ERR_ARG, "--zstd-level '%s': expected 1..19", optarg);
-            o->zstd_level = (int)v;
-            break;
-        }
+        case 'z': rc = cli_parse_int("zstd-level", optarg, 1, 19, &o->zstd_level, e); break;
         case 'h': return 1;
         default: return err_set(e, ERR_ARG, "unknown option (see clipcap shard --help)");
         }
     }
+    if (rc) return rc;
     if (optind < argc) return err_set(e, ERR_ARG, "unexpected argument '%s'", argv[optind]);
     if (!o->format) return err_set(e, ERR_ARG, "--format is required (coco, karpathy, cc-files, cc-tar)");
     int cc = !strcmp(o->format, "cc-files") || !strcmp(o->format, "cc-tar");
