@@ -26,6 +26,7 @@
 #include "core/progress.h"
 #include "nn/clip_embed.h"
 #include "nn/clip_vit.h"
+#include "nn/ops_ext.h"
 #include "store/store.h"
 
 #include <dirent.h>
@@ -87,6 +88,8 @@ static void caption_usage(FILE *out)
             "  --out FILE          write the JSON lines to FILE (atomically) instead of stdout;\n"
             "                      with --manifest, the output directory\n"
             "  --threads N         compute threads (default: OMP_NUM_THREADS or all cores)\n"
+            "  --precision P       GEMM precision of CLIP, mapper and GPT-2: fp32 (default),\n"
+            "                      tf32, bf16 or fp16 (fp32 accumulation; docs/nn.md)\n"
             "  -h, --help          this help\n\n"
             "Progress (captions/s) and a summary go to stderr. An image that cannot be read\n"
             "or a key without an embedding is reported as `NAME: reason` and has no line;\n"
@@ -99,6 +102,7 @@ typedef struct caption_opts {
     char **images; /* --images values and positional paths */
     int n_images;
     int beam, num_captions, max_tokens, batch, threads, normalize, fast_resize;
+    enum ops_precision precision;
 } caption_opts;
 
 /* 0 = parsed, 1 = --help, <0 = error */
@@ -114,7 +118,7 @@ static int caption_parse(int argc, char **argv, caption_opts *o, err_t *e)
         {"stop", required_argument, 0, 'p'},         {"batch", required_argument, 0, 'B'},
         {"normalize-prefix", no_argument, 0, 'n'},   {"out", required_argument, 0, 'o'},
         {"threads", required_argument, 0, 't'},      {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
+        {"precision", required_argument, 0, 'Q'},    {0, 0, 0, 0},
     };
     memset(o, 0, sizeof *o);
     o->beam = o->num_captions = 1;
@@ -144,6 +148,7 @@ static int caption_parse(int argc, char **argv, caption_opts *o, err_t *e)
         case 'x': rc = cli_parse_int("max-tokens", optarg, 1, 1 << 20, &o->max_tokens, e); break;
         case 'B': rc = cli_parse_int("batch", optarg, 1, 4096, &o->batch, e); break;
         case 't': rc = cli_parse_int("threads", optarg, 0, 4096, &o->threads, e); break;
+        case 'Q': rc = ops_precision_parse(optarg, &o->precision, e); break;
         case 'h': return 1;
         default:
             return err_set(e, ERR_ARG, "unknown or incomplete option '%s' (try `clipcap caption --help`)",
@@ -560,6 +565,7 @@ int stage_caption_main(int argc, char **argv)
     ops_ctx *ops = NULL;
     captioner *cap = NULL;
     rc = ops_create(&ops, o.threads, &e);
+    if (!rc) rc = ops_set_precision(ops, o.precision, &e);
     if (!rc) rc = open_captioner(&o, ops, &cap, &e);
     rc = mpictx_agree(rc, &e);
     caption_counts cnt = {0};
@@ -567,9 +573,9 @@ int stage_caption_main(int argc, char **argv)
     if (!rc) {
         const clipcap_config *k = captioner_config(cap);
         if (mpictx_rank() == 0)
-            log_msg(LOG_INFO, "%s: %s mapper, prefix %d, CLIP %d; GPT-2 from %s; fingerprint %s", o.model,
+            log_msg(LOG_INFO, "%s: %s mapper, prefix %d, CLIP %d; GPT-2 from %s; fingerprint %s; %s", o.model,
                     k->mapping == CLIPCAP_MAP_MLP ? "MLP" : "Transformer", k->prefix_len, k->clip_dim,
-                    captioner_gpt2_source(cap), captioner_fingerprint(cap));
+                    captioner_gpt2_source(cap), captioner_fingerprint(cap), ops_precision_impl(ops));
         rc = o.manifest ? run_corpus(&o, cap, &e) : run_items(&o, ops, cap, &cnt, &e);
     }
     double secs = clock_now() - t0;

@@ -19,6 +19,7 @@
 #include "core/log.h"
 #include "core/mpictx.h"
 #include "metrics/cocoeval.h"
+#include "nn/ops_ext.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -53,6 +54,8 @@ static void eval_usage(FILE *out)
             "  --normalize-prefix  L2-normalise the embeddings first (if the model was trained so)\n"
             "  --batch N           images per captioning call (default 64)\n"
             "  --threads T         compute threads per rank (default OMP_NUM_THREADS)\n"
+            "  --precision P       GEMM precision of mapper and GPT-2: fp32 (default), tf32,\n"
+            "                      bf16 or fp16 (fp32 accumulation; docs/nn.md)\n"
             "  --per-image         add per-image scores (as clipcap score --per-image)\n"
             "  --skip-failed       leave out images whose extraction failed (logged with the\n"
             "                      reason) instead of stopping; unextracted images still stop\n"
@@ -67,6 +70,7 @@ typedef struct {
     const char *annotations, *results;
     cocoeval_opts_t score;
     int threads;
+    enum ops_precision precision;
 } eval_options;
 
 static int eval_parse(int argc, char **argv, eval_options *o, int *help, err_t *e)
@@ -80,7 +84,7 @@ static int eval_parse(int argc, char **argv, eval_options *o, int *help, err_t *
         {"batch", required_argument, 0, 'b'},      {"threads", required_argument, 0, 't'},
         {"per-image", no_argument, 0, 'p'},        {"skip-failed", no_argument, 0, 'F'},        {"meteor-jar", required_argument, 0, 'J'},
         {"spice-jar", required_argument, 0, 'P'},  {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+        {"precision", required_argument, 0, 'Q'},  {0, 0, 0, 0}};
     caption_corpus_options_default(&o->corpus);
     captioner_options_default(&o->cap);
     o->corpus.splits = "test";
@@ -106,6 +110,7 @@ static int eval_parse(int argc, char **argv, eval_options *o, int *help, err_t *
         case 'T': rc = cli_parse_int("max-tokens", optarg, 1, 1 << 20, &o->cap.decode.max_tokens, e); break;
         case 'b': rc = cli_parse_int("batch", optarg, 1, 1 << 16, &o->corpus.batch, e); break;
         case 't': rc = cli_parse_int("threads", optarg, 0, 4096, &o->threads, e); break;
+        case 'Q': rc = ops_precision_parse(optarg, &o->precision, e); break;
         case 'h': *help = 1; return 0;
         default: return err_set(e, ERR_ARG, "unknown or incomplete option '%s' (try --help)", argv[optind - 1]);
         }
@@ -156,6 +161,7 @@ static int eval_generate(const eval_options *o, err_t *e)
     caption_corpus_item *items = NULL;
     size_t n = 0;
     int rc = ops_create(&ctx, o->threads, e);
+    if (!rc) rc = ops_set_precision(ctx, o->precision, e);
     if (!rc) rc = captioner_open(&c, ctx, &o->cap, e);
     rc = mpictx_agree(rc, e);
     if (!rc) rc = caption_corpus_collect(&o->corpus, c, &items, &n, e);

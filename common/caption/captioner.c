@@ -8,6 +8,7 @@
 
 #include "core/fsutil.h"
 #include "io/tensorfile.h"
+#include "nn/ops_ext.h"
 #include "nn/param_spec.h"
 
 #define CKPT_GPT_PREFIX "gpt.transformer."
@@ -277,6 +278,10 @@ static int compute_fingerprint(captioner *c, err_t *e)
                                 c->dcfg.beam,             c->dcfg.num_captions, c->normalize};
     XXH3_128bits_reset(st);
     XXH3_128bits_update(st, settings, sizeof settings);
+    /* captions decoded in another precision are other captions; fp32 adds
+     * nothing, so existing fingerprints stay */
+    const int32_t prec = (int32_t)ops_get_precision(c->ctx);
+    if (prec != OPS_FP32) XXH3_128bits_update(st, &prec, sizeof prec);
     for (size_t off = 0; off < n; off += chunk) {
         size_t cnt = n - off < chunk ? n - off : chunk;
         ops_download(c->ctx, host, c->params + off, cnt);
@@ -319,7 +324,8 @@ static int open_model(captioner *c, const captioner_options *opt, err_t *e)
     mapper_mlp_config mc = {k->clip_dim, E, k->prefix_len};
     mapper_tf_config tc = {k->clip_dim, E, k->prefix_len, k->clip_len, k->mapper_layers, 8};
     c->n_mapper = k->mapping == CLIPCAP_MAP_MLP ? mapper_mlp_param_count(&mc) : mapper_tf_param_count(&tc);
-    if (!(c->params = ops_alloc(c->ctx, c->n_mapper + gpt2_param_count(&c->gcfg), e))) {
+    const size_t n_params = c->n_mapper + gpt2_param_count(&c->gcfg);
+    if (!(c->params = ops_alloc(c->ctx, n_params, e)) || ops_register_weights(c->ctx, c->params, n_params, e)) {
         tensorfile_close(tf);
         return err_wrap(e, "%s: parameters", path);
     }

@@ -16,7 +16,8 @@
  * - captioner_run: CLIP embeddings (host [n, D]) → mapper → decode →
  *   text. Results are owned by the captioner until the next call.
  * - The fingerprint hashes the loaded float32 weights, not the file's
- *   bytes, so one model saved as .pt and as safetensors has one fingerprint. */
+ *   bytes, so one model saved as .pt and as safetensors has one fingerprint;
+ *   a context computing in another precision than fp32 adds it. */
 #ifndef CLIPCAP_CAPTIONER_H
 #define CLIPCAP_CAPTIONER_H
 
