@@ -91,13 +91,6 @@ static int caption_cmp(const void *pa, const void *pb)
     return c ? c : (a->record > b->record) - (a->record < b->record);
 }
 
-static int blank(const char *s)
-{
-    for (; *s; s++)
-        if (!strchr(" \t\r\n\v\f", *s)) return 0;
-    return 1;
-}
-
 static int read_record(cocoeval_caption_t *c, const json_t *rec, const json_t *first_id, err_t *e)
 {
     if (!json_is_object(rec)) return err_set(e, ERR_FORMAT, "not an object");
@@ -112,7 +105,7 @@ static int read_record(cocoeval_caption_t *c, const json_t *rec, const json_t *f
         return err_set(e, ERR_FORMAT, "field 'image_id' is %s, but the first record's is %s",
                        json_is_string(c->id) ? "a string" : "an integer",
                        json_is_string(first_id) ? "a string" : "an integer");
-    if (blank(c->text)) return err_set(e, ERR_FORMAT, "field 'caption' is empty");
+    /* "" and "  " tokenise to no tokens: the toolkit scores them as the empty caption */
     return ptb_tokenize(c->text, strlen(c->text), &c->tokens, e);
 }
 
