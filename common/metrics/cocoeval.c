@@ -273,15 +273,20 @@ int cocoeval_score(const cocoeval_set_t *set, const cocoeval_opts_t *o, cocoeval
             return err_set(e, ERR_NOMEM, "out of memory for the scores of %zu images", n);
         }
     }
+    metric_grams_t grams;
     double t0 = clock_now();
-    int rc = bleu_score(set->items, n, s->bleu, s->bleu_img, e);
+    int rc = metric_grams_build(&grams, set->items, n, e);
     double t1 = clock_now();
-    if (!rc) rc = rouge_l_score(set->items, n, &s->rouge_l, s->rouge_img, e);
+    if (!rc) rc = bleu_score(&grams, s->bleu, s->bleu_img, e);
     double t2 = clock_now();
-    if (!rc) rc = cider_d_score(set->items, n, &s->cider, s->cider_img, e);
+    if (!rc) rc = rouge_l_score(set->items, n, &s->rouge_l, s->rouge_img, e);
     double t3 = clock_now();
+    if (!rc) rc = cider_d_score(&grams, &s->cider, s->cider_img, e);
+    double t4 = clock_now();
     if (!rc)
-        log_msg(LOG_INFO, "score: %zu images: BLEU %.3f s, ROUGE-L %.3f s, CIDEr-D %.3f s", n, t1 - t0, t2 - t1, t3 - t2);
+        log_msg(LOG_INFO, "score: %zu images: n-grams %.3f s (BLEU's and CIDEr-D's), BLEU %.3f s, ROUGE-L %.3f s, "
+                "CIDEr-D %.3f s", n, t1 - t0, t2 - t1, t3 - t2, t4 - t3);
+    metric_grams_free(&grams);
     if (!rc && o->meteor_jar) {
         log_msg(LOG_INFO, "score: METEOR of %zu images with %s", n, o->meteor_jar);
         rc = meteor_score(o->meteor_jar, set->items, n, &s->meteor, s->meteor_img, e);
