@@ -35,7 +35,14 @@ const char stage_shard_summary[] = "read a caption data set, tokenise it, write 
 
 #define SHARD_MAX_INPUTS 64
 #define SHARD_MAX_ANNOTATIONS 16
-#define SHARD_MAX_SHARDS 100000
+#define SHARD_MAX_SHARDS 99999
+/* Default shard count: one shard per SHARD_AUTO_IMAGES images, at least
+ * SHARD_AUTO_MIN. Shards are the unit the later stages hand out to ranks
+ * (core/workq.h): Conceptual Captions' 3.3M images make 3,300 shards,
+ * three or more per rank on 1,000 ranks, while a shard (1,000 images) is
+ * still minutes of CPU extraction, so the hand-out costs nothing. */
+#define SHARD_AUTO_IMAGES 1000
+#define SHARD_AUTO_MIN 8
 
 typedef struct shard_opts {
     const char *format, *root, *gpt2, *out, *splits, *split;
@@ -66,9 +73,11 @@ static void shard_usage(FILE *out)
             "                       karpathy: the folder holding the 'filepath' folders;\n"
             "                       cc-files: the img2dataset output folder (00000/KEY.jpg...);\n"
             "                       cc-tar: the folder of webdataset .tar shards\n"
-            "  --gpt2 DIR           GPT-2 tokenizer files (vocab.json + merges.txt)\n"
+            "  --gpt2 DIR           GPT-2 tokenizer files (vocab.json + merges.txt), the model's\n"
+            "                       hub directory or any other; --tokenizer DIR is the same\n"
             "  --out DIR            manifest directory (created)\n"
-            "  --shards N           number of shard files (default 8); independent of ranks\n"
+            "  --shards N           number of shard files (default: one per 1,000 images, at\n"
+            "                       least 8); independent of ranks\n"
             "  --splits LIST        keep only these splits, e.g. train,restval\n"
             "  --split NAME         split name of cc-* samples (default train)\n"
             "  --write-annotations SPLIT:FILE\n"
@@ -99,14 +108,14 @@ static int shard_parse_args(int argc, char **argv, shard_opts *o, err_t *e)
 {
     static const struct option longopts[] = {
         {"format", required_argument, 0, 'f'},   {"input", required_argument, 0, 'i'},
-        {"images-root", required_argument, 0, 'r'}, {"gpt2", required_argument, 0, 'g'},
+        {"images-root", required_argument, 0, 'r'}, {"gpt2", required_argument, 0, 'g'}, {"tokenizer", required_argument, 0, 'g'},
         {"out", required_argument, 0, 'o'},      {"shards", required_argument, 0, 'n'},
         {"splits", required_argument, 0, 's'},   {"split", required_argument, 0, 'S'},
         {"write-annotations", required_argument, 0, 'a'}, {"no-image-check", no_argument, 0, 'c'},
         {"zstd-level", required_argument, 0, 'z'}, {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
-    o->shards = 8;
+    o->shards = 0; /* auto, once the image count is known */
     o->check_images = 1;
     o->zstd_level = 3;
     o->split = "train";
@@ -345,7 +354,7 @@ static int shard_write_rank0(const shard_opts *o, const ds_t *ds, const manifest
     return manifest_write_index(o->out, ds, &src, st, infos, o->shards, e);
 }
 
-static int shard_run(const shard_opts *o, err_t *e)
+static int shard_run(shard_opts *o, err_t *e)
 {
     double t0 = clock_now();
     char root_abs[PATH_MAX], index[8192];
@@ -376,6 +385,10 @@ static int shard_run(const shard_opts *o, err_t *e)
         log_msg(LOG_INFO, "read %llu input records: %zu images, %zu captions, %zu rejected (%.1fs)",
                 (unsigned long long)ds.input_records, ds.n_images, ds.n_captions, ds.n_rejects, clock_now() - t0);
     if (!rc && ds.n_images == 0) rc = err_set(e, ERR_FORMAT, "no usable image in the input (see rejects in the log)");
+    if (!rc && !o->shards) {
+        size_t n = (ds.n_images + SHARD_AUTO_IMAGES - 1) / SHARD_AUTO_IMAGES;
+        o->shards = n < SHARD_AUTO_MIN ? SHARD_AUTO_MIN : n > SHARD_MAX_SHARDS ? SHARD_MAX_SHARDS : (int)n;
+    }
 
     size_t *bounds = NULL;
     manifest_shard_info_t *infos = NULL;

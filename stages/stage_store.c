@@ -29,7 +29,9 @@ static void store_usage(FILE *out)
             "ranks and runs); each key resolves to its newest entry.\n\n"
             "  stats   one JSON object on stdout: keys, embeddings, failures by reason,\n"
             "          model fingerprints, dtypes, dims, per-environment counts,\n"
-            "          encoded_total (embeddings ever committed), shadowed entries\n"
+            "          encoded_total (embeddings ever committed), shadowed entries, and\n"
+            "          damaged_environments (errors of environments that cannot be\n"
+            "          read, e.g. a truncated data.mdb; then the exit status is 1)\n"
             "  dump    the embeddings in key byte order:\n"
             "          jsonl: PATH gets one line per key {\"key\", \"embedding\", \"dim\",\n"
             "                 \"dtype\", \"model_fingerprint\", \"content_hash\", \"width\",\n"
@@ -108,12 +110,18 @@ static int store_stats(store *s, const char *dir, err_t *e)
         json_object_set_new(out, "encoded_total", json_integer((json_int_t)encoded_total));
         json_object_set_new(out, "shadowed_entries", json_integer((json_int_t)shadowed));
         json_object_set(out, "environments", envs);
+        json_t *damaged = json_array();
+        for (int i = 0; i < store_num_damaged(s); i++) json_array_append_new(damaged, json_string(store_damaged(s, i)));
+        json_object_set_new(out, "damaged_environments", damaged);
         char *text = json_dumps(out, JSON_INDENT(2) | JSON_SORT_KEYS);
         if (text) printf("%s\n", text);
         else rc = err_set(e, ERR_NOMEM, "store stats: cannot serialise");
         free(text);
     }
     json_decref(out), json_decref(envs), json_decref(by), json_decref(fps), json_decref(dtypes), json_decref(dims);
+    if (!rc && store_num_damaged(s))
+        rc = err_set(e, ERR_FORMAT, "%d environment(s) could not be read (damaged_environments): %s",
+                     store_num_damaged(s), store_damaged(s, 0));
     return rc;
 }
 
@@ -255,7 +263,9 @@ int stage_store_main(int argc, char **argv)
     if (e.code) return err_report("store", &e);
     if (mpictx_rank() != 0) return 0;
     store *s = NULL;
-    int rc = store_open(&s, dir, NULL, &e);
+    /* stats reports damaged environments beside the others' counts; a
+     * dump must not silently lack their keys */
+    int rc = is_stats ? store_open_readable(&s, dir, &e) : store_open(&s, dir, NULL, &e);
     if (!rc) rc = is_stats ? store_stats(s, dir, &e) : store_dump(s, format, out, &e);
     store_close(s);
     return rc ? err_report("store", &e) : 0;

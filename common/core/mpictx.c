@@ -43,7 +43,7 @@ int mpictx_init(int *argc, char ***argv, err_t *e)
     MPI_Initialized(&already);
     if (!already) {
         int provided = 0;
-        int rc = MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
+        int rc = MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &provided);
         if (rc != MPI_SUCCESS) return err_set(e, ERR_MPI, "MPI_Init_thread failed (code %d)", rc);
         mpictx.initialised_here = 1;
         atexit(mpictx_finalize);

@@ -1,5 +1,6 @@
 #include "store/store.h"
 #include "core/fsutil.h"
+#include "store/store_envfile.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -30,6 +31,8 @@ struct store {
     int n;
     store_env **envs;
     store_env *own; /* borrowed: not closed by store_close */
+    int n_damaged;  /* store_open_readable: environments left out */
+    char **damaged; /* their errors */
 };
 
 void store_env_name(char *out, size_t cap, int rank, int size) { snprintf(out, cap, "rank-%05d-of-%05d", rank, size); }
@@ -116,6 +119,9 @@ static int store_env_open_at(store_env **out, const char *path, const char *name
         rc = store_mdb_err(e, v, rc, "cannot configure the environment");
         goto fail;
     }
+    char data[4200];
+    snprintf(data, sizeof data, "%s/data.mdb", path);
+    if ((rc = store_check_env_file(data, e)) != 0) goto fail;
     /* MDB_NOTLS: read transactions are not tied to a thread (the extractor's
      * event loop may run callbacks on its own thread). Default sync flags:
      * a committed batch survives a crash. */
@@ -333,11 +339,24 @@ void store_close(store *s)
     if (!s) return;
     for (int i = 0; i < s->n; i++)
         if (s->envs[i] != s->own) store_env_close(s->envs[i]);
+    for (int i = 0; i < s->n_damaged; i++) free(s->damaged[i]);
+    free(s->damaged);
     free(s->envs);
     free(s);
 }
 
-int store_open(store **out, const char *dir, store_env *own, err_t *e)
+/* An environment that cannot be opened: kept as its error message. */
+static int store_note_damaged(store *s, const char *msg, err_t *e)
+{
+    char **nd = realloc(s->damaged, (size_t)(s->n_damaged + 1) * sizeof *nd);
+    if (!nd) return err_set(e, ERR_NOMEM, "cannot allocate");
+    s->damaged = nd;
+    if (!(s->damaged[s->n_damaged] = strdup(msg))) return err_set(e, ERR_NOMEM, "cannot allocate");
+    s->n_damaged++;
+    return 0;
+}
+
+static int store_open_impl(store **out, const char *dir, store_env *own, int keep_going, err_t *e)
 {
     *out = NULL;
     char **names = NULL;
@@ -361,12 +380,14 @@ int store_open(store **out, const char *dir, store_env *own, err_t *e)
         if (rc == ERR_NOTFOUND) {
             log_msg(LOG_WARN, "store: skipping %s", e ? e->msg : path);
             rc = 0;
+        } else if (rc && rc != ERR_NOMEM && keep_going) {
+            rc = store_note_damaged(s, e ? e->msg : path, e);
         } else if (!rc) {
             s->n++;
         }
     }
     if (!rc && own && !own_listed) s->envs[s->n++] = own;
-    if (!rc && s->n == 0)
+    if (!rc && s->n == 0 && !s->n_damaged)
         rc = err_set(e, ERR_NOTFOUND, "%s: no feature store environments (rank-*-of-*) in this directory", dir);
     for (int i = 0; i < count; i++) free(names[i]);
     free(names);
@@ -377,6 +398,17 @@ int store_open(store **out, const char *dir, store_env *own, err_t *e)
     *out = s;
     return 0;
 }
+
+int store_open(store **out, const char *dir, store_env *own, err_t *e)
+{
+    return store_open_impl(out, dir, own, 0, e);
+}
+
+int store_open_readable(store **out, const char *dir, err_t *e) { return store_open_impl(out, dir, NULL, 1, e); }
+
+int store_num_damaged(const store *s) { return s->n_damaged; }
+
+const char *store_damaged(const store *s, int i) { return s->damaged[i]; }
 
 int store_num_envs(const store *s) { return s->n; }
 
