@@ -21,7 +21,6 @@ typedef enum { COMM_SUM, COMM_MIN, COMM_MAX } comm_op;
 
 int comm_allreduce(void *buf, size_t n, comm_type t, comm_op op, err_t *e);
 int comm_sum_f32(float *buf, size_t n, err_t *e);
-/* The same for counters (n <= INT_MAX): exact totals on every rank. */
 
 /* comm_bcast_int: v[0..n) of rank 0 replaces v on every rank (MPI_Bcast).
  * Collective. With MPI not initialised or a single rank it does nothing. */
