@@ -1,5 +1,6 @@
 #include "core/fsutil.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -198,6 +199,20 @@ int fs_exists(const char *path)
 {
     struct stat st;
     return stat(path, &st) == 0;
+}
+
+int fs_dir_count(const char *dir, size_t *n, char *first, size_t cap, err_t *e)
+{
+    *n = 0;
+    DIR *d = opendir(dir);
+    if (!d) return errno == ENOENT ? 0 : err_set(e, ERR_IO, "%s: cannot open: %s", dir, strerror(errno));
+    struct dirent *ent;
+    while ((ent = readdir(d))) {
+        if (!strcmp(ent->d_name, ".") || !strcmp(ent->d_name, "..")) continue;
+        if (!(*n)++ && first) snprintf(first, cap, "%s", ent->d_name);
+    }
+    closedir(d);
+    return 0;
 }
 
 int fs_join(char *out, size_t cap, const char *dir, const char *name, err_t *e)

@@ -51,6 +51,10 @@ int fs_fsync_dir_of(const char *path, err_t *e);
 int fs_scratch_template(char *out, size_t cap, const char *prefix, err_t *e);
 int fs_mkdirs(const char *path, err_t *e);
 int fs_exists(const char *path);
+/* *n = entries of dir other than "." and ".." (0 when dir does not exist);
+ * the first one's name into first (cap bytes) when first is not NULL.
+ * For stages that refuse to write into a used output directory. */
+int fs_dir_count(const char *dir, size_t *n, char *first, size_t cap, err_t *e);
 /* Join dir and name into out (size cap), returns ERR_ARG if it does not fit. */
 int fs_join(char *out, size_t cap, const char *dir, const char *name, err_t *e);
 

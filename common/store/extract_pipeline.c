@@ -1,6 +1,7 @@
 #include "store/extract_pipeline.h"
 #include "core/fsutil.h"
 #include "core/progress.h"
+#include "core/workq.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -73,7 +74,7 @@ struct ex_pipe {
     ex_batch *batch_mem, **open, **free_batch;
     ex_job **job_mem;
     int n_open, n_free_batch, n_batch_cap;
-    int shard_i, rec_i, input_done;
+    int shard, rec_i, input_done; /* shard: the unit being read */
     manifest_shard_reader *reader;
     ex_failure *pending;
     int n_pending;
@@ -457,11 +458,22 @@ static void ex_pump(ex_pipe *p)
     while (!p->fatal && !p->input_done && p->n_free > 0 && p->n_pending < p->cfg->batch) {
         err_t e = {0};
         if (!p->reader) {
-            if (p->shard_i >= p->cfg->n_shards) {
+            int more = workq_next(p->cfg->units, &p->shard, &e);
+            if (more < 0) {
+                ex_set_fatal(p, &e);
+                break;
+            }
+            if (!more) {
                 p->input_done = 1;
                 break;
             }
-            if (manifest_shard_open(&p->reader, p->cfg->manifest, p->cfg->shards[p->shard_i], &e) != 0) {
+            if (json_array_append_new(p->st->shards, json_integer(p->shard)) != 0) {
+                err_set(&e, ERR_NOMEM, "extract: cannot record shard %d", p->shard);
+                ex_set_fatal(p, &e);
+                break;
+            }
+            p->prog.total += manifest_shard_info(p->cfg->manifest, p->shard)->images;
+            if (manifest_shard_open(&p->reader, p->cfg->manifest, p->shard, &e) != 0) {
                 ex_set_fatal(p, &e);
                 break;
             }
@@ -481,13 +493,12 @@ static void ex_pump(ex_pipe *p)
             else ex_batch_retire(p, p->n_open - 1); /* opened above, holds nothing */
             manifest_shard_close(p->reader);
             p->reader = NULL;
-            p->shard_i++;
             p->rec_i = 0;
             continue;
         }
         if (strlen(rec.key) == 0 || strlen(rec.key) > STORE_MAX_KEY) {
             err_set(&e, ERR_LIMIT, "%s: shard %d: key '%.64s...' is longer than the store's %d-byte limit",
-                    manifest_dir(p->cfg->manifest), p->cfg->shards[p->shard_i], rec.key, STORE_MAX_KEY);
+                    manifest_dir(p->cfg->manifest), p->shard, rec.key, STORE_MAX_KEY);
             ex_set_fatal(p, &e);
             break;
         }
@@ -641,7 +652,8 @@ void extract_stats_free(extract_stats *st)
 {
     json_decref(st->failures_by_reason);
     json_decref(st->failures);
-    st->failures_by_reason = st->failures = NULL;
+    json_decref(st->shards);
+    st->failures_by_reason = st->failures = st->shards = NULL;
 }
 
 int extract_run(const extract_cfg *cfg, extract_stats *st, err_t *e)
@@ -649,9 +661,10 @@ int extract_run(const extract_cfg *cfg, extract_stats *st, err_t *e)
     memset(st, 0, sizeof *st);
     st->failures_by_reason = json_object();
     st->failures = json_array();
+    st->shards = json_array();
     if (cfg->batch < 1) return err_set(e, ERR_ARG, "extract: batch %d must be >= 1", cfg->batch);
     ex_pipe *p = calloc(1, sizeof *p);
-    if (!p || !st->failures_by_reason || !st->failures) {
+    if (!p || !st->failures_by_reason || !st->failures || !st->shards) {
         free(p);
         return err_set(e, ERR_NOMEM, "extract: cannot allocate the pipeline");
     }
@@ -692,9 +705,8 @@ int extract_run(const extract_cfg *cfg, extract_stats *st, err_t *e)
         p->free_batch[i] = &p->batch_mem[i];
     }
     p->n_free_batch = p->n_batch_cap;
-    uint64_t total = 0;
-    for (int i = 0; i < cfg->n_shards; i++) total += manifest_shard_info(cfg->manifest, cfg->shards[i])->images;
-    progress_start(&p->prog, "extract", "img", total);
+    /* the total grows as shards are taken: the ETA is that of the work in hand */
+    progress_start(&p->prog, "extract", "img", 0);
     double t0 = clock_now();
     int rc = uv_loop_init(&p->loop), stage = 0;
     if (rc == 0 && ++stage && (rc = uv_mutex_init(&p->mu)) == 0 && ++stage && (rc = uv_cond_init(&p->cv)) == 0 &&
