@@ -24,7 +24,6 @@
 #include "store/store.h"
 #include "store/store_lock.h"
 
-#include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>

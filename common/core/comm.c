@@ -44,3 +44,5 @@ int comm_allgather_bytes(const void *mine, size_t n, void *all, err_t *e)
     return mpictx_check(MPI_Allgather(mine, (int)n, MPI_BYTE, all, (int)n, MPI_BYTE, mpictx_comm()), "MPI_Allgather",
                         e);
 }
+
+int comm_sum_u64(uint64_t *buf, size_t n, err_t *e) { return comm_allreduce(buf, n, COMM_U64, COMM_SUM, e); }
