@@ -18,6 +18,8 @@
  * zstd JSONL dump, docs/caption-dump.md). */
 #include "caption/caption_corpus.h"
 #include "caption/captioner.h"
+#include "core/cli.h"
+#include "core/comm.h"
 #include "core/fsutil.h"
 #include "core/log.h"
 #include "core/mpictx.h"
@@ -101,16 +103,6 @@ typedef struct caption_opts {
     enum ops_precision precision;
 } caption_opts;
 
-static int parse_count(const char *flag, const char *s, int lo, int hi, int *out, err_t *e)
-{
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || v < lo || v > hi)
-        return err_set(e, ERR_ARG, "--%s: '%s' is not an integer in %d..%d", flag, s, lo, hi);
-    *out = (int)v;
-    return 0;
-}
-
 /* 0 = parsed, 1 = --help, <0 = error */
 static int caption_parse(int argc, char **argv, caption_opts *o, err_t *e)
 {
@@ -148,11 +140,11 @@ static int caption_parse(int argc, char **argv, caption_opts *o, err_t *e)
         case 'p': o->stop = optarg; break;
         case 'o': o->out = optarg; break;
         case 'n': o->normalize = 1; break;
-        case 'b': rc = parse_count("beam", optarg, 1, 64, &o->beam, e); break;
-        case 'K': rc = parse_count("num-captions", optarg, 1, 64, &o->num_captions, e); break;
-        case 'x': rc = parse_count("max-tokens", optarg, 1, 1 << 20, &o->max_tokens, e); break;
-        case 'B': rc = parse_count("batch", optarg, 1, 4096, &o->batch, e); break;
-        case 't': rc = parse_count("threads", optarg, 0, 4096, &o->threads, e); break;
+        case 'b': rc = cli_parse_int("beam", optarg, 1, 64, &o->beam, e); break;
+        case 'K': rc = cli_parse_int("num-captions", optarg, 1, 64, &o->num_captions, e); break;
+        case 'x': rc = cli_parse_int("max-tokens", optarg, 1, 1 << 20, &o->max_tokens, e); break;
+        case 'B': rc = cli_parse_int("batch", optarg, 1, 4096, &o->batch, e); break;
+        case 't': rc = cli_parse_int("threads", optarg, 0, 4096, &o->threads, e); break;
         case 'Q': rc = ops_precision_parse(optarg, &o->precision, e); break;
         case 'h': return 1;
         default:
@@ -534,9 +526,9 @@ static int run_items(const caption_opts *o, ops_ctx *ops, captioner *cap, captio
         if (!rc && rename(tmp_path, o->out)) rc = err_set(e, ERR_IO, "%s: cannot rename into place", o->out);
         if (rc) unlink(tmp_path);
     } else if (!rank && f && fflush(f) && !rc) rc = err_set(e, ERR_IO, "writing stdout failed");
-    if (!rc && size > 1) {
-        uint64_t mine[3] = {cnt.items, cnt.captioned, cnt.failed}, sum[3];
-        rc = mpictx_check(MPI_Allreduce(mine, sum, 3, MPI_UINT64_T, MPI_SUM, mpictx_comm()), "MPI_Allreduce", e);
+    if (!rc) {
+        uint64_t sum[3] = {cnt.items, cnt.captioned, cnt.failed};
+        rc = comm_allreduce(sum, 3, COMM_U64, COMM_SUM, e);
         cnt = (caption_counts){sum[0], sum[1], sum[2]};
     }
     if (!rc && store_failures && !rank)

@@ -13,6 +13,7 @@
  * decimal integer (Conceptual Captions) is written as a string. */
 #include "caption/caption_corpus.h"
 #include "caption/captioner.h"
+#include "core/cli.h"
 #include "core/fsutil.h"
 #include "core/log.h"
 #include "core/mpictx.h"
@@ -70,17 +71,6 @@ typedef struct {
     enum ops_precision precision;
 } eval_options;
 
-static int eval_int(const char *name, const char *s, int lo, int hi, int *out, err_t *e)
-{
-    char *end = NULL;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
-        return err_set(e, ERR_ARG, "--%s: '%s' is not an integer in %d..%d", name, s, lo, hi);
-    *out = (int)v;
-    return 0;
-}
-
 static int eval_parse(int argc, char **argv, eval_options *o, int *help, err_t *e)
 {
     static const struct option opts[] = {
@@ -113,10 +103,10 @@ static int eval_parse(int argc, char **argv, eval_options *o, int *help, err_t *
         case 'F': o->corpus.skip_failed = 1; break;
         case 'J': o->score.meteor_jar = optarg; break;
         case 'P': o->score.spice_jar = optarg; break;
-        case 'B': rc = eval_int("beam", optarg, 1, 64, &o->cap.decode.beam, e); break;
-        case 'T': rc = eval_int("max-tokens", optarg, 1, 1 << 20, &o->cap.decode.max_tokens, e); break;
-        case 'b': rc = eval_int("batch", optarg, 1, 1 << 16, &o->corpus.batch, e); break;
-        case 't': rc = eval_int("threads", optarg, 0, 4096, &o->threads, e); break;
+        case 'B': rc = cli_parse_int("beam", optarg, 1, 64, &o->cap.decode.beam, e); break;
+        case 'T': rc = cli_parse_int("max-tokens", optarg, 1, 1 << 20, &o->cap.decode.max_tokens, e); break;
+        case 'b': rc = cli_parse_int("batch", optarg, 1, 1 << 16, &o->corpus.batch, e); break;
+        case 't': rc = cli_parse_int("threads", optarg, 0, 4096, &o->threads, e); break;
         case 'Q': rc = ops_precision_parse(optarg, &o->precision, e); break;
         case 'h': *help = 1; return 0;
         default: return err_set(e, ERR_ARG, "unknown or incomplete option '%s' (try --help)", argv[optind - 1]);

@@ -9,6 +9,7 @@
 #include "io/npy.h"
 #include "store/store.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <math.h>
@@ -28,7 +29,9 @@ static void store_usage(FILE *out)
             "ranks and runs); each key resolves to its newest entry.\n\n"
             "  stats   one JSON object on stdout: keys, embeddings, failures by reason,\n"
             "          model fingerprints, dtypes, dims, per-environment counts,\n"
-            "          encoded_total (embeddings ever committed), shadowed entries\n"
+            "          encoded_total (embeddings ever committed), shadowed entries, and\n"
+            "          damaged_environments (errors of environments that cannot be\n"
+            "          read, e.g. a truncated data.mdb; then the exit status is 1)\n"
             "  dump    the embeddings in key byte order:\n"
             "          jsonl: PATH gets one line per key {\"key\", \"embedding\", \"dim\",\n"
             "                 \"dtype\", \"model_fingerprint\", \"content_hash\", \"width\",\n"
@@ -107,12 +110,18 @@ static int store_stats(store *s, const char *dir, err_t *e)
         json_object_set_new(out, "encoded_total", json_integer((json_int_t)encoded_total));
         json_object_set_new(out, "shadowed_entries", json_integer((json_int_t)shadowed));
         json_object_set(out, "environments", envs);
+        json_t *damaged = json_array();
+        for (int i = 0; i < store_num_damaged(s); i++) json_array_append_new(damaged, json_string(store_damaged(s, i)));
+        json_object_set_new(out, "damaged_environments", damaged);
         char *text = json_dumps(out, JSON_INDENT(2) | JSON_SORT_KEYS);
         if (text) printf("%s\n", text);
         else rc = err_set(e, ERR_NOMEM, "store stats: cannot serialise");
         free(text);
     }
     json_decref(out), json_decref(envs), json_decref(by), json_decref(fps), json_decref(dtypes), json_decref(dims);
+    if (!rc && store_num_damaged(s))
+        rc = err_set(e, ERR_FORMAT, "%d environment(s) could not be read (damaged_environments): %s",
+                     store_num_damaged(s), store_damaged(s, 0));
     return rc;
 }
 
@@ -157,7 +166,7 @@ static int store_dump(store *s, const char *format, const char *out, err_t *e)
     keys_path(kpath, sizeof kpath, out);
     snprintf(ktmp, sizeof ktmp, "%s.tmp.%d", kpath, (int)getpid());
     FILE *f = to_stdout ? stdout : fopen(jsonl ? tmp : ktmp, "w");
-    if (!f) return err_set(e, ERR_IO, "%s: cannot create", jsonl ? tmp : ktmp);
+    if (!f) return err_set(e, ERR_IO, "%s: cannot create: %s", jsonl ? tmp : ktmp, strerror(errno));
     float *mat = NULL;
     size_t n = 0, cap = 0;
     uint32_t dim = 0;
@@ -197,17 +206,19 @@ static int store_dump(store *s, const char *format, const char *out, err_t *e)
     }
     store_iter_close(it);
     if (to_stdout) {
-        if (fflush(stdout) != 0 && !rc) rc = err_set(e, ERR_IO, "stdout: write failed");
+        if (fflush(stdout) != 0 && !rc) rc = err_set(e, ERR_IO, "stdout: write failed: %s", strerror(errno));
     } else if ((ferror(f) | fclose(f)) && !rc) {
-        rc = err_set(e, ERR_IO, "%s: write failed", jsonl ? tmp : ktmp);
+        rc = err_set(e, ERR_IO, "%s: write failed: %s", jsonl ? tmp : ktmp, strerror(errno));
     }
     if (!rc && !jsonl) {
         int64_t shape[2] = {(int64_t)n, (int64_t)dim};
         const float empty = 0;
         rc = npy_write_f32(out, mat ? mat : &empty, shape, 2, e);
-        if (!rc && rename(ktmp, kpath) != 0) rc = err_set(e, ERR_IO, "%s: cannot rename to %s", ktmp, kpath);
+        if (!rc && rename(ktmp, kpath) != 0)
+            rc = err_set(e, ERR_IO, "%s: cannot rename to %s: %s", ktmp, kpath, strerror(errno));
     }
-    if (!rc && jsonl && !to_stdout && rename(tmp, out) != 0) rc = err_set(e, ERR_IO, "%s: cannot rename to %s", tmp, out);
+    if (!rc && jsonl && !to_stdout && rename(tmp, out) != 0)
+        rc = err_set(e, ERR_IO, "%s: cannot rename to %s: %s", tmp, out, strerror(errno));
     if (rc && !to_stdout) remove(jsonl ? tmp : ktmp);
     free(mat);
     if (!rc) log_msg(LOG_INFO, "store dump: %zu embeddings to %s", n, out);
@@ -252,7 +263,9 @@ int stage_store_main(int argc, char **argv)
     if (e.code) return err_report("store", &e);
     if (mpictx_rank() != 0) return 0;
     store *s = NULL;
-    int rc = store_open(&s, dir, NULL, &e);
+    /* stats reports damaged environments beside the others' counts; a
+     * dump must not silently lack their keys */
+    int rc = is_stats ? store_open_readable(&s, dir, &e) : store_open(&s, dir, NULL, &e);
     if (!rc) rc = is_stats ? store_stats(s, dir, &e) : store_dump(s, format, out, &e);
     store_close(s);
     return rc ? err_report("store", &e) : 0;

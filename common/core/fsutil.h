@@ -15,8 +15,8 @@ int fs_read_all(const char *path, uint8_t **data, size_t *len, err_t *e);
  * reader sees either the old file or the whole new one, never a part. */
 int fs_write_atomic(const char *path, const void *data, size_t len, err_t *e);
 /* Open PATH read-only, refusing anything but a regular file (a directory
- * or a FIFO would "read" as garbage or block); *size is its length. The
- * caller closes *fd. */
+ * or a FIFO would "read" as garbage or block; the open itself does not
+ * block on a FIFO); *size is its length. The caller closes *fd. */
 int fs_open_regular(const char *path, int *fd, uint64_t *size, err_t *e);
 /* pread exactly n bytes at off into dst, retrying short reads and EINTR.
  * For callers that know the bytes are there (they checked the size): an
@@ -51,6 +51,10 @@ int fs_fsync_dir_of(const char *path, err_t *e);
 int fs_scratch_template(char *out, size_t cap, const char *prefix, err_t *e);
 int fs_mkdirs(const char *path, err_t *e);
 int fs_exists(const char *path);
+/* *n = entries of dir other than "." and ".." (0 when dir does not exist);
+ * the first one's name into first (cap bytes) when first is not NULL.
+ * For stages that refuse to write into a used output directory. */
+int fs_dir_count(const char *dir, size_t *n, char *first, size_t cap, err_t *e);
 /* Join dir and name into out (size cap), returns ERR_ARG if it does not fit. */
 int fs_join(char *out, size_t cap, const char *dir, const char *name, err_t *e);
 
@@ -60,5 +64,7 @@ void *mem_alloc_aligned(size_t bytes);
 /* XXH3-128 of the bytes, as 32 lowercase hex characters + NUL. */
 void hash_hex128(const void *data, size_t len, char out[33]);
 uint64_t hash64(const void *data, size_t len);
+/* hash_hex128 of a whole file, read in 1 MiB pieces; *size its length. */
+int fs_hash_file128(const char *path, char out[33], uint64_t *size, err_t *e);
 
 #endif

@@ -19,8 +19,8 @@
  * are independent (one per thread is fine); a manifest_t is read-only after
  * open.
  *
- * Ownership rule for MPI: shard s belongs to rank s % size (the same rule
- * `clipcap shard` writes with), see manifest_rank_shards(). */
+ * `clipcap shard` writes shard s on rank s % size (manifest_rank_shards());
+ * the stages that read shards take them dynamically (core/workq.h). */
 #ifndef CLIPCAP_MANIFEST_H
 #define CLIPCAP_MANIFEST_H
 
@@ -93,7 +93,8 @@ const manifest_shard_info_t *manifest_shard_info(const manifest_t *m, int shard)
 int manifest_num_splits(const manifest_t *m);
 const manifest_split_count_t *manifest_split(const manifest_t *m, int i);
 
-/* Shard s is owned by rank s % size. Writes the owned shard numbers in
+/* The static rule `clipcap shard` writes with: shard s is owned by rank
+ * s % size. Writes the owned shard numbers in
  * increasing order to out (cap entries at most) and returns how many a rank
  * owns (may exceed cap: then only cap are written). */
 static inline int manifest_shard_owner(int shard, int size) { return size > 0 ? shard % size : 0; }
@@ -103,6 +104,9 @@ int manifest_rank_shards(int num_shards, int rank, int size, int *out, int cap);
 int manifest_verify_shard(const manifest_t *m, int shard, err_t *e);
 
 typedef struct manifest_shard_reader manifest_shard_reader;
+/* Verifies the shard (manifest_verify_shard: a shard whose size or
+ * checksum is not the index's is ERR_FORMAT naming it and both values),
+ * then opens it for streaming. */
 int manifest_shard_open(manifest_shard_reader **r, const manifest_t *m, int shard, err_t *e);
 /* 1 = a record in *rec, 0 = end of shard, <0 = error naming shard file and
  * line. The end is checked against the shard header's counts: a shard with
@@ -110,8 +114,19 @@ int manifest_shard_open(manifest_shard_reader **r, const manifest_t *m, int shar
 int manifest_shard_next(manifest_shard_reader *r, manifest_record_t *rec, err_t *e);
 void manifest_shard_close(manifest_shard_reader *r); /* NULL is allowed */
 
+/* A tar record's bytes are found by offset only; a tar rewritten after
+ * `shard` (members reordered, replaced) would hand a key another image's
+ * bytes. header: the 512 bytes before rec->loc.offset. ERR_FORMAT naming
+ * the tar, the offset and both names unless they are a valid header of a
+ * regular member of rec->loc.length bytes whose name gives rec->key (the
+ * webdataset rule, reader_cc_key). A name that fills its header field may
+ * be cut (the whole one is in a pax or GNU header further back): then only
+ * the checksum, type and size are checked. */
+int manifest_check_tar_header(const manifest_record_t *rec, const uint8_t header[512], err_t *e);
+
 /* The image's encoded bytes (JPEG/PNG/WebP), malloc'd: a whole-file read or
- * a tar range read. Errors name the path (and the record key when given). */
+ * a tar range read (its header checked by manifest_check_tar_header).
+ * Errors name the path (and the record key when given). */
 int manifest_read_image(const manifest_record_t *rec, uint8_t **data, size_t *len, err_t *e);
 
 #endif

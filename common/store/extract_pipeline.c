@@ -1,11 +1,13 @@
 #include "store/extract_pipeline.h"
 #include "core/fsutil.h"
 #include "core/progress.h"
+#include "core/workq.h"
 
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <uv.h>
 
 typedef struct ex_pipe ex_pipe;
@@ -19,7 +21,8 @@ typedef struct ex_job {
     uv_work_t work;
     char *key, *path;
     int is_tar;
-    uint64_t offset, length;
+    uint64_t offset, length; /* the record's member data */
+    size_t hdr;              /* 512: a tar member's header block is read with its data */
     uv_file fd;
     uint8_t *data;
     size_t len, got;
@@ -71,7 +74,7 @@ struct ex_pipe {
     ex_batch *batch_mem, **open, **free_batch;
     ex_job **job_mem;
     int n_open, n_free_batch, n_batch_cap;
-    int shard_i, rec_i, input_done;
+    int shard, rec_i, input_done; /* shard: the unit being read */
     manifest_shard_reader *reader;
     ex_failure *pending;
     int n_pending;
@@ -234,10 +237,27 @@ static void ex_decode_done(uv_work_t *w, int status)
 
 /* ---- reading: open, fstat, read until full, close ---- */
 
+/* The header in front of a tar member must still name the record's key;
+ * then only the member's bytes are kept. */
+static void ex_check_tar_member(ex_job *j)
+{
+    manifest_record_t rec = {.key = j->key};
+    rec.loc = (manifest_loc_t){.kind = MANIFEST_LOC_TAR, .path = j->path, .offset = j->offset, .length = j->length};
+    err_t e = {0};
+    if (manifest_check_tar_header(&rec, j->hdr ? j->data : NULL, &e) != 0) {
+        j->reason = "tar_mismatch";
+        snprintf(j->msg, sizeof j->msg, "%s", e.msg);
+        return;
+    }
+    memmove(j->data, j->data + j->hdr, j->len - j->hdr);
+    j->len -= j->hdr;
+}
+
 static void ex_after_read(ex_job *j)
 {
     ex_pipe *p = j->p;
     p->st->t_read += clock_now() - j->t_start;
+    if (!j->reason && j->is_tar) ex_check_tar_member(j);
     if (!j->reason) {
         hash_hex128(j->data, j->len, j->hash);
         store_entry ent;
@@ -304,7 +324,7 @@ static void ex_read_more(ex_job *j)
     if (want > ((size_t)1 << 30)) want = (size_t)1 << 30;
     uv_buf_t buf = uv_buf_init((char *)j->data + j->got, (unsigned)want);
     j->req.data = j;
-    int rc = uv_fs_read(&j->p->loop, &j->req, j->fd, &buf, 1, (int64_t)(j->offset + j->got), ex_on_read);
+    int rc = uv_fs_read(&j->p->loop, &j->req, j->fd, &buf, 1, (int64_t)(j->offset - j->hdr + j->got), ex_on_read);
     if (rc != 0) {
         ex_fail(j, "read_error", "cannot start a read: %s", uv_strerror(rc));
         ex_close(j);
@@ -316,11 +336,13 @@ static void ex_on_stat(uv_fs_t *req)
     ex_job *j = req->data;
     ex_pipe *p = j->p;
     ssize_t r = req->result;
-    uint64_t size = req->statbuf.st_size;
+    uint64_t size = req->statbuf.st_size, mode = req->statbuf.st_mode;
     uv_fs_req_cleanup(req);
     size_t max_bytes = p->cfg->pre.limits.max_bytes ? p->cfg->pre.limits.max_bytes : IMAGE_DEFAULT_MAX_BYTES;
     if (r < 0) {
         ex_fail(j, "read_error", "cannot stat: %s", uv_strerror((int)r));
+    } else if (!S_ISREG(mode)) {
+        ex_fail(j, "read_error", "not a regular file");
     } else if (j->is_tar) {
         if (j->offset > size || j->length > size - j->offset)
             ex_fail(j, "truncated", "tar member [%llu, +%llu) is beyond the end of the %llu-byte file",
@@ -332,6 +354,7 @@ static void ex_on_stat(uv_fs_t *req)
     if (!j->reason && j->len == 0) ex_fail(j, "corrupt", "empty image");
     if (!j->reason && j->len > max_bytes)
         ex_fail(j, "too_large", "%zu bytes exceeds the limit of %zu", j->len, max_bytes);
+    if (!j->reason) j->len += j->hdr;
     if (!j->reason && !(j->data = malloc(j->len)))
         ex_fail(j, "out_of_memory", "cannot allocate %zu bytes", j->len);
     if (j->reason) ex_close(j);
@@ -410,6 +433,7 @@ static void ex_start(ex_pipe *p, const manifest_record_t *rec, ex_batch *b)
     j->is_tar = rec->loc.kind == MANIFEST_LOC_TAR;
     j->offset = j->is_tar ? rec->loc.offset : 0;
     j->length = rec->loc.length;
+    j->hdr = j->is_tar && j->offset >= 512 ? 512 : 0;
     j->pixels = p->free_px[--p->n_free];
     j->batch = b;
     j->slot = p->rec_i % p->cfg->batch;
@@ -419,7 +443,9 @@ static void ex_start(ex_pipe *p, const manifest_record_t *rec, ex_batch *b)
     p->inflight++;
     p->st->images++;
     j->req.data = j;
-    int rc = uv_fs_open(&p->loop, &j->req, j->path, O_RDONLY | O_CLOEXEC, 0, ex_on_open);
+    /* O_NONBLOCK: a FIFO would block a pool thread forever in open(); the
+     * stat refuses it, and reads of a regular file ignore the flag. */
+    int rc = uv_fs_open(&p->loop, &j->req, j->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK, 0, ex_on_open);
     if (rc != 0) {
         ex_fail(j, "read_error", "cannot open: %s", uv_strerror(rc));
         ex_after_read(j);
@@ -432,11 +458,22 @@ static void ex_pump(ex_pipe *p)
     while (!p->fatal && !p->input_done && p->n_free > 0 && p->n_pending < p->cfg->batch) {
         err_t e = {0};
         if (!p->reader) {
-            if (p->shard_i >= p->cfg->n_shards) {
+            int more = workq_next(p->cfg->units, &p->shard, &e);
+            if (more < 0) {
+                ex_set_fatal(p, &e);
+                break;
+            }
+            if (!more) {
                 p->input_done = 1;
                 break;
             }
-            if (manifest_shard_open(&p->reader, p->cfg->manifest, p->cfg->shards[p->shard_i], &e) != 0) {
+            if (json_array_append_new(p->st->shards, json_integer(p->shard)) != 0) {
+                err_set(&e, ERR_NOMEM, "extract: cannot record shard %d", p->shard);
+                ex_set_fatal(p, &e);
+                break;
+            }
+            p->prog.total += manifest_shard_info(p->cfg->manifest, p->shard)->images;
+            if (manifest_shard_open(&p->reader, p->cfg->manifest, p->shard, &e) != 0) {
                 ex_set_fatal(p, &e);
                 break;
             }
@@ -456,13 +493,12 @@ static void ex_pump(ex_pipe *p)
             else ex_batch_retire(p, p->n_open - 1); /* opened above, holds nothing */
             manifest_shard_close(p->reader);
             p->reader = NULL;
-            p->shard_i++;
             p->rec_i = 0;
             continue;
         }
         if (strlen(rec.key) == 0 || strlen(rec.key) > STORE_MAX_KEY) {
             err_set(&e, ERR_LIMIT, "%s: shard %d: key '%.64s...' is longer than the store's %d-byte limit",
-                    manifest_dir(p->cfg->manifest), p->cfg->shards[p->shard_i], rec.key, STORE_MAX_KEY);
+                    manifest_dir(p->cfg->manifest), p->shard, rec.key, STORE_MAX_KEY);
             ex_set_fatal(p, &e);
             break;
         }
@@ -616,7 +652,8 @@ void extract_stats_free(extract_stats *st)
 {
     json_decref(st->failures_by_reason);
     json_decref(st->failures);
-    st->failures_by_reason = st->failures = NULL;
+    json_decref(st->shards);
+    st->failures_by_reason = st->failures = st->shards = NULL;
 }
 
 int extract_run(const extract_cfg *cfg, extract_stats *st, err_t *e)
@@ -624,9 +661,10 @@ int extract_run(const extract_cfg *cfg, extract_stats *st, err_t *e)
     memset(st, 0, sizeof *st);
     st->failures_by_reason = json_object();
     st->failures = json_array();
+    st->shards = json_array();
     if (cfg->batch < 1) return err_set(e, ERR_ARG, "extract: batch %d must be >= 1", cfg->batch);
     ex_pipe *p = calloc(1, sizeof *p);
-    if (!p || !st->failures_by_reason || !st->failures) {
+    if (!p || !st->failures_by_reason || !st->failures || !st->shards) {
         free(p);
         return err_set(e, ERR_NOMEM, "extract: cannot allocate the pipeline");
     }
@@ -667,9 +705,8 @@ int extract_run(const extract_cfg *cfg, extract_stats *st, err_t *e)
         p->free_batch[i] = &p->batch_mem[i];
     }
     p->n_free_batch = p->n_batch_cap;
-    uint64_t total = 0;
-    for (int i = 0; i < cfg->n_shards; i++) total += manifest_shard_info(cfg->manifest, cfg->shards[i])->images;
-    progress_start(&p->prog, "extract", "img", total);
+    /* the total grows as shards are taken: the ETA is that of the work in hand */
+    progress_start(&p->prog, "extract", "img", 0);
     double t0 = clock_now();
     int rc = uv_loop_init(&p->loop), stage = 0;
     if (rc == 0 && ++stage && (rc = uv_mutex_init(&p->mu)) == 0 && ++stage && (rc = uv_cond_init(&p->cv)) == 0 &&

@@ -1,14 +1,17 @@
 #include "store/store.h"
 #include "core/fsutil.h"
+#include "store/store_envfile.h"
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define STORE_DB_EMBEDDINGS "embeddings"
 #define STORE_DB_FAILURES "failures"
@@ -28,13 +31,30 @@ struct store {
     int n;
     store_env **envs;
     store_env *own; /* borrowed: not closed by store_close */
+    int n_damaged;  /* store_open_readable: environments left out */
+    char **damaged; /* their errors */
 };
 
 void store_env_name(char *out, size_t cap, int rank, int size) { snprintf(out, cap, "rank-%05d-of-%05d", rank, size); }
 
+/* LMDB turns a short write (the file system filled up during a commit)
+ * into EIO and drops the errno: one block written next to the environment
+ * shows what the file system says now (no space, quota exceeded). */
+static int store_write_errno(const store_env *v, int rc)
+{
+    if (rc != EIO) return rc;
+    int fd = open(v->path, O_TMPFILE | O_WRONLY, 0600);
+    if (fd < 0) return rc;
+    static const char block[4096];
+    ssize_t n = write(fd, block, sizeof block);
+    int err = n < 0 ? errno : (size_t)n < sizeof block ? ENOSPC : 0;
+    close(fd);
+    return err == ENOSPC || err == EDQUOT ? err : rc;
+}
+
 static int store_mdb_err(err_t *e, const store_env *v, int rc, const char *what)
 {
-    return err_set(e, ERR_STORE, "%s: %s: %s", v->path, what, mdb_strerror(rc));
+    return err_set(e, ERR_STORE, "%s: %s: %s", v->path, what, mdb_strerror(store_write_errno(v, rc)));
 }
 
 /* Another process may have grown the map since we opened the environment:
@@ -99,6 +119,9 @@ static int store_env_open_at(store_env **out, const char *path, const char *name
         rc = store_mdb_err(e, v, rc, "cannot configure the environment");
         goto fail;
     }
+    char data[4200];
+    snprintf(data, sizeof data, "%s/data.mdb", path);
+    if ((rc = store_check_env_file(data, e)) != 0) goto fail;
     /* MDB_NOTLS: read transactions are not tied to a thread (the extractor's
      * event loop may run callbacks on its own thread). Default sync flags:
      * a committed batch survives a crash. */
@@ -316,11 +339,24 @@ void store_close(store *s)
     if (!s) return;
     for (int i = 0; i < s->n; i++)
         if (s->envs[i] != s->own) store_env_close(s->envs[i]);
+    for (int i = 0; i < s->n_damaged; i++) free(s->damaged[i]);
+    free(s->damaged);
     free(s->envs);
     free(s);
 }
 
-int store_open(store **out, const char *dir, store_env *own, err_t *e)
+/* An environment that cannot be opened: kept as its error message. */
+static int store_note_damaged(store *s, const char *msg, err_t *e)
+{
+    char **nd = realloc(s->damaged, (size_t)(s->n_damaged + 1) * sizeof *nd);
+    if (!nd) return err_set(e, ERR_NOMEM, "cannot allocate");
+    s->damaged = nd;
+    if (!(s->damaged[s->n_damaged] = strdup(msg))) return err_set(e, ERR_NOMEM, "cannot allocate");
+    s->n_damaged++;
+    return 0;
+}
+
+static int store_open_impl(store **out, const char *dir, store_env *own, int keep_going, err_t *e)
 {
     *out = NULL;
     char **names = NULL;
@@ -344,12 +380,14 @@ int store_open(store **out, const char *dir, store_env *own, err_t *e)
         if (rc == ERR_NOTFOUND) {
             log_msg(LOG_WARN, "store: skipping %s", e ? e->msg : path);
             rc = 0;
+        } else if (rc && rc != ERR_NOMEM && keep_going) {
+            rc = store_note_damaged(s, e ? e->msg : path, e);
         } else if (!rc) {
             s->n++;
         }
     }
     if (!rc && own && !own_listed) s->envs[s->n++] = own;
-    if (!rc && s->n == 0)
+    if (!rc && s->n == 0 && !s->n_damaged)
         rc = err_set(e, ERR_NOTFOUND, "%s: no feature store environments (rank-*-of-*) in this directory", dir);
     for (int i = 0; i < count; i++) free(names[i]);
     free(names);
@@ -360,6 +398,17 @@ int store_open(store **out, const char *dir, store_env *own, err_t *e)
     *out = s;
     return 0;
 }
+
+int store_open(store **out, const char *dir, store_env *own, err_t *e)
+{
+    return store_open_impl(out, dir, own, 0, e);
+}
+
+int store_open_readable(store **out, const char *dir, err_t *e) { return store_open_impl(out, dir, NULL, 1, e); }
+
+int store_num_damaged(const store *s) { return s->n_damaged; }
+
+const char *store_damaged(const store *s, int i) { return s->damaged[i]; }
 
 int store_num_envs(const store *s) { return s->n; }
 

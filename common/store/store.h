@@ -80,6 +80,14 @@ typedef struct store store;
  * (store_close does not close it). A directory with no environment is an
  * empty store when own is given, and ERR_NOTFOUND otherwise. */
 int store_open(store **out, const char *dir, store_env *own, err_t *e);
+/* An environment whose data file is damaged (store_check_env_file: cut
+ * short, not LMDB) or that LMDB refuses is an error naming it: a union
+ * without it would silently lack its keys. store_open_readable instead
+ * opens the others and keeps each refused one's error (for `store stats`);
+ * ERR_NOTFOUND only when the directory has no environment at all. */
+int store_open_readable(store **out, const char *dir, err_t *e);
+int store_num_damaged(const store *s);
+const char *store_damaged(const store *s, int i);
 void store_close(store *s); /* NULL is allowed */
 int store_num_envs(const store *s);
 
