@@ -9,6 +9,7 @@
 #include "io/npy.h"
 #include "store/store.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <math.h>
@@ -165,7 +166,7 @@ static int store_dump(store *s, const char *format, const char *out, err_t *e)
     keys_path(kpath, sizeof kpath, out);
     snprintf(ktmp, sizeof ktmp, "%s.tmp.%d", kpath, (int)getpid());
     FILE *f = to_stdout ? stdout : fopen(jsonl ? tmp : ktmp, "w");
-    if (!f) return err_set(e, ERR_IO, "%s: cannot create", jsonl ? tmp : ktmp);
+    if (!f) return err_set(e, ERR_IO, "%s: cannot create: %s", jsonl ? tmp : ktmp, strerror(errno));
     float *mat = NULL;
     size_t n = 0, cap = 0;
     uint32_t dim = 0;
@@ -205,17 +206,19 @@ static int store_dump(store *s, const char *format, const char *out, err_t *e)
     }
     store_iter_close(it);
     if (to_stdout) {
-        if (fflush(stdout) != 0 && !rc) rc = err_set(e, ERR_IO, "stdout: write failed");
+        if (fflush(stdout) != 0 && !rc) rc = err_set(e, ERR_IO, "stdout: write failed: %s", strerror(errno));
     } else if ((ferror(f) | fclose(f)) && !rc) {
-        rc = err_set(e, ERR_IO, "%s: write failed", jsonl ? tmp : ktmp);
+        rc = err_set(e, ERR_IO, "%s: write failed: %s", jsonl ? tmp : ktmp, strerror(errno));
     }
     if (!rc && !jsonl) {
         int64_t shape[2] = {(int64_t)n, (int64_t)dim};
         const float empty = 0;
         rc = npy_write_f32(out, mat ? mat : &empty, shape, 2, e);
-        if (!rc && rename(ktmp, kpath) != 0) rc = err_set(e, ERR_IO, "%s: cannot rename to %s", ktmp, kpath);
+        if (!rc && rename(ktmp, kpath) != 0)
+            rc = err_set(e, ERR_IO, "%s: cannot rename to %s: %s", ktmp, kpath, strerror(errno));
     }
-    if (!rc && jsonl && !to_stdout && rename(tmp, out) != 0) rc = err_set(e, ERR_IO, "%s: cannot rename to %s", tmp, out);
+    if (!rc && jsonl && !to_stdout && rename(tmp, out) != 0)
+        rc = err_set(e, ERR_IO, "%s: cannot rename to %s: %s", tmp, out, strerror(errno));
     if (rc && !to_stdout) remove(jsonl ? tmp : ktmp);
     free(mat);
     if (!rc) log_msg(LOG_INFO, "store dump: %zu embeddings to %s", n, out);

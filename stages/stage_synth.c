@@ -4,6 +4,7 @@
  * img2dataset files and webdataset tars), in every image format readers
  * must handle, optionally with one bad record of each kind for tests. */
 #include "core/fsutil.h"
+#include "core/cli.h"
 #include "core/log.h"
 #include "core/mpictx.h"
 #include "data/synth.h"
@@ -59,16 +60,6 @@ static void synth_usage(FILE *f)
             "  clipcap synth --out /tmp/cc --count 10000 --layouts cc-tar --per-shard 1000 --large 0\n"
             "  mpirun -np 4 clipcap synth --out /tmp/big --count 100000\n",
             SYNTH_N_FORMATS, SYNTH_N_FORMATS, SYNTH_SHARD_MAX);
-}
-
-static int parse_u64(const char *flag, const char *s, uint64_t *out, err_t *e)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || *end || s[0] == '-') return err_set(e, ERR_ARG, "%s '%s': not a non-negative integer", flag, s);
-    *out = v;
-    return 0;
 }
 
 static int parse_layouts(const char *s, unsigned *out, err_t *e)
@@ -147,19 +138,17 @@ int stage_synth_main(int argc, char **argv)
         int rc = 0;
         switch (c) {
         case 'o': o.out = optarg; break;
-        case 'n': rc = parse_u64("--count", optarg, &o.count, &e); break;
-        case 's': rc = parse_u64("--seed", optarg, &o.seed, &e); break;
+        case 'n': rc = cli_parse_u64("count", optarg, 1, SYNTH_COUNT_MAX, &o.count, &e); break;
+        case 's': rc = cli_parse_u64("seed", optarg, 0, UINT64_MAX, &o.seed, &e); break;
         case 'l': rc = parse_layouts(optarg, &o.layouts, &e); break;
         case 'b': o.bad = 1; break;
         case 'L':
-            rc = parse_u64("--large", optarg, &v, &e);
-            if (!rc && v > 1000000) rc = err_set(&e, ERR_ARG, "--large %llu: too many", (unsigned long long)v);
-            o.large = (uint32_t)v;
+            rc = cli_parse_u64("large", optarg, 0, 1000000, &v, &e);
+            if (!rc) o.large = (uint32_t)v;
             break;
         case 'p':
-            rc = parse_u64("--per-shard", optarg, &v, &e);
-            if (!rc && v > SYNTH_SHARD_MAX) rc = err_set(&e, ERR_ARG, "--per-shard %llu: max %u", (unsigned long long)v, SYNTH_SHARD_MAX);
-            o.per_shard = (uint32_t)v;
+            rc = cli_parse_u64("per-shard", optarg, 1, SYNTH_SHARD_MAX, &v, &e);
+            if (!rc) o.per_shard = (uint32_t)v;
             break;
         case 'f': force = 1; break;
         case 'q': o.square = 1; break;

@@ -16,7 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define CC_FORMAT_VERSION 1
+#define CC_FORMAT_VERSION 2
 #define CC_MAX_SPLITS 32
 
 void caption_corpus_options_default(caption_corpus_options *o)
@@ -144,6 +144,7 @@ static int cc_batch_run(cc_batch *b, store *st, const char *store_dir, captioner
         if (b->ent[i].rec.dim != (uint32_t)b->D)
             return err_set(e, ERR_FORMAT, "%s: key %s: embedding size %u, the model takes %d", store_dir, b->key[i],
                            b->ent[i].rec.dim, b->D);
+        if (captioner_check_clip(c, b->ent[i].rec.model, b->key[i], e)) return err_wrap(e, "%s", store_dir);
         b->row[i] = b->m++;
     }
     return b->m ? captioner_run(c, b->clip, b->m, b->out, e) : 0;
@@ -213,6 +214,7 @@ static int cc_failure_line(const cc_batch *b, int i, char **line, err_t *e)
 typedef struct {
     int shard, of;
     const char *manifest_shard;
+    const char *manifest_xxh128; /* the shard's checksum in the manifest's index.json */
     const char *fingerprint;
     const char *splits;
     int num_captions;
@@ -220,22 +222,38 @@ typedef struct {
 
 static json_t *cc_header_json(const cc_header *h)
 {
-    return json_pack("{s:i, s:i, s:i, s:s, s:s, s:o, s:i}", "clipcap_captions", CC_FORMAT_VERSION, "shard", h->shard,
-                     "of", h->of, "manifest_shard", h->manifest_shard, "fingerprint", h->fingerprint, "splits",
+    return json_pack("{s:i, s:i, s:i, s:s, s:s, s:s, s:o, s:i}", "clipcap_captions", CC_FORMAT_VERSION, "shard",
+                     h->shard, "of", h->of, "manifest_shard", h->manifest_shard, "manifest_xxh128", h->manifest_xxh128,
+                     "fingerprint", h->fingerprint, "splits",
                      h->splits && *h->splits ? json_string(h->splits) : json_null(), "num_captions", h->num_captions);
 }
 
-/* An existing header must describe the same work: same model, same
- * selection. Otherwise mixing would put two models' captions in one dump. */
+/* The manifest shard's checksum is the resume key: a dump continued on a
+ * re-sharded manifest, or another data set's dump with the same shard
+ * count, would count records that are not this manifest's as done. */
+static int cc_manifest_changed(const char *path, const json_t *was, const cc_header *want, err_t *e)
+{
+    return err_set(e, ERR_ARG,
+                   "%s: was written for manifest shard %s with xxh128 %s, the manifest's index.json now gives %s: the "
+                   "manifest changed since (or this is another data set's dump); caption into a new output directory",
+                   path, want->manifest_shard, json_is_string(was) ? json_string_value(was) : "(none)",
+                   want->manifest_xxh128);
+}
+
+/* An existing header must describe the same work: same manifest shard,
+ * same model, same selection. Otherwise mixing would put two models'
+ * captions, or another manifest's records, in one dump. */
 static int cc_header_check(const char *path, const json_t *got, const cc_header *want, err_t *e)
 {
     json_t *w = cc_header_json(want);
     if (!w) return err_set(e, ERR_NOMEM, "out of memory");
-    const char *fields[] = {"clipcap_captions", "shard", "of", "fingerprint", "splits", "num_captions"};
+    const char *fields[] = {"clipcap_captions", "shard", "of", "manifest_xxh128", "fingerprint", "splits", "num_captions"};
     int rc = 0;
     for (size_t f = 0; f < sizeof fields / sizeof *fields && !rc; f++) {
         const json_t *a = json_object_get(got, fields[f]);
-        if (!a || !json_equal((json_t *)a, json_object_get(w, fields[f]))) {
+        if (f == 3 && !json_equal((json_t *)a, json_object_get(w, fields[f]))) {
+            rc = cc_manifest_changed(path, a, want, e);
+        } else if (!a || !json_equal((json_t *)a, json_object_get(w, fields[f]))) {
             char *was = a ? json_dumps(a, JSON_ENCODE_ANY) : NULL;
             char *now = json_dumps(json_object_get(w, fields[f]), JSON_ENCODE_ANY);
             rc = err_set(e, ERR_ARG,
@@ -566,6 +584,7 @@ static int cc_write_index(const cc_run *x, const uint64_t *caps, const uint64_t 
         json_object_set_new(o, "file", json_string(name));
         snprintf(name, sizeof name, "failures-%05d-of-%05d.jsonl.zst", s, N);
         json_object_set_new(o, "failures_file", json_string(name));
+        json_object_set_new(o, "manifest_xxh128", json_string(manifest_shard_info(x->m, s)->xxh128));
         json_object_set_new(o, "captions", json_integer((json_int_t)caps[s]));
         json_object_set_new(o, "failures", json_integer((json_int_t)fails[s]));
         json_array_append_new(shards, o);
@@ -637,7 +656,8 @@ static void cc_close(cc_run *x, manifest_t *m)
 static int cc_dump_unit(cc_run *x, int shard, uint64_t *caps, uint64_t *fails, err_t *e)
 {
     int N = manifest_num_shards(x->m);
-    cc_header want = {shard, N, manifest_shard_info(x->m, shard)->file, captioner_fingerprint(x->c),
+    const manifest_shard_info_t *si = manifest_shard_info(x->m, shard);
+    cc_header want = {shard, N, si->file, si->xxh128, captioner_fingerprint(x->c),
                       x->splits.n ? x->opt->splits : NULL, x->b.K};
     cc_shard sh = {.shard = shard, .want = &want};
     uint64_t count = 0;
@@ -709,6 +729,17 @@ int caption_corpus_run(const caption_corpus_options *opt, captioner *c, err_t *e
 
 /* ---- eval: generate, gather on rank 0 ---- */
 
+/* An evaluated image whose entry is not an embedding: a failure suggests
+ * --skip-failed, an absent key extract. */
+static int cc_no_embedding(const char *store_dir, const char *key, const char *split, const store_entry *ent, err_t *e)
+{
+    if (ent->kind == STORE_ENTRY_FAILURE)
+        return err_set(e, ERR_NOTFOUND, "%s: image %s (split %s): extraction failed (%s: %s); --skip-failed leaves "
+                       "such images out", store_dir, key, split, ent->fail.reason, ent->fail.message);
+    return err_set(e, ERR_NOTFOUND, "%s: image %s (split %s) has no embedding (not_in_store): every evaluated image "
+                   "needs one; run `clipcap extract` for it", store_dir, key, split);
+}
+
 /* One unit's results as "key\0caption\0" pairs, in manifest order. */
 typedef struct {
     char *buf;
@@ -748,12 +779,7 @@ static int cc_collect_flush(cc_run *x, cc_pairs *p, err_t *e)
                 x->skipped++;
                 continue;
             }
-            rc = err_set(e, ERR_NOTFOUND, "%s: image %s (split %s) has no embedding (%s%s%s): every evaluated image "
-                         "needs one; run `clipcap extract` for it",
-                         x->opt->store, b->key[i], b->split[i],
-                         f->kind == STORE_ENTRY_FAILURE ? f->fail.reason : "not_in_store",
-                         f->kind == STORE_ENTRY_FAILURE ? ": " : "",
-                         f->kind == STORE_ENTRY_FAILURE ? f->fail.message : "");
+            rc = cc_no_embedding(x->opt->store, b->key[i], b->split[i], f, e);
             break;
         }
         rc = cc_pairs_add(p, b->key[i], b->out[(size_t)b->row[i] * (size_t)b->K].text, e);
@@ -763,6 +789,40 @@ static int cc_collect_flush(cc_run *x, cc_pairs *p, err_t *e)
         progress_update(&x->prog, x->done, 0);
     }
     cc_batch_clear(b);
+    return rc;
+}
+
+int caption_corpus_check(const caption_corpus_options *opt, caption_corpus_key_fn on_key, void *ctx, err_t *e)
+{
+    cc_splits splits;
+    manifest_t *m = NULL;
+    store *st = NULL;
+    uint64_t n = 0;
+    int rc = cc_check_options(opt, 0, e);
+    if (!rc) rc = cc_splits_parse(opt->splits, &splits, e);
+    if (!rc) rc = manifest_open(&m, opt->manifest, e);
+    if (!rc) rc = store_open(&st, opt->store, NULL, e);
+    for (int s = 0; !rc && s < manifest_num_shards(m); s++) {
+        manifest_shard_reader *r = NULL;
+        manifest_record_t rec;
+        int more = 0;
+        rc = manifest_shard_open(&r, m, s, e);
+        while (!rc && (more = manifest_shard_next(r, &rec, e)) == 1) {
+            if (!cc_splits_match(&splits, rec.split)) continue;
+            n++;
+            store_entry ent;
+            if ((rc = store_lookup(st, rec.key, &ent, e)) != 0) break;
+            if (ent.kind == STORE_ENTRY_EMBEDDING) rc = on_key(ctx, rec.key, e);
+            else if (ent.kind != STORE_ENTRY_FAILURE || !opt->skip_failed)
+                rc = cc_no_embedding(opt->store, rec.key, rec.split, &ent, e);
+        }
+        if (!rc && more < 0) rc = more;
+        manifest_shard_close(r);
+    }
+    if (!rc && n == 0)
+        rc = err_set(e, ERR_NOTFOUND, "%s: no image of split(s) '%s'", opt->manifest, splits.n ? opt->splits : "(any)");
+    store_close(st);
+    manifest_close(m);
     return rc;
 }
 
