@@ -309,8 +309,8 @@ static int plan_extract(plan_ctx *c, const json_t *sec, const char *clip)
 static int plan_train(plan_ctx *c, const json_t *sec, const char *gpt2, const char *train_splits)
 {
     static const char *const keys[] = {"mapping", "freeze_gpt2", "prefix_len", "clip_len", "mapper_layers", "batch",
-                                       "epochs", "lr", "warmup", "weight_decay", "seed", "max_steps", "save_every",
-                                       "threads", "args", NULL};
+                                       "epochs", "lr", "warmup", "weight_decay", "dropout", "seed", "max_steps",
+                                       "save_every", "threads", "args", NULL};
     run_step *st = &c->p->steps[RUN_TRAIN];
     char mapping[32];
     int rc = check_keys(c, sec, "recipe", keys);
@@ -344,6 +344,7 @@ static int plan_train(plan_ctx *c, const json_t *sec, const char *gpt2, const ch
         !(rc = opt_real(c, &st->argv, paper, "recipe", "lr", "--lr")) &&
         !(rc = opt_int(c, &st->argv, paper, "recipe", "warmup", "--warmup", 0, INT64_MAX)) &&
         !(rc = opt_real(c, &st->argv, paper, "recipe", "weight_decay", "--weight-decay")) &&
+        !(rc = opt_real(c, &st->argv, paper, "recipe", "dropout", "--dropout")) &&
         !(rc = opt_int(c, &st->argv, paper, "recipe", "seed", "--seed", 0, INT64_MAX)) &&
         !(rc = opt_int(c, &st->argv, paper, "recipe", "max_steps", "--max-steps", 1, INT64_MAX)) &&
         !(rc = opt_int(c, &st->argv, paper, "recipe", "save_every", "--save-every", 1, INT64_MAX)) &&

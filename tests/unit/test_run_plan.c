@@ -42,14 +42,14 @@ static void test_paper_recipes(void)
     CHECK(!strcmp(flag(t, "--mapper-layers"), "8") && flag(t, "--freeze-gpt2"));
     CHECK(!strcmp(flag(t, "--batch"), "40") && !strcmp(flag(t, "--epochs"), "10"));
     CHECK(!strcmp(flag(t, "--lr"), "2e-05") && !strcmp(flag(t, "--warmup"), "5000"));
-    CHECK(!strcmp(flag(t, "--weight-decay"), "0") && !strcmp(flag(t, "--out"), "o/train"));
+    CHECK(!strcmp(flag(t, "--weight-decay"), "0") && !strcmp(flag(t, "--out"), "o/train") && !flag(t, "--dropout"));
     run_plan_free(&p);
 
     CHECK_OK(load(&p, "{\"version\": 1, \"out\": \"o\", " DATA ", " MODELS
-                      ", \"recipe\": {\"mapping\": \"mlp\", \"lr\": 0.01, \"epochs\": 3}}", NULL, &e), &e);
+                      ", \"recipe\": {\"mapping\": \"mlp\", \"lr\": 0.01, \"epochs\": 3, \"dropout\": 0}}", NULL, &e), &e);
     t = &p.steps[RUN_TRAIN];
     CHECK(!strcmp(flag(t, "--prefix-len"), "10") && !flag(t, "--clip-len") && !flag(t, "--freeze-gpt2"));
-    CHECK(!strcmp(flag(t, "--lr"), "0.01") && !strcmp(flag(t, "--epochs"), "3"));
+    CHECK(!strcmp(flag(t, "--lr"), "0.01") && !strcmp(flag(t, "--epochs"), "3") && !strcmp(flag(t, "--dropout"), "0"));
     run_plan_free(&p);
 }
 
