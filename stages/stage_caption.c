@@ -26,6 +26,7 @@
 #include "core/progress.h"
 #include "nn/clip_embed.h"
 #include "nn/clip_vit.h"
+#include "nn/ops_ext.h"
 #include "store/store.h"
 
 #include <dirent.h>
@@ -62,12 +63,14 @@ static void caption_usage(FILE *out)
             "                      tensor shapes\n"
             "  --gpt2 DIR          GPT-2 as on the hub: config.json, vocab.json, merges.txt,\n"
             "                      and model.safetensors when CKPT holds no gpt.transformer.*\n"
+            "  --tokenizer DIR     vocab.json + merges.txt when they are not in the --gpt2 DIR\n"
             "  --normalize-prefix  L2-normalise CLIP embeddings first (for models trained so)\n"
             "input (one of):\n"
             "  --images PATH       an image file (JPEG, PNG, WebP) or a directory of them (its\n"
             "                      files with those extensions, sorted, not recursive);\n"
             "                      repeatable, and more paths may follow the options\n"
-            "  --clip DIR          CLIP model as on the hub (needed with --images)\n"
+            "  --clip PATH         CLIP model: hub directory or openai's ViT-*.pt (needed\n"
+            "                      with --images)\n"
             "  --fast-resize       reduced-DCT JPEG decoding (see `clipcap embed --help`)\n"
             "  --store STORE       feature store of `clipcap extract`: every embedding in it\n"
             "  --keys K1,K2,...    only these keys of the store, in this order\n"
@@ -85,6 +88,8 @@ static void caption_usage(FILE *out)
             "  --out FILE          write the JSON lines to FILE (atomically) instead of stdout;\n"
             "                      with --manifest, the output directory\n"
             "  --threads N         compute threads (default: OMP_NUM_THREADS or all cores)\n"
+            "  --precision P       GEMM precision of CLIP, mapper and GPT-2: fp32 (default),\n"
+            "                      tf32, bf16 or fp16 (fp32 accumulation; docs/nn.md)\n"
             "  -h, --help          this help\n\n"
             "Progress (captions/s) and a summary go to stderr. An image that cannot be read\n"
             "or a key without an embedding is reported as `NAME: reason` and has no line;\n"
@@ -93,17 +98,18 @@ static void caption_usage(FILE *out)
 }
 
 typedef struct caption_opts {
-    const char *model, *gpt2, *clip, *store, *keys, *stop, *out, *manifest, *splits;
+    const char *model, *gpt2, *tokenizer, *clip, *store, *keys, *stop, *out, *manifest, *splits;
     char **images; /* --images values and positional paths */
     int n_images;
     int beam, num_captions, max_tokens, batch, threads, normalize, fast_resize;
+    enum ops_precision precision;
 } caption_opts;
 
 /* 0 = parsed, 1 = --help, <0 = error */
 static int caption_parse(int argc, char **argv, caption_opts *o, err_t *e)
 {
     static const struct option longopts[] = {
-        {"model", required_argument, 0, 'm'},        {"gpt2", required_argument, 0, 'g'},
+        {"model", required_argument, 0, 'm'},        {"gpt2", required_argument, 0, 'g'}, {"tokenizer", required_argument, 0, 'T'},
         {"images", required_argument, 0, 'i'},       {"clip", required_argument, 0, 'c'},
         {"fast-resize", no_argument, 0, 'f'},        {"store", required_argument, 0, 's'},
         {"keys", required_argument, 0, 'k'},         {"manifest", required_argument, 0, 'M'},
@@ -112,7 +118,7 @@ static int caption_parse(int argc, char **argv, caption_opts *o, err_t *e)
         {"stop", required_argument, 0, 'p'},         {"batch", required_argument, 0, 'B'},
         {"normalize-prefix", no_argument, 0, 'n'},   {"out", required_argument, 0, 'o'},
         {"threads", required_argument, 0, 't'},      {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
+        {"precision", required_argument, 0, 'Q'},    {0, 0, 0, 0},
     };
     memset(o, 0, sizeof *o);
     o->beam = o->num_captions = 1;
@@ -126,6 +132,7 @@ static int caption_parse(int argc, char **argv, caption_opts *o, err_t *e)
         switch (c) {
         case 'm': o->model = optarg; break;
         case 'g': o->gpt2 = optarg; break;
+        case 'T': o->tokenizer = optarg; break;
         case 'i': o->images[o->n_images++] = optarg; break;
         case 'c': o->clip = optarg; break;
         case 'f': o->fast_resize = 1; break;
@@ -141,6 +148,7 @@ static int caption_parse(int argc, char **argv, caption_opts *o, err_t *e)
         case 'x': rc = cli_parse_int("max-tokens", optarg, 1, 1 << 20, &o->max_tokens, e); break;
         case 'B': rc = cli_parse_int("batch", optarg, 1, 4096, &o->batch, e); break;
         case 't': rc = cli_parse_int("threads", optarg, 0, 4096, &o->threads, e); break;
+        case 'Q': rc = ops_precision_parse(optarg, &o->precision, e); break;
         case 'h': return 1;
         default:
             return err_set(e, ERR_ARG, "unknown or incomplete option '%s' (try `clipcap caption --help`)",
@@ -428,6 +436,7 @@ static int open_captioner(const caption_opts *o, ops_ctx *ops, captioner **cap, 
     captioner_options_default(&co);
     co.checkpoint = o->model;
     co.gpt2_dir = o->gpt2;
+    co.tokenizer_dir = o->tokenizer;
     co.normalize_prefix = o->normalize;
     co.max_images = o->batch;
     co.decode.beam = o->beam;
@@ -556,6 +565,7 @@ int stage_caption_main(int argc, char **argv)
     ops_ctx *ops = NULL;
     captioner *cap = NULL;
     rc = ops_create(&ops, o.threads, &e);
+    if (!rc) rc = ops_set_precision(ops, o.precision, &e);
     if (!rc) rc = open_captioner(&o, ops, &cap, &e);
     rc = mpictx_agree(rc, &e);
     caption_counts cnt = {0};
@@ -563,9 +573,9 @@ int stage_caption_main(int argc, char **argv)
     if (!rc) {
         const clipcap_config *k = captioner_config(cap);
         if (mpictx_rank() == 0)
-            log_msg(LOG_INFO, "%s: %s mapper, prefix %d, CLIP %d; GPT-2 from %s; fingerprint %s", o.model,
+            log_msg(LOG_INFO, "%s: %s mapper, prefix %d, CLIP %d; GPT-2 from %s; fingerprint %s; %s", o.model,
                     k->mapping == CLIPCAP_MAP_MLP ? "MLP" : "Transformer", k->prefix_len, k->clip_dim,
-                    captioner_gpt2_source(cap), captioner_fingerprint(cap));
+                    captioner_gpt2_source(cap), captioner_fingerprint(cap), ops_precision_impl(ops));
         rc = o.manifest ? run_corpus(&o, cap, &e) : run_items(&o, ops, cap, &cnt, &e);
     }
     double secs = clock_now() - t0;

@@ -1,5 +1,6 @@
 /* `clipcap eval`: caption a split of a manifest from its precomputed CLIP
- * embeddings, sharded over the ranks, gather the captions on rank 0 into a
+ * embeddings, shard by shard over the ranks (core/workq.h), gather the
+ * captions on rank 0 in manifest order into a
  * COCO results file ([{"image_id", "caption"}]), and score it with
  * `clipcap score`'s code (common/metrics/cocoeval.h, cocoeval_score_files:
  * the same output, one JSON object keyed Bleu_1..Bleu_4, METEOR, ROUGE_L,
@@ -19,6 +20,7 @@
 #include "core/mpictx.h"
 #include "data/manifest.h"
 #include "metrics/cocoeval.h"
+#include "nn/ops_ext.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -34,8 +36,8 @@ static void eval_usage(FILE *out)
     fprintf(out,
             "usage: [mpirun -np N] clipcap eval --manifest DIR --store STORE --model CKPT --gpt2 DIR\n"
             "                      --annotations A --results OUT.json [options]\n\n"
-            "Captions every image of the split(s) from the CLIP embeddings in STORE (images dealt\n"
-            "to the ranks round robin), writes the COCO results file OUT.json on rank 0\n"
+            "Captions every image of the split(s) from the CLIP embeddings in STORE (the ranks\n"
+            "take manifest shards one at a time), writes the COCO results file OUT.json on rank 0\n"
             "([{\"image_id\": ID, \"caption\": TEXT}], image_id = the manifest key: the COCO\n"
             "image id), then scores it against A as `clipcap score` does and prints one JSON\n"
             "object (Bleu_1..Bleu_4, METEOR, ROUGE_L, CIDEr, SPICE). Every image of the split\n"
@@ -47,6 +49,7 @@ static void eval_usage(FILE *out)
             "  --store STORE       feature store (clipcap extract)\n"
             "  --model CKPT        ClipCap checkpoint: ours (.safetensors) or the paper's .pt\n"
             "  --gpt2 DIR          GPT-2 hub directory (config.json, vocab.json, merges.txt)\n"
+            "  --tokenizer DIR     vocab.json + merges.txt when they are not in the --gpt2 DIR\n"
             "  --annotations A     COCO captions file with the references\n"
             "  --results OUT.json  results file to write\n"
             "  --beam B            beam size (default 1: greedy, the reference's default)\n"
@@ -54,6 +57,8 @@ static void eval_usage(FILE *out)
             "  --normalize-prefix  L2-normalise the embeddings first (if the model was trained so)\n"
             "  --batch N           images per captioning call (default 64)\n"
             "  --threads T         compute threads per rank (default OMP_NUM_THREADS)\n"
+            "  --precision P       GEMM precision of mapper and GPT-2: fp32 (default), tf32,\n"
+            "                      bf16 or fp16 (fp32 accumulation; docs/nn.md)\n"
             "  --per-image         add per-image scores (as clipcap score --per-image)\n"
             "  --skip-failed       leave out images whose extraction failed (logged with the\n"
             "                      reason) instead of stopping; unextracted images still stop\n"
@@ -68,6 +73,7 @@ typedef struct {
     const char *annotations, *results;
     cocoeval_opts_t score;
     int threads;
+    enum ops_precision precision;
     char default_split[64]; /* the manifest's only split, when --split is not given */
 } eval_options;
 
@@ -76,13 +82,13 @@ static int eval_parse(int argc, char **argv, eval_options *o, int *help, err_t *
     static const struct option opts[] = {
         {"manifest", required_argument, 0, 'm'},   {"split", required_argument, 0, 's'},
         {"store", required_argument, 0, 'S'},      {"model", required_argument, 0, 'M'},
-        {"gpt2", required_argument, 0, 'g'},       {"annotations", required_argument, 0, 'a'},
+        {"gpt2", required_argument, 0, 'g'},       {"tokenizer", required_argument, 0, 'K'},       {"annotations", required_argument, 0, 'a'},
         {"results", required_argument, 0, 'r'},    {"beam", required_argument, 0, 'B'},
         {"max-tokens", required_argument, 0, 'T'}, {"normalize-prefix", no_argument, 0, 'n'},
         {"batch", required_argument, 0, 'b'},      {"threads", required_argument, 0, 't'},
         {"per-image", no_argument, 0, 'p'},        {"skip-failed", no_argument, 0, 'F'},        {"meteor-jar", required_argument, 0, 'J'},
         {"spice-jar", required_argument, 0, 'P'},  {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+        {"precision", required_argument, 0, 'Q'},  {0, 0, 0, 0}};
     caption_corpus_options_default(&o->corpus);
     captioner_options_default(&o->cap);
     int c, idx = 0, rc = 0;
@@ -95,6 +101,7 @@ static int eval_parse(int argc, char **argv, eval_options *o, int *help, err_t *
         case 'S': o->corpus.store = optarg; break;
         case 'M': o->cap.checkpoint = optarg; break;
         case 'g': o->cap.gpt2_dir = optarg; break;
+        case 'K': o->cap.tokenizer_dir = optarg; break;
         case 'a': o->annotations = optarg; break;
         case 'r': o->results = optarg; break;
         case 'n': o->cap.normalize_prefix = 1; break;
@@ -106,6 +113,7 @@ static int eval_parse(int argc, char **argv, eval_options *o, int *help, err_t *
         case 'T': rc = cli_parse_int("max-tokens", optarg, 1, 1 << 20, &o->cap.decode.max_tokens, e); break;
         case 'b': rc = cli_parse_int("batch", optarg, 1, 1 << 16, &o->corpus.batch, e); break;
         case 't': rc = cli_parse_int("threads", optarg, 0, 4096, &o->threads, e); break;
+        case 'Q': rc = ops_precision_parse(optarg, &o->precision, e); break;
         case 'h': *help = 1; return 0;
         default: return err_set(e, ERR_ARG, "unknown or incomplete option '%s' (try --help)", argv[optind - 1]);
         }
@@ -216,6 +224,7 @@ static int eval_generate(const eval_options *o, err_t *e)
     int rc = mpictx_rank() == 0 ? eval_check_inputs(o, e) : 0;
     rc = mpictx_agree(rc, e);
     if (!rc) rc = ops_create(&ctx, o->threads, e);
+    if (!rc) rc = ops_set_precision(ctx, o->precision, e);
     if (!rc) rc = captioner_open(&c, ctx, &o->cap, e);
     rc = mpictx_agree(rc, e);
     if (!rc) rc = caption_corpus_collect(&o->corpus, c, &items, &n, e);

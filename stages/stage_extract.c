@@ -19,6 +19,7 @@
 #include "image/clip_preprocess.h"
 #include "nn/clip_vit.h"
 #include "nn/ops.h"
+#include "nn/ops_ext.h"
 #include "store/extract_pipeline.h"
 #include "store/store.h"
 #include "store/store_lock.h"
@@ -48,8 +49,8 @@ static void extract_usage(FILE *out)
             "their reason, listed in the summary, and retried by the next run.\n\n"
             "options:\n"
             "  --manifest DIR    manifest written by `clipcap shard`\n"
-            "  --clip DIR        CLIP model as on the Hugging Face hub (config.json +\n"
-            "                    model.safetensors)\n"
+            "  --clip PATH       CLIP model: a Hugging Face hub directory (config.json +\n"
+            "                    model.safetensors) or openai's file (ViT-B-32.pt, ...)\n"
             "  --store DIR       feature store directory (created); rank R of N writes\n"
             "                    DIR/rank-R-of-N/, readers see every rank-*-of-*/\n"
             "  --batch B         images per forward pass (default 32); record i of a\n"
@@ -63,6 +64,9 @@ static void extract_usage(FILE *out)
             "                    OMP_NUM_THREADS, else 2)\n"
             "  --encoder-threads E  OpenMP/BLAS threads of the CLIP forward (default T);\n"
             "                    see docs/operations.md for sharing cores with decoding\n"
+            "  --precision P     GEMM precision of the CLIP forward: fp32 (default), tf32,\n"
+            "                    bf16 or fp16 (fp32 accumulation; another model\n"
+            "                    fingerprint unless fp32; docs/nn.md \"Precision\")\n"
             "  --max-pixels P    refuse images with more than P pixels (default %llu)\n"
             "  --map-size MIB    initial LMDB map size in MiB (default 64; grows by doubling)\n"
             "  --max-failure-rate R  exit 1 when more than this fraction of the images\n"
@@ -85,6 +89,7 @@ typedef struct extract_opts {
     const char *manifest, *clip, *store;
     int batch, threads, encoder_threads, fast_resize;
     enum store_dtype dtype;
+    enum ops_precision precision;
     uint64_t max_pixels;
     size_t map_size;
     double max_failure_rate;
@@ -99,7 +104,8 @@ static int extract_parse(int argc, char **argv, extract_opts *o, err_t *e)
         {"dtype", required_argument, NULL, 'd'},    {"fast-resize", no_argument, NULL, 'f'},
         {"threads", required_argument, NULL, 't'},  {"max-pixels", required_argument, NULL, 'p'},
         {"map-size", required_argument, NULL, 'z'}, {"encoder-threads", required_argument, NULL, 'e'},
-        {"max-failure-rate", required_argument, NULL, 'r'}, {"help", no_argument, NULL, 'h'},
+        {"max-failure-rate", required_argument, NULL, 'r'}, {"precision", required_argument, NULL, 'Q'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     memset(o, 0, sizeof *o);
     o->batch = 32;
@@ -129,6 +135,7 @@ static int extract_parse(int argc, char **argv, extract_opts *o, err_t *e)
             if (!rc) o->map_size <<= 20;
             break;
         case 'r': rc = cli_parse_double("max-failure-rate", optarg, 0, 1, &o->max_failure_rate, e); break;
+        case 'Q': rc = ops_precision_parse(optarg, &o->precision, e); break;
         case 'h': extract_usage(stdout); return 1;
         default: return err_set(e, ERR_ARG, "unknown or incomplete option '%s' (try --help)", argv[optind - 1]);
         }
@@ -306,7 +313,7 @@ static int extract_check_settings(const extract_opts *o, err_t *e)
 static int extract_verdict(const extract_stats *st, const extract_opts *o, err_t *e)
 {
     uint64_t t[4] = {st->images, st->encoded, st->skipped, st->failed};
-    int rc = comm_sum_u64(t, 4, e);
+    int rc = comm_allreduce(t, 4, COMM_U64, COMM_SUM, e);
     if (rc) return rc;
     double rate = t[0] ? (double)t[3] / (double)t[0] : 0;
     if (t[3] > 0 && t[1] == 0 && t[2] == 0)
@@ -353,6 +360,7 @@ static int extract_main(const extract_opts *o, err_t *e)
     rc = mpictx_agree(rc, e);
     if (!rc) rc = manifest_open(&man, o->manifest, e);
     if (!rc) rc = ops_create(&ops, o->encoder_threads, e);
+    if (!rc) rc = ops_set_precision(ops, o->precision, e);
     if (!rc) rc = clip_vit_load(&model, ops, o->clip, o->batch, e);
     clip_preprocess_cfg pre;
     if (!rc) {
@@ -377,9 +385,9 @@ static int extract_main(const extract_opts *o, err_t *e)
     }
     if (!rc) rc = workq_open(&units, manifest_num_shards(man), "extract shards", e);
     if (!rc) {
-        log_msg(LOG_INFO, "extract: %d shard(s) over %d rank(s), model %s, %s, batch %d, %d decode + %d encoder "
+        log_msg(LOG_INFO, "extract: %d shard(s) over %d rank(s), model %s, %s, %s, batch %d, %d decode + %d encoder "
                 "thread(s), writing %s/%s",
-                manifest_num_shards(man), size, fp, store_dtype_name(o->dtype), o->batch, o->threads,
+                manifest_num_shards(man), size, fp, ops_precision_impl(ops), store_dtype_name(o->dtype), o->batch, o->threads,
                 o->encoder_threads, o->store, env_name);
         extract_cfg cfg = {.manifest = man, .units = units, .model = model, .pre = pre, .reader = reader,
                            .writer = own, .model_fp = fp, .dtype = o->dtype, .generation = gen, .batch = o->batch,

@@ -42,6 +42,7 @@
 #include "nn/clipcap_model.h"
 #include "nn/ops.h"
 #include "nn/ops_comm.h"
+#include "nn/ops_ext.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -73,7 +74,8 @@ static void train_usage(FILE *out)
             "options:\n"
             "  --manifest DIR     manifest written by `clipcap shard`\n"
             "  --store DIR        feature store written by `clipcap extract`\n"
-            "  --gpt2 DIR         GPT-2 as on the hub (config.json + model.safetensors)\n"
+            "  --gpt2 DIR         GPT-2 as on the hub (config.json + model.safetensors or\n"
+            "                     pytorch_model.bin)\n"
             "  --mapping M        mlp (\"MLP + GPT-2 tuning\") or transformer (with --init:\n"
             "                     read from the checkpoint)\n"
             "  --freeze-gpt2      train the mapper only (the reference's --only_prefix)\n"
@@ -109,6 +111,9 @@ static void train_usage(FILE *out)
             "                     state.json and log.jsonl a previous run left there\n"
             "                     (without --resume or --force a non-empty RUN_DIR is refused)\n"
             "  --threads T        compute threads per rank (default OMP_NUM_THREADS)\n"
+            "  --precision P      GEMM precision: fp32 (default), tf32, bf16 or fp16; float32\n"
+            "                     master weights, optimiser state, loss and checkpoints;\n"
+            "                     fp16 with dynamic loss scaling (docs/training.md)\n"
             "  -h, --help         this help\n\n"
             "Rank 0 prints one JSON line per step on stdout (also appended to\n"
             "RUN_DIR/log.jsonl) and progress with an ETA on stderr.\n");
@@ -125,6 +130,7 @@ typedef struct train_opts {
     long max_steps, save_every, warmup;
     float lr, weight_decay;
     uint64_t seed;
+    enum ops_precision precision;
 } train_opts;
 
 /* 0 = parsed, 1 = --help printed, <0 = error */
@@ -154,7 +160,8 @@ static int train_parse(int argc, char **argv, train_opts *o, err_t *e)
         {"resume", no_argument, 0, 'R'},             {"threads", required_argument, 0, 't'},
         {"init", required_argument, 0, 'I'},         {"no-shuffle", no_argument, 0, 'N'},
         {"force", no_argument, 0, 'f'},
-        {"help", no_argument, 0, 'h'},               {0, 0, 0, 0},
+        {"precision", required_argument, 0, 'Q'},   {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
     };
     /* step counts: far beyond any run, far below where step arithmetic wraps */
     const long max_steps = 1L << 40;
@@ -206,6 +213,7 @@ static int train_parse(int argc, char **argv, train_opts *o, err_t *e)
         case 'v': rc = cli_parse_long("save-every", optarg, 1, max_steps, &o->save_every, e); break;
         case 'K': rc = cli_parse_int("check-every", optarg, 1, INT_MAX, &o->check_every, e); break;
         case 't': rc = cli_parse_int("threads", optarg, 1, 4096, &o->threads, e); break;
+        case 'Q': rc = ops_precision_parse(optarg, &o->precision, e); break;
         case 'h': train_usage(stdout); return 1;
         default: return err_set(e, ERR_ARG, "unknown or incomplete option '%s' (try --help)", argv[optind - 1]);
         }
@@ -262,17 +270,29 @@ typedef struct train_run {
     int epoch;       /* current epoch */
     long in_epoch;   /* steps done in it */
     int gpt2_in_ckpt; /* GPT-2's weights came from a checkpoint, not the --gpt2 dir */
+    /* fp16's dynamic loss scale (torch.cuda.amp.GradScaler's rule) and the
+     * finite steps since it last changed */
+    float loss_scale;
+    long scale_good_steps;
 } train_run;
+
+#define LOSS_SCALE_INIT 65536.0f
+#define LOSS_SCALE_GROWTH_INTERVAL 2000
+/* below this the gradients are not finite whatever the scale: a NaN */
+#define LOSS_SCALE_MIN 0x1p-24f
 
 static json_t *run_config_json(const train_run *r)
 {
     const clipcap_config *c = &r->m.cfg;
-    return json_pack("{s:s, s:i, s:i, s:i, s:i, s:b, s:b, s:i, s:i, s:f, s:I, s:f, s:I, s:I, s:b}", "mapping",
+    json_t *j = json_pack("{s:s, s:i, s:i, s:i, s:i, s:b, s:b, s:i, s:i, s:f, s:I, s:f, s:I, s:I, s:b}", "mapping",
                      c->mapping == CLIPCAP_MAP_MLP ? "mlp" : "transformer", "clip_dim", c->clip_dim, "prefix_len",
                      c->prefix_len, "clip_len", c->clip_len, "mapper_layers", c->mapper_layers, "freeze_gpt2",
                      c->freeze_gpt2, "ignore_bang", c->ignore_bang, "batch", r->o.batch, "epochs", r->o.epochs, "lr",
                      (double)r->o.lr, "warmup", (json_int_t)r->o.warmup, "weight_decay", (double)r->o.weight_decay,
                      "seed", (json_int_t)r->o.seed, "max_seq_len", (json_int_t)r->d.L, "shuffle", !r->o.no_shuffle);
+    /* only when not fp32: runs started before --precision existed resume */
+    if (j && r->o.precision != OPS_FP32) json_object_set_new(j, "precision", json_string(ops_precision_name(r->o.precision)));
+    return j;
 }
 
 /* st metadata: every value a string */
@@ -365,6 +385,7 @@ static int save_checkpoint(train_run *r, err_t *e)
     json_t *state = json_pack("{s:i, s:I, s:i, s:I, s:s, s:s, s:o}", "version", TRAIN_STATE_VERSION, "step",
                               (json_int_t)r->opt.step, "epoch", r->epoch, "step_in_epoch", (json_int_t)r->in_epoch,
                               "model", model_name, "optimizer", optim_name, "config", run_config_json(r));
+    if (state && r->o.precision == OPS_FP16) json_object_set_new(state, "loss_scale", json_real(r->loss_scale));
     char *text = json_dumps(state, JSON_INDENT(1) | JSON_SORT_KEYS);
     json_decref(state);
     if (!text) return err_set(e, ERR_NOMEM, "state.json: out of memory");
@@ -378,9 +399,10 @@ static int load_into(const char *dir, const char *name, int (*fn)(train_run *, c
                      train_run *r, err_t *e)
 {
     char path[4200];
-    int rc = fs_join(path, sizeof path, dir, name, e);
     tensorfile *tf = NULL;
-    if (!rc) rc = tensorfile_open(&tf, path, e);
+    /* GPT-2 (name NULL): model.safetensors or pytorch_model.bin, as caption reads it */
+    int rc = name ? fs_join(path, sizeof path, dir, name, e) : gpt2_open_weights(&tf, dir, path, sizeof path, e);
+    if (!rc && name) rc = tensorfile_open(&tf, path, e);
     if (!rc) rc = fn(r, tf, e);
     tensorfile_close(tf);
     return rc;
@@ -469,6 +491,9 @@ static int resume(train_run *r, err_t *e)
     if (rc) goto out;
     if ((rc = load_into(r->o.out, model, load_model_tensors, r, e)) || (rc = load_into(r->o.out, optim, load_optimizer, r, e)))
         goto out;
+    double scale;
+    if (r->o.precision == OPS_FP16 && !(rc = json_get_real(st, "loss_scale", &scale, e))) r->loss_scale = (float)scale;
+    if (rc) goto out;
     r->opt.step = (long)step;
     r->epoch = (int)epoch;
     r->in_epoch = (long)in_epoch;
@@ -770,8 +795,33 @@ static int train_loop(train_run *r, err_t *e)
             if ((rc = check_finite(r, "loss", loss, e))) goto out;
             clipcap_model_zero_grad(&r->m);
             float scale = sums[1] > 0 ? (float)(1.0 / sums[1]) : 0.0f;
+            if (o->precision == OPS_FP16) scale *= r->loss_scale;
             if ((rc = backward_and_sum(r, &gs, scale, e))) goto out;
-            double gnorm = sqrt(ops_sum_squares(r->ctx, r->m.grads, r->m.n_trainable));
+            double gsq = ops_sum_squares(r->ctx, r->m.grads, r->m.n_trainable);
+            if (o->precision == OPS_FP16) {
+                /* Summed gradients are the same on every rank, and so is
+                 * this decision. A step that overflowed fp16 is redone on
+                 * the same batch at half the scale. */
+                if (!isfinite(gsq)) {
+                    r->loss_scale *= 0.5f;
+                    r->scale_good_steps = 0;
+                    log_msg(LOG_WARN, "step %ld: fp16 gradients overflowed, loss scale now %g", r->opt.step + 1,
+                            (double)r->loss_scale);
+                    if (r->loss_scale < LOSS_SCALE_MIN) {
+                        rc = err_set(e, ERR_INTERNAL, "step %ld: gradients not finite at any loss scale",
+                                     r->opt.step + 1);
+                        goto out;
+                    }
+                    continue;
+                }
+                ops_scale(r->ctx, r->m.grads, 1.0f / r->loss_scale, r->m.n_trainable);
+                gsq /= (double)r->loss_scale * r->loss_scale;
+                if (++r->scale_good_steps == LOSS_SCALE_GROWTH_INTERVAL) {
+                    r->loss_scale *= 2.0f;
+                    r->scale_good_steps = 0;
+                }
+            }
+            double gnorm = sqrt(gsq);
             if ((rc = check_finite(r, "gradient norm", gnorm, e))) goto out;
             float lr = adamw_step(&r->opt, r->m.params, r->m.grads);
             r->in_epoch++;
@@ -834,14 +884,15 @@ static int train_main(train_opts *o, err_t *e)
         if (!rc) rc = init_config(init, o, &gc, r.d.D, &cc, &r.gpt2_in_ckpt, e);
         if ((rc = mpictx_agree(rc, e))) goto out;
     }
-    if ((rc = ops_create(&r.ctx, o->threads, e))) goto out;
+    if ((rc = ops_create(&r.ctx, o->threads, e)) || (rc = ops_set_precision(r.ctx, o->precision, e))) goto out;
+    r.loss_scale = LOSS_SCALE_INIT;
     if ((rc = clipcap_model_init(&r.m, r.ctx, &cc, &gc, e))) goto out;
     if (cc.prefix_len + r.d.L > gc.n_positions) {
         rc = err_set(e, ERR_ARG, "prefix %d + max_seq_len %d exceeds GPT-2's %d positions", cc.prefix_len, r.d.L,
                      gc.n_positions);
         goto out;
     }
-    if (!r.gpt2_in_ckpt && (rc = load_into(o->gpt2, "model.safetensors", load_gpt2_hub, &r, e))) goto out;
+    if (!r.gpt2_in_ckpt && (rc = load_into(o->gpt2, NULL, load_gpt2_hub, &r, e))) goto out;
     rc = init ? init_load(&r, init, e) : clipcap_model_init_mapper(&r.m, o->seed, e);
     tensorfile_close(init);
     init = NULL;
@@ -860,9 +911,9 @@ static int train_main(train_opts *o, err_t *e)
     if ((rc = mpictx_agree(rc, e))) goto out;
     if (o->resume && (rc = mpictx_agree(resume(&r, e), e))) goto out;
     if (o->resume && (rc = mpictx_agree(mpictx_rank() == 0 ? trim_log(o->out, r.opt.step, e) : 0, e))) goto out;
-    log_msg(LOG_INFO, "%s mapper, GPT-2 %s: %zu trainable of %zu parameters, %ld steps (%ld per epoch)",
+    log_msg(LOG_INFO, "%s mapper, GPT-2 %s: %zu trainable of %zu parameters, %ld steps (%ld per epoch), %s",
             cc.mapping == CLIPCAP_MAP_MLP ? "MLP" : "Transformer", cc.freeze_gpt2 ? "frozen" : "tuned",
-            r.m.n_trainable, r.m.n_params, r.total_steps, r.steps_per_epoch);
+            r.m.n_trainable, r.m.n_params, r.total_steps, r.steps_per_epoch, ops_precision_impl(r.ctx));
     rc = mpictx_agree(train_loop(&r, e), e);
 out:
     tensorfile_close(init);

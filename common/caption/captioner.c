@@ -8,6 +8,7 @@
 
 #include "core/fsutil.h"
 #include "io/tensorfile.h"
+#include "nn/ops_ext.h"
 #include "nn/param_spec.h"
 
 #define CKPT_GPT_PREFIX "gpt.transformer."
@@ -245,18 +246,12 @@ static int load_mapper(captioner *c, const tensorfile *tf, const char *path, err
     return rc;
 }
 
-/* GPT-2's weights from the hub directory: model.safetensors, or
- * pytorch_model.bin where a snapshot has only that. */
+/* GPT-2's weights from the hub directory (gpt2_open_weights). */
 static int load_hub_gpt2(captioner *c, const char *dir, err_t *e)
 {
-    static const char *const files[] = {"model.safetensors", "pytorch_model.bin"};
-    int rc = 0;
-    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
-        if ((rc = fs_join(c->gpt2_source, sizeof c->gpt2_source, dir, files[i], e))) return rc;
-        if (fs_exists(c->gpt2_source) || i + 1 == sizeof files / sizeof *files) break;
-    }
     tensorfile *tf = NULL;
-    if ((rc = tensorfile_open(&tf, c->gpt2_source, e))) return rc;
+    int rc = gpt2_open_weights(&tf, dir, c->gpt2_source, sizeof c->gpt2_source, e);
+    if (rc) return rc;
     rc = gpt2_load_weights(&c->gpt, tf, NULL, e);
     tensorfile_close(tf);
     if (rc && strncmp(e->msg, c->gpt2_source, strlen(c->gpt2_source))) err_wrap(e, "%s", c->gpt2_source);
@@ -283,6 +278,10 @@ static int compute_fingerprint(captioner *c, err_t *e)
                                 c->dcfg.beam,             c->dcfg.num_captions, c->normalize};
     XXH3_128bits_reset(st);
     XXH3_128bits_update(st, settings, sizeof settings);
+    /* captions decoded in another precision are other captions; fp32 adds
+     * nothing, so existing fingerprints stay */
+    const int32_t prec = (int32_t)ops_get_precision(c->ctx);
+    if (prec != OPS_FP32) XXH3_128bits_update(st, &prec, sizeof prec);
     for (size_t off = 0; off < n; off += chunk) {
         size_t cnt = n - off < chunk ? n - off : chunk;
         ops_download(c->ctx, host, c->params + off, cnt);
@@ -325,7 +324,8 @@ static int open_model(captioner *c, const captioner_options *opt, err_t *e)
     mapper_mlp_config mc = {k->clip_dim, E, k->prefix_len};
     mapper_tf_config tc = {k->clip_dim, E, k->prefix_len, k->clip_len, k->mapper_layers, 8};
     c->n_mapper = k->mapping == CLIPCAP_MAP_MLP ? mapper_mlp_param_count(&mc) : mapper_tf_param_count(&tc);
-    if (!(c->params = ops_alloc(c->ctx, c->n_mapper + gpt2_param_count(&c->gcfg), e))) {
+    const size_t n_params = c->n_mapper + gpt2_param_count(&c->gcfg);
+    if (!(c->params = ops_alloc(c->ctx, n_params, e)) || ops_register_weights(c->ctx, c->params, n_params, e)) {
         tensorfile_close(tf);
         return err_wrap(e, "%s: parameters", path);
     }
@@ -356,9 +356,15 @@ int captioner_open(captioner **out, ops_ctx *ctx, const captioner_options *opt, 
     c->normalize = opt->normalize_prefix;
     c->max_images = opt->max_images > 0 ? opt->max_images : 64;
     int rc = open_model(c, opt, e);
-    if (!rc) rc = bpe_load(&c->bpe, opt->gpt2_dir, e);
+    /* the tokenizer next to the model, unless given once elsewhere */
+    const char *tok = opt->tokenizer_dir ? opt->tokenizer_dir : opt->gpt2_dir;
+    char vocab[4096];
+    if (!rc && !opt->tokenizer_dir && !fs_join(vocab, sizeof vocab, tok, "vocab.json", NULL) && !fs_exists(vocab))
+        rc = err_set(e, ERR_NOTFOUND, "%s: no GPT-2 tokenizer next to the model (vocab.json + merges.txt): pass --tokenizer DIR",
+                     opt->gpt2_dir);
+    if (!rc) rc = bpe_load(&c->bpe, tok, e);
     if (!rc && bpe_vocab_size(c->bpe) < c->gcfg.vocab_size)
-        rc = err_set(e, ERR_FORMAT, "%s: the tokenizer has %d tokens, fewer than GPT-2's vocab_size %d", opt->gpt2_dir,
+        rc = err_set(e, ERR_FORMAT, "%s: the tokenizer has %d tokens, fewer than GPT-2's vocab_size %d", tok,
                      bpe_vocab_size(c->bpe), c->gcfg.vocab_size);
     if (!rc && opt->stop_text) rc = resolve_stop(c, opt->stop_text, e);
     if (!rc && c->dcfg.max_batch <= 0) c->dcfg.max_batch = c->max_images * (c->dcfg.beam > 1 ? c->dcfg.beam : 1);

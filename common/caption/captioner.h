@@ -16,7 +16,8 @@
  * - captioner_run: CLIP embeddings (host [n, D]) → mapper → decode →
  *   text. Results are owned by the captioner until the next call.
  * - The fingerprint hashes the loaded float32 weights, not the file's
- *   bytes, so one model saved as .pt and as safetensors has one fingerprint. */
+ *   bytes, so one model saved as .pt and as safetensors has one fingerprint;
+ *   a context computing in another precision than fp32 adds it. */
 #ifndef CLIPCAP_CAPTIONER_H
 #define CLIPCAP_CAPTIONER_H
 
@@ -29,6 +30,7 @@
 typedef struct captioner_options {
     const char *checkpoint; /* .safetensors or .pt */
     const char *gpt2_dir;   /* config.json, vocab.json, merges.txt (+ weights for frozen checkpoints) */
+    const char *tokenizer_dir; /* vocab.json + merges.txt when not next to the model; NULL: gpt2_dir */
     decode_config decode;   /* max_batch <= 0: max_images · beam */
     int normalize_prefix;   /* L2-normalise CLIP embeddings first (as the model was trained) */
     int max_images;         /* images per mapper/decoder call; <= 0: 64 */

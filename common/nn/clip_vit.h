@@ -24,8 +24,11 @@
 
 typedef struct clip_vit clip_vit;
 
-/* dir holds config.json and model.safetensors (or pytorch_model.bin).
- * max_batch >= 1. The model
+/* dir holds config.json and model.safetensors (or pytorch_model.bin), or
+ * is openai's TorchScript file (ViT-B-32.pt, ...; a regular file): then the
+ * config comes from the tensor shapes (docs/io.md) and the weights land in
+ * the same buffer, so both forms of one model give the same bits and
+ * fingerprint. max_batch >= 1. The model
  * borrows ops, which must outlive it. */
 int clip_vit_load(clip_vit **m, ops_ctx *ops, const char *dir, int max_batch, err_t *e);
 /* NULL is allowed. */
@@ -36,7 +39,8 @@ int clip_vit_embed_dim(const clip_vit *m); /* projection_dim */
  * loaded parameter's float32 bytes, in load order, as 32 hex characters.
  * Two directories with the same vision weights (in any dtype that converts
  * to the same floats) give the same fingerprint; the text tower is not part
- * of it. */
+ * of it. A context computing in another precision than fp32 (ops_ext.h)
+ * adds its name to the hash: its embeddings are other numbers. */
 const char *clip_vit_fingerprint(const clip_vit *m);
 /* images: host float [B,3,S,S] already preprocessed (clip_preprocess);
  * out: host float [B, embed_dim], projected, NOT normalised.
