@@ -55,6 +55,7 @@ static void eval_usage(FILE *out)
             "  --beam B            beam size (default 1: greedy, the reference's default)\n"
             "  --max-tokens T      longest caption in tokens (default 67)\n"
             "  --normalize-prefix  L2-normalise the embeddings first (if the model was trained so)\n"
+            "  --any-clip          accept a store of another CLIP than the checkpoint's\n"
             "  --batch N           images per captioning call (default 64)\n"
             "  --threads T         compute threads per rank (default OMP_NUM_THREADS)\n"
             "  --precision P       GEMM precision of mapper and GPT-2: fp32 (default), tf32,\n"
@@ -88,7 +89,8 @@ static int eval_parse(int argc, char **argv, eval_options *o, int *help, err_t *
         {"batch", required_argument, 0, 'b'},      {"threads", required_argument, 0, 't'},
         {"per-image", no_argument, 0, 'p'},        {"skip-failed", no_argument, 0, 'F'},        {"meteor-jar", required_argument, 0, 'J'},
         {"spice-jar", required_argument, 0, 'P'},  {"help", no_argument, 0, 'h'},
-        {"precision", required_argument, 0, 'Q'},  {0, 0, 0, 0}};
+        {"precision", required_argument, 0, 'Q'},  {"any-clip", no_argument, 0, 'A'},
+        {0, 0, 0, 0}};
     caption_corpus_options_default(&o->corpus);
     captioner_options_default(&o->cap);
     int c, idx = 0, rc = 0;
@@ -105,6 +107,7 @@ static int eval_parse(int argc, char **argv, eval_options *o, int *help, err_t *
         case 'a': o->annotations = optarg; break;
         case 'r': o->results = optarg; break;
         case 'n': o->cap.normalize_prefix = 1; break;
+        case 'A': o->cap.any_clip = 1; break;
         case 'p': o->score.per_image = 1; break;
         case 'F': o->corpus.skip_failed = 1; break;
         case 'J': o->score.meteor_jar = optarg; break;

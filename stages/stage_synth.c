@@ -3,8 +3,8 @@
  * users' data sets come in (COCO, Karpathy, Conceptual Captions TSV,
  * img2dataset files and webdataset tars), in every image format readers
  * must handle, optionally with one bad record of each kind for tests. */
-#include "core/cli.h"
 #include "core/fsutil.h"
+#include "core/cli.h"
 #include "core/log.h"
 #include "core/mpictx.h"
 #include "data/synth.h"

@@ -144,6 +144,7 @@ static int cc_batch_run(cc_batch *b, store *st, const char *store_dir, captioner
         if (b->ent[i].rec.dim != (uint32_t)b->D)
             return err_set(e, ERR_FORMAT, "%s: key %s: embedding size %u, the model takes %d", store_dir, b->key[i],
                            b->ent[i].rec.dim, b->D);
+        if (captioner_check_clip(c, b->ent[i].rec.model, b->key[i], e)) return err_wrap(e, "%s", store_dir);
         b->row[i] = b->m++;
     }
     return b->m ? captioner_run(c, b->clip, b->m, b->out, e) : 0;

@@ -63,8 +63,9 @@ CONVERT_CLONES static void to_fp16_float(float *dst, const float *src, size_t n)
 
 /* src -> dst in the compute type: bf16/fp16 bits when native, rounded
  * floats when emulated; one contiguous block per thread. */
-static void convert(const ops_ctx *ctx, void *dst, const float *src, size_t n)
+static void convert(void *user, void *dst, const float *src, size_t n)
 {
+    const ops_ctx *ctx = user;
     const int bf16 = ctx->lowp.prec == OPS_BF16, native = ctx->lowp.native;
 #pragma omp parallel num_threads(n < CONVERT_PAR_MIN ? 1 : ctx->threads)
     {
@@ -227,14 +228,8 @@ void ops_cpu_lowp_destroy(ops_ctx *ctx)
 static const void *operand(ops_ctx *ctx, int slot, const float *p, size_t n)
 {
     const size_t es = elem_size(ctx);
-    ops_lowp_range *r = ops_lowp_find(&ctx->lowp, p, n);
-    if (r) {
-        if (r->stale_lo < r->stale_hi) {
-            convert(ctx, (char *)r->shadow + r->stale_lo * es, r->base + r->stale_lo, r->stale_hi - r->stale_lo);
-            r->stale_lo = r->stale_hi = 0;
-        }
-        return (const char *)r->shadow + (size_t)(p - r->base) * es;
-    }
+    const void *copy = ops_lowp_copy_of(&ctx->lowp, p, n, es, convert, ctx);
+    if (copy) return copy;
     if (n > ctx->scratch_cap[slot]) {
         free(ctx->scratch[slot]);
         ctx->scratch_cap[slot] = 0;
@@ -245,12 +240,6 @@ static const void *operand(ops_ctx *ctx, int slot, const float *p, size_t n)
     return ctx->scratch[slot];
 }
 
-/* Elements an operand of rows x cols with leading dimension ld spans. */
-static size_t extent(int trans, int rows, int cols, int ld)
-{
-    return trans ? (size_t)(cols - 1) * ld + rows : (size_t)(rows - 1) * ld + cols;
-}
-
 void ops_cpu_gemm_prec(ops_ctx *ctx, int trans_a, int trans_b, int M, int N, int K, const float *A, int lda,
                        const float *B, int ldb, float beta, float *C, int ldc)
 {
@@ -258,8 +247,8 @@ void ops_cpu_gemm_prec(ops_ctx *ctx, int trans_a, int trans_b, int M, int N, int
         ops_cpu_gemm(ctx, trans_a, trans_b, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
         return;
     }
-    const void *a = operand(ctx, 0, A, extent(trans_a, M, K, lda));
-    const void *b = a ? operand(ctx, 1, B, extent(trans_b, K, N, ldb)) : NULL;
+    const void *a = operand(ctx, 0, A, ops_lowp_extent(trans_a, M, K, lda));
+    const void *b = a ? operand(ctx, 1, B, ops_lowp_extent(trans_b, K, N, ldb)) : NULL;
     if (!a || !b) {
         /* Out of memory for a rounded copy: a void op cannot fail, and the
          * float32 product is the closest answer there is. */

@@ -65,8 +65,9 @@ template <typename T> __global__ void k_convert(T *dst, const float *src, size_t
     OPS_GRID_LOOP(i, n) dst[i] = to_half<T>(src[i]);
 }
 
-static void convert(ops_ctx *c, void *dst, const float *src, size_t n)
+static void convert(void *user, void *dst, const float *src, size_t n)
 {
+    ops_ctx *c = (ops_ctx *)user;
     const unsigned blocks = ops_cuda_blocks(n, OPS_CUDA_THREADS);
     if (c->lowp.prec == OPS_BF16)
         k_convert<__nv_bfloat16><<<blocks, OPS_CUDA_THREADS, 0, c->stream>>>((__nv_bfloat16 *)dst, src, n);
@@ -79,14 +80,8 @@ static void convert(ops_ctx *c, void *dst, const float *src, size_t n)
  * up to date first) or a conversion into scratch slot `slot`. */
 static const void *operand(ops_ctx *c, int slot, const float *p, size_t n)
 {
-    ops_lowp_range *r = ops_lowp_find(&c->lowp, p, n);
-    if (r) {
-        if (r->stale_lo < r->stale_hi) {
-            convert(c, (char *)r->shadow + r->stale_lo * 2, r->base + r->stale_lo, r->stale_hi - r->stale_lo);
-            r->stale_lo = r->stale_hi = 0;
-        }
-        return (const char *)r->shadow + (size_t)(p - r->base) * 2;
-    }
+    const void *copy = ops_lowp_copy_of(&c->lowp, p, n, 2, convert, c);
+    if (copy) return copy;
     if (n > c->lp_scratch_cap[slot]) {
         /* no queued GEMM still reads the old buffer */
         ops_cuda_check(cudaStreamSynchronize(c->stream), "precision scratch");
@@ -99,11 +94,6 @@ static const void *operand(ops_ctx *c, int slot, const float *p, size_t n)
     }
     convert(c, c->lp_scratch[slot], p, n);
     return c->lp_scratch[slot];
-}
-
-static size_t extent(int trans, int rows, int cols, int ld)
-{
-    return trans ? (size_t)(cols - 1) * ld + rows : (size_t)(rows - 1) * ld + cols;
 }
 
 void ops_cuda_gemm_prec(ops_ctx *c, int trans_a, int trans_b, int M, int N, int K, const float *A, int lda,
@@ -123,8 +113,8 @@ void ops_cuda_gemm_prec(ops_ctx *c, int trans_a, int trans_b, int M, int N, int 
         return;
     }
     const cudaDataType_t t = c->lowp.prec == OPS_BF16 ? CUDA_R_16BF : CUDA_R_16F;
-    const void *a = operand(c, 0, A, extent(trans_a, M, K, lda));
-    const void *b = operand(c, 1, B, extent(trans_b, K, N, ldb));
+    const void *a = operand(c, 0, A, ops_lowp_extent(trans_a, M, K, lda));
+    const void *b = operand(c, 1, B, ops_lowp_extent(trans_b, K, N, ldb));
     ops_cuda_check_blas(cublasGemmEx(c->blas, opb, opa, N, M, K, &alpha, b, t, ldb, a, t, lda, &beta, C, CUDA_R_32F, ldc,
                                      CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
                         c->lowp.prec == OPS_BF16 ? "cublasGemmEx (bf16)" : "cublasGemmEx (fp16)");

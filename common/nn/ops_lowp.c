@@ -64,6 +64,18 @@ ops_lowp_range *ops_lowp_add(ops_lowp *l, const float *p, size_t n, err_t *e)
     return r;
 }
 
+const void *ops_lowp_copy_of(ops_lowp *l, const float *p, size_t n, size_t es,
+                             void (*convert)(void *user, void *dst, const float *src, size_t count), void *user)
+{
+    ops_lowp_range *r = ops_lowp_find(l, p, n);
+    if (!r) return NULL;
+    if (r->stale_lo < r->stale_hi) {
+        convert(user, (char *)r->shadow + r->stale_lo * es, r->base + r->stale_lo, r->stale_hi - r->stale_lo);
+        r->stale_lo = r->stale_hi = 0;
+    }
+    return (const char *)r->shadow + (size_t)(p - r->base) * es;
+}
+
 void *ops_lowp_remove(ops_lowp *l, const void *p)
 {
     for (int i = 0; i < l->nranges; i++)

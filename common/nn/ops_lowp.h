@@ -34,6 +34,17 @@ void ops_lowp_touch(ops_lowp *l, const float *p, size_t n);
 /* A new range, whole stale, shadow to be set by the backend. NULL + error
  * when full or overlapping another. */
 ops_lowp_range *ops_lowp_add(ops_lowp *l, const float *p, size_t n, err_t *e);
+/* The registered copy of [p, p + n) with elements of es bytes, after
+ * convert(user, dst, src, count) has brought its stale part up to date;
+ * NULL when no range holds [p, p + n). */
+const void *ops_lowp_copy_of(ops_lowp *l, const float *p, size_t n, size_t es,
+                             void (*convert)(void *user, void *dst, const float *src, size_t count), void *user);
+/* Elements a GEMM operand of rows x cols (before op()) with leading
+ * dimension ld spans; trans: stored transposed. */
+static inline size_t ops_lowp_extent(int trans, int rows, int cols, int ld)
+{
+    return trans ? (size_t)(cols - 1) * ld + rows : (size_t)(rows - 1) * ld + cols;
+}
 /* Remove the range starting at p; returns its shadow (for the backend to
  * free) or NULL when p starts none. */
 void *ops_lowp_remove(ops_lowp *l, const void *p);

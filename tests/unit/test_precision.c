@@ -28,20 +28,6 @@
 static st_file *fx;
 static int cpu_backend;
 
-static float *get(st_file *f, const char *name, size_t *count)
-{
-    const st_tensor *t = st_find(f, name);
-    CHECK_MSG(t != NULL, "fixture tensor %s missing", name);
-    if (!t) return NULL;
-    size_t n = 1;
-    for (int d = 0; d < t->ndim; d++) n *= (size_t)t->shape[d];
-    float *buf = malloc(n * sizeof(float));
-    err_t e = {0};
-    CHECK_OK(st_read_f32(f, t, buf, n, &e), &e);
-    if (count) *count = n;
-    return buf;
-}
-
 /* A context at precision p, emulated or the backend's best. */
 static ops_ctx *make_ctx(enum ops_precision p, int emulate)
 {
@@ -68,17 +54,17 @@ enum { M = 37, K = 70, N = 45 };
 static void check_gemm(ops_ctx *o, const char *prec, int expect_match)
 {
     char name[64];
-    float *x = get(fx, "mm.in", NULL), *wnk = get(fx, "mm.w_nk", NULL), *wkn = get(fx, "mm.w_kn", NULL);
-    float *b = get(fx, "mm.bias", NULL), *dout = get(fx, "mm.dout", NULL);
+    float *x = fx_st_floats(fx, "mm.in", NULL), *wnk = fx_st_floats(fx, "mm.w_nk", NULL), *wkn = fx_st_floats(fx, "mm.w_kn", NULL);
+    float *b = fx_st_floats(fx, "mm.bias", NULL), *dout = fx_st_floats(fx, "mm.dout", NULL);
     snprintf(name, sizeof name, "mm.%s.out", prec);
-    float *ref_out = get(fx, name, NULL);
+    float *ref_out = fx_st_floats(fx, name, NULL);
     snprintf(name, sizeof name, "mm.%s.din", prec);
-    float *ref_din = get(fx, name, NULL);
+    float *ref_din = fx_st_floats(fx, name, NULL);
     float *ref_dw[2];
     snprintf(name, sizeof name, "mm.%s.dw_nk", prec);
-    ref_dw[0] = get(fx, name, NULL);
+    ref_dw[0] = fx_st_floats(fx, name, NULL);
     snprintf(name, sizeof name, "mm.%s.dw_kn", prec);
-    ref_dw[1] = get(fx, name, NULL);
+    ref_dw[1] = fx_st_floats(fx, name, NULL);
     if (!x || !wnk || !wkn || !b || !dout || !ref_out || !ref_din || !ref_dw[0] || !ref_dw[1]) return;
     float *dx = fx_upload(o, x, M * K), *db = fx_upload(o, b, N), *ddout = fx_upload(o, dout, M * N);
     float *dout_ = ops_alloc(o, M * N, NULL), *din = ops_alloc(o, M * K, NULL), *dw = ops_alloc(o, N * K, NULL);
@@ -177,7 +163,7 @@ static void test_clip_tower(void)
     st_file *f = NULL;
     CHECK_OK(st_open(&f, check_fixture(io, sizeof io, "clip/tiny_io.safetensors"), &e), &e);
     if (!f) return;
-    float *images = get(f, "images", NULL), *ref32 = get(f, "embed", NULL);
+    float *images = fx_st_floats(f, "images", NULL), *ref32 = fx_st_floats(f, "embed", NULL);
     float e32[48], out[48];
     if (!images || !ref32 || embed(OPS_FP32, 0, images, e32, fp32fp, impl)) goto done;
     const struct {
@@ -186,7 +172,7 @@ static void test_clip_tower(void)
         float tol, cos_min;
     } precs[] = {{OPS_BF16, "clip.bf16", 1e-4f, 0.999f}, {OPS_FP16, "clip.fp16", 1.5e-4f, 0.9999f}};
     for (int i = 0; i < 2; i++) {
-        float *ref = get(fx, precs[i].ref, NULL);
+        float *ref = fx_st_floats(fx, precs[i].ref, NULL);
         if (!ref) continue;
         for (int emulate = 0; emulate < 2; emulate++) {
             if (embed(precs[i].p, emulate, images, out, fp, impl)) continue;
