@@ -63,12 +63,14 @@ static void caption_usage(FILE *out)
             "                      tensor shapes\n"
             "  --gpt2 DIR          GPT-2 as on the hub: config.json, vocab.json, merges.txt,\n"
             "                      and model.safetensors when CKPT holds no gpt.transformer.*\n"
+            "  --tokenizer DIR     vocab.json + merges.txt when they are not in the --gpt2 DIR\n"
             "  --normalize-prefix  L2-normalise CLIP embeddings first (for models trained so)\n"
             "input (one of):\n"
             "  --images PATH       an image file (JPEG, PNG, WebP) or a directory of them (its\n"
             "                      files with those extensions, sorted, not recursive);\n"
             "                      repeatable, and more paths may follow the options\n"
-            "  --clip DIR          CLIP model as on the hub (needed with --images)\n"
+            "  --clip PATH         CLIP model: hub directory or openai's ViT-*.pt (needed\n"
+            "                      with --images)\n"
             "  --fast-resize       reduced-DCT JPEG decoding (see `clipcap embed --help`)\n"
             "  --store STORE       feature store of `clipcap extract`: every embedding in it\n"
             "  --keys K1,K2,...    only these keys of the store, in this order\n"
@@ -96,7 +98,7 @@ static void caption_usage(FILE *out)
 }
 
 typedef struct caption_opts {
-    const char *model, *gpt2, *clip, *store, *keys, *stop, *out, *manifest, *splits;
+    const char *model, *gpt2, *tokenizer, *clip, *store, *keys, *stop, *out, *manifest, *splits;
     char **images; /* --images values and positional paths */
     int n_images;
     int beam, num_captions, max_tokens, batch, threads, normalize, fast_resize;
@@ -107,7 +109,7 @@ typedef struct caption_opts {
 static int caption_parse(int argc, char **argv, caption_opts *o, err_t *e)
 {
     static const struct option longopts[] = {
-        {"model", required_argument, 0, 'm'},        {"gpt2", required_argument, 0, 'g'},
+        {"model", required_argument, 0, 'm'},        {"gpt2", required_argument, 0, 'g'}, {"tokenizer", required_argument, 0, 'T'},
         {"images", required_argument, 0, 'i'},       {"clip", required_argument, 0, 'c'},
         {"fast-resize", no_argument, 0, 'f'},        {"store", required_argument, 0, 's'},
         {"keys", required_argument, 0, 'k'},         {"manifest", required_argument, 0, 'M'},
@@ -130,6 +132,7 @@ static int caption_parse(int argc, char **argv, caption_opts *o, err_t *e)
         switch (c) {
         case 'm': o->model = optarg; break;
         case 'g': o->gpt2 = optarg; break;
+        case 'T': o->tokenizer = optarg; break;
         case 'i': o->images[o->n_images++] = optarg; break;
         case 'c': o->clip = optarg; break;
         case 'f': o->fast_resize = 1; break;
@@ -433,6 +436,7 @@ static int open_captioner(const caption_opts *o, ops_ctx *ops, captioner **cap, 
     captioner_options_default(&co);
     co.checkpoint = o->model;
     co.gpt2_dir = o->gpt2;
+    co.tokenizer_dir = o->tokenizer;
     co.normalize_prefix = o->normalize;
     co.max_images = o->batch;
     co.decode.beam = o->beam;

@@ -50,8 +50,8 @@ static void extract_usage(FILE *out)
             "their reason, listed in the summary, and retried by the next run.\n\n"
             "options:\n"
             "  --manifest DIR    manifest written by `clipcap shard`\n"
-            "  --clip DIR        CLIP model as on the Hugging Face hub (config.json +\n"
-            "                    model.safetensors)\n"
+            "  --clip PATH       CLIP model: a Hugging Face hub directory (config.json +\n"
+            "                    model.safetensors) or openai's file (ViT-B-32.pt, ...)\n"
             "  --store DIR       feature store directory (created); rank R of N writes\n"
             "                    DIR/rank-R-of-N/, readers see every rank-*-of-*/\n"
             "  --batch B         images per forward pass (default 32); record i of a\n"
@@ -135,7 +135,6 @@ static int extract_parse(int argc, char **argv, extract_opts *o, err_t *e)
             rc = cli_parse_size("map-size", optarg, 1, (size_t)1 << 22, &o->map_size, e);
             if (!rc) o->map_size <<= 20;
             break;
-        case 'Q': rc = ops_precision_parse(optarg, &o->precision, e); break;
         case 'r': {
             char *end = NULL;
             errno = 0;
@@ -144,6 +143,7 @@ static int extract_parse(int argc, char **argv, extract_opts *o, err_t *e)
                 return err_set(e, ERR_ARG, "--max-failure-rate: '%s' is not a number in 0..1", optarg);
             break;
         }
+        case 'Q': rc = ops_precision_parse(optarg, &o->precision, e); break;
         case 'h': extract_usage(stdout); return 1;
         default: return err_set(e, ERR_ARG, "unknown or incomplete option '%s' (try --help)", argv[optind - 1]);
         }
@@ -321,7 +321,7 @@ static int extract_check_settings(const extract_opts *o, err_t *e)
 static int extract_verdict(const extract_stats *st, const extract_opts *o, err_t *e)
 {
     uint64_t t[4] = {st->images, st->encoded, st->skipped, st->failed};
-    int rc = comm_sum_u64(t, 4, e);
+    int rc = comm_allreduce(t, 4, COMM_U64, COMM_SUM, e);
     if (rc) return rc;
     double rate = t[0] ? (double)t[3] / (double)t[0] : 0;
     if (t[3] > 0 && t[1] == 0 && t[2] == 0)
@@ -395,8 +395,8 @@ static int extract_main(const extract_opts *o, err_t *e)
     if (!rc) {
         log_msg(LOG_INFO, "extract: %d shard(s) over %d rank(s), model %s, %s, %s, batch %d, %d decode + %d encoder "
                 "thread(s), writing %s/%s",
-                manifest_num_shards(man), size, fp, ops_precision_impl(ops), store_dtype_name(o->dtype), o->batch,
-                o->threads, o->encoder_threads, o->store, env_name);
+                manifest_num_shards(man), size, fp, ops_precision_impl(ops), store_dtype_name(o->dtype), o->batch, o->threads,
+                o->encoder_threads, o->store, env_name);
         extract_cfg cfg = {.manifest = man, .units = units, .model = model, .pre = pre, .reader = reader,
                            .writer = own, .model_fp = fp, .dtype = o->dtype, .generation = gen, .batch = o->batch,
                            .max_failures_listed = 1000};

@@ -73,7 +73,8 @@ static void shard_usage(FILE *out)
             "                       karpathy: the folder holding the 'filepath' folders;\n"
             "                       cc-files: the img2dataset output folder (00000/KEY.jpg...);\n"
             "                       cc-tar: the folder of webdataset .tar shards\n"
-            "  --gpt2 DIR           GPT-2 tokenizer files (vocab.json + merges.txt)\n"
+            "  --gpt2 DIR           GPT-2 tokenizer files (vocab.json + merges.txt), the model's\n"
+            "                       hub directory or any other; --tokenizer DIR is the same\n"
             "  --out DIR            manifest directory (created)\n"
             "  --shards N           number of shard files (default: one per 1,000 images, at\n"
             "                       least 8); independent of ranks\n"
@@ -107,7 +108,7 @@ static int shard_parse_args(int argc, char **argv, shard_opts *o, err_t *e)
 {
     static const struct option longopts[] = {
         {"format", required_argument, 0, 'f'},   {"input", required_argument, 0, 'i'},
-        {"images-root", required_argument, 0, 'r'}, {"gpt2", required_argument, 0, 'g'},
+        {"images-root", required_argument, 0, 'r'}, {"gpt2", required_argument, 0, 'g'}, {"tokenizer", required_argument, 0, 'g'},
         {"out", required_argument, 0, 'o'},      {"shards", required_argument, 0, 'n'},
         {"splits", required_argument, 0, 's'},   {"split", required_argument, 0, 'S'},
         {"write-annotations", required_argument, 0, 'a'}, {"no-image-check", no_argument, 0, 'c'},

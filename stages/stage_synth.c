@@ -22,7 +22,7 @@ static void synth_usage(FILE *f)
 {
     fprintf(f,
             "usage: clipcap synth --out DIR [--count N] [--seed S] [--layouts LIST] [--bad]\n"
-            "                     [--large K] [--per-shard M] [--force]\n"
+            "                     [--large K] [--per-shard M] [--square] [--force]\n"
             "\n"
             "Generates N images of coloured shapes on plain backgrounds, each with captions\n"
             "that name the shapes' colours, kinds and positions (\"a red circle above a blue\n"
@@ -49,6 +49,8 @@ static void synth_usage(FILE *f)
             "                   non-UTF-8 caption, failed download), listed in synth_bad.json\n"
             "  --large K        multi-megapixel images among the N (default 1)\n"
             "  --per-shard M    CC samples per shard directory and tar (default 20, max %u)\n"
+            "  --square         make the 32-384 px images square: CLIP's centre crop of an\n"
+            "                   elongated image can cut a shape its captions name away\n"
             "  --force          write into a non-empty DIR (files there are overwritten)\n"
             "  -h, --help       this help\n"
             "\n"
@@ -125,6 +127,7 @@ int stage_synth_main(int argc, char **argv)
         {"seed", required_argument, 0, 's'},      {"layouts", required_argument, 0, 'l'},
         {"bad", no_argument, 0, 'b'},             {"large", required_argument, 0, 'L'},
         {"per-shard", required_argument, 0, 'p'}, {"force", no_argument, 0, 'f'},
+        {"square", no_argument, 0, 'q'},
         {"help", no_argument, 0, 'h'},            {0, 0, 0, 0}};
     synth_opts_t o = {.count = 48, .seed = 1, .layouts = SYNTH_LAYOUT_ALL, .large = 1, .per_shard = 20};
     int force = 0, c;
@@ -148,6 +151,7 @@ int stage_synth_main(int argc, char **argv)
             if (!rc) o.per_shard = (uint32_t)v;
             break;
         case 'f': force = 1; break;
+        case 'q': o.square = 1; break;
         case 'h': synth_usage(stdout); return 0;
         default: synth_usage(stderr); return 2;
         }

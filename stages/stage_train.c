@@ -74,7 +74,8 @@ static void train_usage(FILE *out)
             "options:\n"
             "  --manifest DIR     manifest written by `clipcap shard`\n"
             "  --store DIR        feature store written by `clipcap extract`\n"
-            "  --gpt2 DIR         GPT-2 as on the hub (config.json + model.safetensors)\n"
+            "  --gpt2 DIR         GPT-2 as on the hub (config.json + model.safetensors or\n"
+            "                     pytorch_model.bin)\n"
             "  --mapping M        mlp (\"MLP + GPT-2 tuning\") or transformer (with --init:\n"
             "                     read from the checkpoint)\n"
             "  --freeze-gpt2      train the mapper only (the reference's --only_prefix)\n"
@@ -158,8 +159,9 @@ static int train_parse(int argc, char **argv, train_opts *o, err_t *e)
         {"check-every", required_argument, 0, 'K'},  {"ignore-bang", no_argument, 0, 'B'},
         {"resume", no_argument, 0, 'R'},             {"threads", required_argument, 0, 't'},
         {"init", required_argument, 0, 'I'},         {"no-shuffle", no_argument, 0, 'N'},
-        {"force", no_argument, 0, 'f'},              {"precision", required_argument, 0, 'Q'},
-        {"help", no_argument, 0, 'h'},               {0, 0, 0, 0},
+        {"force", no_argument, 0, 'f'},
+        {"precision", required_argument, 0, 'Q'},   {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
     };
     /* step counts: far beyond any run, far below where step arithmetic wraps */
     const long max_steps = 1L << 40;
@@ -188,7 +190,6 @@ static int train_parse(int argc, char **argv, train_opts *o, err_t *e)
         case 'l':
             if (!(rc = cli_parse_double("lr", optarg, 0, 10, &v, e))) o->lr = (float)v;
             break;
-        case 'Q': rc = ops_precision_parse(optarg, &o->precision, e); break;
         case 'd':
             if (!(rc = cli_parse_double("weight-decay", optarg, 0, 10, &v, e))) o->weight_decay = (float)v;
             break;
@@ -212,6 +213,7 @@ static int train_parse(int argc, char **argv, train_opts *o, err_t *e)
         case 'v': rc = cli_parse_long("save-every", optarg, 1, max_steps, &o->save_every, e); break;
         case 'K': rc = cli_parse_int("check-every", optarg, 1, INT_MAX, &o->check_every, e); break;
         case 't': rc = cli_parse_int("threads", optarg, 1, 4096, &o->threads, e); break;
+        case 'Q': rc = ops_precision_parse(optarg, &o->precision, e); break;
         case 'h': train_usage(stdout); return 1;
         default: return err_set(e, ERR_ARG, "unknown or incomplete option '%s' (try --help)", argv[optind - 1]);
         }
@@ -397,9 +399,10 @@ static int load_into(const char *dir, const char *name, int (*fn)(train_run *, c
                      train_run *r, err_t *e)
 {
     char path[4200];
-    int rc = fs_join(path, sizeof path, dir, name, e);
     tensorfile *tf = NULL;
-    if (!rc) rc = tensorfile_open(&tf, path, e);
+    /* GPT-2 (name NULL): model.safetensors or pytorch_model.bin, as caption reads it */
+    int rc = name ? fs_join(path, sizeof path, dir, name, e) : gpt2_open_weights(&tf, dir, path, sizeof path, e);
+    if (!rc && name) rc = tensorfile_open(&tf, path, e);
     if (!rc) rc = fn(r, tf, e);
     tensorfile_close(tf);
     return rc;
@@ -889,7 +892,7 @@ static int train_main(train_opts *o, err_t *e)
                      gc.n_positions);
         goto out;
     }
-    if (!r.gpt2_in_ckpt && (rc = load_into(o->gpt2, "model.safetensors", load_gpt2_hub, &r, e))) goto out;
+    if (!r.gpt2_in_ckpt && (rc = load_into(o->gpt2, NULL, load_gpt2_hub, &r, e))) goto out;
     rc = init ? init_load(&r, init, e) : clipcap_model_init_mapper(&r.m, o->seed, e);
     tensorfile_close(init);
     init = NULL;

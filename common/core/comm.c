@@ -27,11 +27,8 @@ int comm_allreduce(void *buf, size_t n, comm_type t, comm_op op, err_t *e)
 
 int comm_sum_f32(float *buf, size_t n, err_t *e) { return comm_allreduce(buf, n, COMM_F32, COMM_SUM, e); }
 
-int comm_sum_u64(uint64_t *buf, size_t n, err_t *e)
+int comm_bcast_int(int *v, int n, err_t *e)
 {
     if (!mpictx_active() || mpictx_size() == 1) return 0;
-    if (n > (size_t)INT_MAX) return err_set(e, ERR_LIMIT, "summing %zu counters: more than MPI's int count", n);
-    int rc = mpictx_check(MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_UINT64_T, MPI_SUM, mpictx_comm()),
-                          "MPI_Allreduce", e);
-    return rc ? err_wrap(e, "summing %zu counters over %d ranks", n, mpictx_size()) : 0;
+    return mpictx_check(MPI_Bcast(v, n, MPI_INT, 0, mpictx_comm()), "MPI_Bcast", e);
 }

@@ -215,6 +215,12 @@ int fs_dir_count(const char *dir, size_t *n, char *first, size_t cap, err_t *e)
     return 0;
 }
 
+int fs_is_regular(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
 int fs_join(char *out, size_t cap, const char *dir, const char *name, err_t *e)
 {
     int n = (dir && *dir) ? snprintf(out, cap, "%s/%s", dir, name) : snprintf(out, cap, "%s", name);

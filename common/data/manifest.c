@@ -73,6 +73,13 @@ static int manifest_parse_shards(manifest_t *m, const json_t *doc, err_t *e)
         if (!rc) rc = manifest_get_u64(o, "captions", &si->captions, e);
         if (!rc) rc = manifest_get_u64(o, "bytes", &si->bytes, e);
         if (!rc) rc = manifest_copy_str(o, "xxh128", si->xxh128, sizeof si->xxh128, e);
+        if (!rc && json_object_get(o, "tokens_file")) {
+            rc = manifest_copy_str(o, "tokens_file", si->tokens_file, sizeof si->tokens_file, e);
+            if (!rc) rc = manifest_get_u64(o, "tokens_bytes", &si->tokens_bytes, e);
+            if (!rc) rc = manifest_copy_str(o, "tokens_xxh128", si->tokens_xxh128, sizeof si->tokens_xxh128, e);
+            if (!rc && strchr(si->tokens_file, '/'))
+                rc = err_set(e, ERR_FORMAT, "tokens_file '%s' is not a plain name", si->tokens_file);
+        }
         if (!rc && strchr(si->file, '/')) rc = err_set(e, ERR_FORMAT, "file '%s' is not a plain name", si->file);
         if (rc) return err_wrap(e, "shards[%d]", s);
     }

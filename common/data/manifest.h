@@ -68,6 +68,11 @@ typedef struct manifest_shard_info_t {
     char file[64];      /* name inside the manifest directory */
     uint64_t images, captions, bytes;
     char xxh128[33];    /* of the compressed file */
+    /* the shard's token file (data/manifest_tokens.h); tokens_file is empty
+     * in manifests written before token files existed */
+    char tokens_file[64];
+    uint64_t tokens_bytes;
+    char tokens_xxh128[33];
 } manifest_shard_info_t;
 
 typedef struct manifest_split_count_t {

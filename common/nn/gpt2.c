@@ -194,6 +194,18 @@ out:
     return rc;
 }
 
+int gpt2_open_weights(tensorfile **tf, const char *dir, char *path, size_t cap, err_t *e)
+{
+    static const char *const files[] = {"model.safetensors", "pytorch_model.bin"};
+    *tf = NULL;
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        int rc = fs_join(path, cap, dir, files[i], e);
+        if (rc) return rc;
+        if (fs_exists(path) || i + 1 == sizeof files / sizeof *files) break;
+    }
+    return tensorfile_open(tf, path, e);
+}
+
 int gpt2_open(gpt2 *g, ops_ctx *ctx, const char *dir, err_t *e)
 {
     gpt2_config cfg;
@@ -209,8 +221,7 @@ int gpt2_open(gpt2 *g, ops_ctx *ctx, const char *dir, err_t *e)
     g->own_params = p;
     char path[4096];
     tensorfile *tf = NULL;
-    if ((rc = fs_join(path, sizeof path, dir, "model.safetensors", e)) || (rc = tensorfile_open(&tf, path, e)) ||
-        (rc = gpt2_load_weights(g, tf, NULL, e))) {
+    if ((rc = gpt2_open_weights(&tf, dir, path, sizeof path, e)) || (rc = gpt2_load_weights(g, tf, NULL, e))) {
         /* tensorfile's own errors already start with the path */
         if (tf && e && strncmp(e->msg, path, strlen(path))) err_wrap(e, "%s", path);
         tensorfile_close(tf);

@@ -146,7 +146,12 @@ void gpt2_init(gpt2 *g, ops_ctx *ctx, const gpt2_config *cfg, float *params, flo
 /* Fill the parameters from an open tensor file. prefix NULL detects
  * "", "transformer." or "gpt.transformer." from where wte.weight is. */
 int gpt2_load_weights(gpt2 *g, const tensorfile *tf, const char *prefix, err_t *e);
-/* config + model.safetensors of a hub directory, frozen, parameters owned. */
+/* A hub directory's weights file: model.safetensors, or pytorch_model.bin
+ * (torch.save zip) where a snapshot has only that. path (cap bytes) gets
+ * the file opened, for error messages. */
+int gpt2_open_weights(tensorfile **tf, const char *dir, char *path, size_t cap, err_t *e);
+/* config + weights (gpt2_open_weights) of a hub directory, frozen,
+ * parameters owned. */
 int gpt2_open(gpt2 *g, ops_ctx *ctx, const char *dir, err_t *e);
 void gpt2_free(gpt2 *g);
 
