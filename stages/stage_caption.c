@@ -24,6 +24,7 @@
 #include "core/log.h"
 #include "core/mpictx.h"
 #include "core/progress.h"
+#include "image/clip_preprocess.h"
 #include "nn/clip_embed.h"
 #include "nn/clip_vit.h"
 #include "nn/ops_ext.h"
@@ -65,6 +66,9 @@ static void caption_usage(FILE *out)
             "                      and model.safetensors when CKPT holds no gpt.transformer.*\n"
             "  --tokenizer DIR     vocab.json + merges.txt when they are not in the --gpt2 DIR\n"
             "  --normalize-prefix  L2-normalise CLIP embeddings first (for models trained so)\n"
+            "  --any-clip          caption embeddings of another CLIP than the checkpoint's\n"
+            "                      (by default a mismatch with the CLIP fingerprint that\n"
+            "                      `clipcap train` records in a checkpoint is an error)\n"
             "input (one of):\n"
             "  --images PATH       an image file (JPEG, PNG, WebP) or a directory of them (its\n"
             "                      files with those extensions, sorted, not recursive);\n"
@@ -101,7 +105,7 @@ typedef struct caption_opts {
     const char *model, *gpt2, *tokenizer, *clip, *store, *keys, *stop, *out, *manifest, *splits;
     char **images; /* --images values and positional paths */
     int n_images;
-    int beam, num_captions, max_tokens, batch, threads, normalize, fast_resize;
+    int beam, num_captions, max_tokens, batch, threads, normalize, fast_resize, any_clip;
     enum ops_precision precision;
 } caption_opts;
 
@@ -118,7 +122,8 @@ static int caption_parse(int argc, char **argv, caption_opts *o, err_t *e)
         {"stop", required_argument, 0, 'p'},         {"batch", required_argument, 0, 'B'},
         {"normalize-prefix", no_argument, 0, 'n'},   {"out", required_argument, 0, 'o'},
         {"threads", required_argument, 0, 't'},      {"help", no_argument, 0, 'h'},
-        {"precision", required_argument, 0, 'Q'},    {0, 0, 0, 0},
+        {"precision", required_argument, 0, 'Q'},    {"any-clip", no_argument, 0, 'A'},
+        {0, 0, 0, 0},
     };
     memset(o, 0, sizeof *o);
     o->beam = o->num_captions = 1;
@@ -143,6 +148,7 @@ static int caption_parse(int argc, char **argv, caption_opts *o, err_t *e)
         case 'p': o->stop = optarg; break;
         case 'o': o->out = optarg; break;
         case 'n': o->normalize = 1; break;
+        case 'A': o->any_clip = 1; break;
         case 'b': rc = cli_parse_int("beam", optarg, 1, 64, &o->beam, e); break;
         case 'K': rc = cli_parse_int("num-captions", optarg, 1, 64, &o->num_captions, e); break;
         case 'x': rc = cli_parse_int("max-tokens", optarg, 1, 1 << 20, &o->max_tokens, e); break;
@@ -276,6 +282,7 @@ static int list_keys(const caption_opts *o, store *s, item_list *l, uint64_t *fa
 typedef struct caption_run {
     const caption_opts *o;
     int D;
+    const captioner *cap;
     clip_vit *vit;        /* --images */
     clip_embed *ce;
     int *status;          /* [batch]: 0 or why the image failed */
@@ -316,6 +323,7 @@ static int batch_embeddings(caption_run *r, char **items, int n, int *good, uint
         if ((int)ent.rec.dim != r->D)
             return err_set(e, ERR_FORMAT, "%s: key %s: embedding size %u, the checkpoint's mapper takes %d",
                            r->o->store, items[i], ent.rec.dim, r->D);
+        if (captioner_check_clip(r->cap, ent.rec.model, items[i], e)) return err_wrap(e, "%s", r->o->store);
         r->slot[(*good)++] = i;
     }
     return 0;
@@ -438,6 +446,7 @@ static int open_captioner(const caption_opts *o, ops_ctx *ops, captioner **cap, 
     co.gpt2_dir = o->gpt2;
     co.tokenizer_dir = o->tokenizer;
     co.normalize_prefix = o->normalize;
+    co.any_clip = o->any_clip;
     co.max_images = o->batch;
     co.decode.beam = o->beam;
     co.decode.num_captions = o->num_captions;
@@ -471,7 +480,7 @@ static int run_corpus(const caption_opts *o, captioner *cap, err_t *e)
 static int run_items(const caption_opts *o, ops_ctx *ops, captioner *cap, caption_counts *total, err_t *e)
 {
     const int rank = mpictx_rank(), size = mpictx_size();
-    caption_run r = {.o = o, .D = captioner_clip_dim(cap)};
+    caption_run r = {.o = o, .D = captioner_clip_dim(cap), .cap = cap};
     item_list items = {0};
     uint64_t store_failures = 0;
     int rc = 0;
@@ -480,6 +489,16 @@ static int run_items(const caption_opts *o, ops_ctx *ops, captioner *cap, captio
         if (!rc && clip_vit_embed_dim(r.vit) != r.D)
             rc = err_set(e, ERR_ARG, "%s gives %d-dim embeddings but %s's mapper takes %d", o->clip,
                          clip_vit_embed_dim(r.vit), o->model, r.D);
+        if (!rc) {
+            /* what extract would store as these embeddings' model fingerprint */
+            clip_preprocess_cfg pre;
+            char fp[33];
+            clip_preprocess_cfg_default(&pre, clip_vit_image_size(r.vit));
+            pre.fast_resize = o->fast_resize;
+            store_model_fingerprint(clip_vit_fingerprint(r.vit), pre.image_size, pre.fast_resize, pre.mean, pre.std,
+                                    fp);
+            rc = captioner_check_clip(cap, fp, o->clip, e);
+        }
         if (!rc)
             rc = clip_embed_create(
                 &r.ce, r.vit,

@@ -24,7 +24,6 @@
 #include "store/store.h"
 #include "store/store_lock.h"
 
-#include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -135,14 +134,7 @@ static int extract_parse(int argc, char **argv, extract_opts *o, err_t *e)
             rc = cli_parse_size("map-size", optarg, 1, (size_t)1 << 22, &o->map_size, e);
             if (!rc) o->map_size <<= 20;
             break;
-        case 'r': {
-            char *end = NULL;
-            errno = 0;
-            o->max_failure_rate = strtod(optarg, &end);
-            if (errno || end == optarg || *end || !(o->max_failure_rate >= 0 && o->max_failure_rate <= 1))
-                return err_set(e, ERR_ARG, "--max-failure-rate: '%s' is not a number in 0..1", optarg);
-            break;
-        }
+        case 'r': rc = cli_parse_double("max-failure-rate", optarg, 0, 1, &o->max_failure_rate, e); break;
         case 'Q': rc = ops_precision_parse(optarg, &o->precision, e); break;
         case 'h': extract_usage(stdout); return 1;
         default: return err_set(e, ERR_ARG, "unknown or incomplete option '%s' (try --help)", argv[optind - 1]);
