@@ -16,3 +16,15 @@ int comm_sum_f32(float *buf, size_t n, err_t *e)
     }
     return 0;
 }
+
+int comm_barrier(err_t *e)
+{
+    if (!mpictx_active() || mpictx_size() == 1) return 0;
+    return mpictx_check(MPI_Barrier(mpictx_comm()), "MPI_Barrier", e);
+}
+
+int comm_max_u64(uint64_t *v, err_t *e)
+{
+    if (!mpictx_active() || mpictx_size() == 1) return 0;
+    return mpictx_check(MPI_Allreduce(MPI_IN_PLACE, v, 1, MPI_UINT64_T, MPI_MAX, mpictx_comm()), "MPI_Allreduce", e);
+}

@@ -1,4 +1,5 @@
-/* Collective sums over the ranks of mpictx_comm() that are not limited by
+/* Collectives over the ranks of mpictx_comm() that short-circuit for one
+ * rank (no MPI call when not launched under mpirun). Sums not limited by
  * MPI's int counts: the host half of the gradient allreduce
  * (nn/ops_comm.h), usable by any stage.
  *
@@ -10,8 +11,14 @@
 #define CLIPCAP_COMM_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include "core/log.h"
 
 int comm_sum_f32(float *buf, size_t n, err_t *e);
+/* MPI_Barrier; nothing with one rank or without MPI. */
+int comm_barrier(err_t *e);
+/* *v becomes the maximum of every rank's *v (collective); unchanged with
+ * one rank or without MPI. */
+int comm_max_u64(uint64_t *v, err_t *e);
 
 #endif
