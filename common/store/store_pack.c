@@ -1,6 +1,7 @@
 #include "store/store_pack.h"
 #include "core/fsutil.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -277,17 +278,20 @@ struct store_pack_writer {
     size_t bufcap;
 };
 
-/* A pack directory holds its data files and header.bin, nothing else. */
+/* A generation's directory is ours alone: every file in it goes (also the
+ * header's temporary file when a writer was killed in fs_write_atomic). */
 void store_pack_remove_dir(const char *path)
 {
-    char p[4300];
-    for (int f = 0; f < PACK_NFILES; f++) {
-        snprintf(p, sizeof p, "%s/%s", path, pack_files[f]);
-        unlink(p);
+    DIR *d = opendir(path);
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+        char p[4400];
+        snprintf(p, sizeof p, "%s/%s", path, de->d_name);
+        if (unlink(p) != 0) log_msg(LOG_WARN, "store: cannot remove %s: %s", p, strerror(errno));
     }
-    snprintf(p, sizeof p, "%s/header.bin", path);
-    unlink(p);
-    rmdir(path);
+    if (d) closedir(d);
+    if (rmdir(path) != 0 && errno != ENOENT) log_msg(LOG_WARN, "store: cannot remove %s: %s", path, strerror(errno));
 }
 
 void store_pack_writer_abort(store_pack_writer *w)
