@@ -3,6 +3,7 @@
 #include "core/progress.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 
 typedef struct ex_pipe ex_pipe;
 typedef struct ex_batch ex_batch;
+typedef struct ex_stat_work ex_stat_work;
 
 /* One record from the moment a slot is taken until its pixels are copied
  * into a batch (or it is skipped or fails). */
@@ -28,6 +30,7 @@ typedef struct ex_job {
     store_entry prev; /* the key's entry in the store when the record was started */
     uint64_t src_size; /* the source's stat() when it was opened */
     int64_t src_mtime_ns;
+    int same_source;   /* the skip check's stat() matched the stored one */
     image_info info;
     const char *reason; /* non-NULL: the record failed */
     char msg[900];
@@ -81,6 +84,7 @@ struct ex_pipe {
     ex_job **job_mem;
     int n_open, n_free_batch, n_batch_cap;
     int shard_i, rec_i, input_done;
+    ex_stat_work *stat_fill; /* skip checks waiting to be sent to the pool */
     manifest_shard_reader *reader;
     ex_pending *pending;
     int n_pending;
@@ -279,15 +283,21 @@ static int ex_same_source(const ex_job *j, uint64_t size, int64_t mtime_ns)
            r->src_offset == j->offset;
 }
 
-static int64_t ex_mtime_ns(const uv_stat_t *st) { return st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec; }
+static int64_t ex_ns(int64_t sec, int64_t nsec) { return sec * 1000000000LL + nsec; }
 
-static void ex_skip(ex_job *j)
+static void ex_skip_quiet(ex_job *j)
 {
     ex_pipe *p = j->p;
     p->st->skipped++;
     p->inflight--;
     j->batch->resolved++;
     ex_release(j);
+}
+
+static void ex_skip(ex_job *j)
+{
+    ex_pipe *p = j->p;
+    ex_skip_quiet(j);
     ex_progress(p);
     ex_kick(p);
 }
@@ -399,7 +409,7 @@ static void ex_on_stat(uv_fs_t *req)
     ssize_t r = req->result;
     uint64_t size = req->statbuf.st_size;
     j->src_size = size;
-    j->src_mtime_ns = ex_mtime_ns(&req->statbuf);
+    j->src_mtime_ns = ex_ns(req->statbuf.st_mtim.tv_sec, req->statbuf.st_mtim.tv_nsec);
     uv_fs_req_cleanup(req);
     size_t max_bytes = p->cfg->pre.limits.max_bytes ? p->cfg->pre.limits.max_bytes : IMAGE_DEFAULT_MAX_BYTES;
     if (r < 0) {
@@ -450,17 +460,65 @@ static void ex_open(ex_job *j)
     }
 }
 
-static void ex_on_source_stat(uv_fs_t *req)
+/* The skip checks' stat() calls go to the pool in groups: one pool job per
+ * record would cost two thread hand-offs for a microsecond of work, which
+ * dominated an unchanged re-run. */
+#define EX_STAT_GROUP 64
+struct ex_stat_work {
+    uv_work_t work;
+    ex_pipe *p;
+    int n;
+    ex_job *jobs[EX_STAT_GROUP];
+};
+
+static void ex_stat_work_fn(uv_work_t *w)
 {
-    ex_job *j = req->data;
-    int same = req->result == 0 && ex_same_source(j, req->statbuf.st_size, ex_mtime_ns(&req->statbuf));
-    uv_fs_req_cleanup(req);
-    if (same) {
-        j->p->st->skipped_unread++;
-        ex_skip(j);
-    } else {
-        ex_open(j);
+    ex_stat_work *sw = w->data;
+    for (int i = 0; i < sw->n; i++) {
+        ex_job *j = sw->jobs[i];
+        struct stat st;
+        j->same_source = stat(j->path, &st) == 0 &&
+                         ex_same_source(j, (uint64_t)st.st_size, ex_ns(st.st_mtim.tv_sec, st.st_mtim.tv_nsec));
     }
+}
+
+static void ex_stat_done(uv_work_t *w, int status)
+{
+    ex_stat_work *sw = w->data;
+    ex_pipe *p = sw->p;
+    for (int i = 0; i < sw->n; i++) {
+        ex_job *j = sw->jobs[i];
+        if (status == 0 && j->same_source) {
+            p->st->skipped_unread++;
+            ex_skip_quiet(j);
+        } else {
+            ex_open(j);
+        }
+    }
+    free(sw);
+    ex_progress(p);
+    ex_kick(p);
+}
+
+static void ex_stat_flush(ex_pipe *p)
+{
+    ex_stat_work *sw = p->stat_fill;
+    if (!sw) return;
+    p->stat_fill = NULL;
+    sw->work.data = sw;
+    if (uv_queue_work(&p->loop, &sw->work, ex_stat_work_fn, ex_stat_done) == 0) return;
+    for (int i = 0; i < sw->n; i++) ex_open(sw->jobs[i]);
+    free(sw);
+}
+
+/* Queue j's skip check; false when it cannot be (then it is simply read). */
+static int ex_stat_add(ex_pipe *p, ex_job *j)
+{
+    if (!p->stat_fill && !(p->stat_fill = calloc(1, sizeof *p->stat_fill))) return 0;
+    p->stat_fill->p = p;
+    p->stat_fill->jobs[p->stat_fill->n++] = j;
+    if (p->stat_fill->n == EX_STAT_GROUP) ex_stat_flush(p);
+    return 1;
 }
 
 static int ex_batch_complete(const ex_batch *b) { return b->closed && b->resolved == b->started; }
@@ -531,10 +589,7 @@ static void ex_start(ex_pipe *p, const manifest_record_t *rec, ex_batch *b)
     }
     j->req.data = j;
     /* Encoded by this model before: a stat() (no open) may be enough. */
-    if (ex_encoded_here(p, &j->prev) && !p->cfg->rehash && !p->fatal) {
-        int rc = uv_fs_stat(&p->loop, &j->req, j->path, ex_on_source_stat);
-        if (rc == 0) return;
-    }
+    if (ex_encoded_here(p, &j->prev) && !p->cfg->rehash && !p->fatal && ex_stat_add(p, j)) return;
     ex_open(j);
 }
 
@@ -580,7 +635,9 @@ static void ex_pump(ex_pipe *p)
         }
         ex_start(p, &rec, b);
     }
+    ex_stat_flush(p); /* whatever stopped the pump, no check waits for more */
 }
+
 
 /* ---- the encoder thread ---- */
 
