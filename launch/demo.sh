@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job end to end on the embedded default: a synthetic shapes data
-# set (clipcap synth) → manifest (shard) → CLIP features in LMDB (extract,
+# set (clipcap synth) → manifest (shard) → CLIP features in the feature store (extract,
 # tiny random CLIP shipped in tests/fixtures) → data-parallel training of the
 # MLP mapper + GPT-2 (tiny GPT-2 with the real 50257-token vocabulary) →
 # captions for every image (resumable zstd JSONL shards) → evaluation of the

@@ -331,7 +331,7 @@ static void ex_copy_forward(ex_job *j)
     j->key = NULL;
     p->n_pending++;
     p->st->metadata_updated++;
-    if (p->n_pending >= p->cfg->batch) ex_write(p, 0);
+    if (p->n_pending >= p->cfg->batch && !p->fatal) ex_write(p, 0);
 }
 
 static void ex_after_read(ex_job *j)
