@@ -1,6 +1,7 @@
 /* clipcap: the dispatcher. `clipcap STAGE [options]`; every stage runs as a
  * single process or as one rank of mpirun. MPI is initialised here, once,
- * before the stage runs, so a stage only asks mpictx for rank and size. */
+ * before the stage runs and only under a launcher (core/mpictx.h), so a
+ * stage only asks mpictx for rank and size. */
 #include "core/log.h"
 #include "core/mpictx.h"
 #include "stage_table.h"
@@ -16,7 +17,8 @@ static void main_usage(FILE *out)
     for (const struct stage_entry *s = stage_table; s->name; s++)
         fprintf(out, "  %-12s %s\n", s->name, s->summary);
     fprintf(out, "\n`clipcap STAGE --help` describes a stage's options.\n"
-                 "Environment: CLIPCAP_LOG=debug|info|warn|error, OMP_NUM_THREADS.\n");
+                 "Environment: CLIPCAP_LOG=debug|info|warn|error, OMP_NUM_THREADS,\n"
+                 "CLIPCAP_MPI=1|0 (force MPI on or off; default: on under a launcher).\n");
 }
 
 int main(int argc, char **argv)

@@ -18,6 +18,7 @@
  * zstd JSONL dump, docs/caption-dump.md). */
 #include "caption/caption_corpus.h"
 #include "caption/captioner.h"
+#include "core/comm.h"
 #include "core/fsutil.h"
 #include "core/log.h"
 #include "core/mpictx.h"
@@ -529,9 +530,9 @@ static int run_items(const caption_opts *o, ops_ctx *ops, captioner *cap, captio
         if (!rc && rename(tmp_path, o->out)) rc = err_set(e, ERR_IO, "%s: cannot rename into place", o->out);
         if (rc) unlink(tmp_path);
     } else if (!rank && f && fflush(f) && !rc) rc = err_set(e, ERR_IO, "writing stdout failed");
-    if (!rc && size > 1) {
-        uint64_t mine[3] = {cnt.items, cnt.captioned, cnt.failed}, sum[3];
-        rc = mpictx_check(MPI_Allreduce(mine, sum, 3, MPI_UINT64_T, MPI_SUM, mpictx_comm()), "MPI_Allreduce", e);
+    if (!rc) {
+        uint64_t sum[3] = {cnt.items, cnt.captioned, cnt.failed};
+        rc = comm_allreduce(sum, 3, COMM_U64, COMM_SUM, e);
         cnt = (caption_counts){sum[0], sum[1], sum[2]};
     }
     if (!rc && store_failures && !rank)

@@ -2,20 +2,21 @@
  * feature store (docs/store.md, schemas/feature-store.md).
  *
  * Rank 0 first consolidates what a killed run left (store_consolidate);
- * then rank R of N reads the shards it owns (shard s % N == R), runs the
- * extraction pipeline (common/store/extract_pipeline.h) and writes its own
- * LMDB environment STORE/rank-R-of-N, looking keys up in the consolidated
- * pack (and its own environment), so re-runs with any N encode only what is
- * new, changed or from another model. After every rank has closed its
- * environment, rank 0 consolidates them into the next pack. A run's
- * generation (what makes its entries win over older copies) is the larger
- * of rank 0's clock in microseconds and one more than the largest
+ * then the ranks take shards from a shared work queue (core/workq.h), run
+ * the extraction pipeline (common/store/extract_pipeline.h) on each and
+ * write their own LMDB environment STORE/rank-R-of-N, looking keys up in
+ * the consolidated pack (and their own environment), so re-runs with any N
+ * encode only what is new, changed or from another model. After every rank
+ * has closed its environment, rank 0 consolidates them into the next pack.
+ * A run's generation (what makes its entries win over older copies) is the
+ * larger of rank 0's clock in microseconds and one more than the largest
  * generation already stored. */
 #include "core/comm.h"
 #include "core/fsutil.h"
 #include "core/log.h"
 #include "core/mpictx.h"
 #include "core/progress.h"
+#include "core/workq.h"
 #include "data/manifest.h"
 #include "io/json_util.h"
 #include "image/clip_preprocess.h"
@@ -38,7 +39,8 @@ static void extract_usage(FILE *out)
     fprintf(out,
             "usage: clipcap extract --manifest DIR --clip DIR --store DIR [options]\n"
             "       mpirun -np N clipcap extract ...\n\n"
-            "Reads every image of the manifest (rank R takes shards s with s %% N == R),\n"
+            "Reads every image of the manifest (the ranks take shards one at a time, so a\n"
+            "slow rank takes fewer),\n"
             "preprocesses it as CLIP does, runs the CLIP image tower on batches and writes\n"
             "one embedding per image key into the feature store. Re-running on the same\n"
             "store encodes only images that are new, whose bytes changed (XXH3-128), or\n"
@@ -164,9 +166,10 @@ static json_t *extract_rank_summary(const extract_stats *st, const char *fp, con
                                     uint64_t generation, const char *env_name)
 {
     double rate = st->t_wall > 0 ? (double)st->encoded / st->t_wall : 0;
-    return json_pack("{s:i, s:i, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:O, s:O, s:{s:f, s:f, s:f, s:f, s:f}, s:f, s:s, "
-                     "s:s, s:I, s:s}",
-                     "rank", mpictx_rank(), "ranks", mpictx_size(), "store_env", env_name, "images",
+    return json_pack("{s:i, s:i, s:s, s:O, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:O, s:O, s:{s:f, s:f, s:f, s:f, s:f}, "
+                     "s:f, s:s, s:s, s:I, s:s}",
+                     "rank", mpictx_rank(), "ranks", mpictx_size(), "store_env", env_name, "shards", st->shards,
+                     "images",
                      (json_int_t)st->images, "encoded", (json_int_t)st->encoded, "skipped_unchanged",
                      (json_int_t)st->skipped, "skipped_unread", (json_int_t)st->skipped_unread,
                      "source_metadata_updated", (json_int_t)st->metadata_updated, "failed", (json_int_t)st->failed, "batches", (json_int_t)st->batches,
@@ -336,7 +339,7 @@ static int extract_main(const extract_opts *o, err_t *e)
     clip_vit *model = NULL;
     store_env *own = NULL;
     store *reader = NULL;
-    int *shards = NULL;
+    workq *units = NULL;
     json_t *summary = NULL, *consolidated = NULL;
     extract_stats st = {0};
     char env_name[64], fp[33];
@@ -366,26 +369,24 @@ static int extract_main(const extract_opts *o, err_t *e)
     if (!rc) {
         gen++;
         if (rank == 0 && now_us() > gen) gen = now_us();
-        rc = comm_max_u64(&gen, e);
+        rc = comm_allreduce(&gen, 1, COMM_U64, COMM_MAX, e);
     }
-    int n_shards = 0;
+    if (!rc) rc = workq_open(&units, manifest_num_shards(man), "extract shards", e);
     if (!rc) {
-        n_shards = manifest_rank_shards(manifest_num_shards(man), rank, size, NULL, 0);
-        if (!(shards = calloc((size_t)n_shards + 1, sizeof *shards)))
-            rc = err_set(e, ERR_NOMEM, "extract: cannot allocate the shard list");
-        else manifest_rank_shards(manifest_num_shards(man), rank, size, shards, n_shards);
-    }
-    if (!rc) {
-        log_msg(LOG_INFO, "extract: %d shard(s), model %s, %s, batch %d, %d decode + %d encoder thread(s), writing %s/%s",
-                n_shards, fp, store_dtype_name(o->dtype), o->batch, o->threads, o->encoder_threads, o->store, env_name);
-        extract_cfg cfg = {.manifest = man, .shards = shards, .n_shards = n_shards, .model = model, .pre = pre,
-                           .reader = reader, .writer = own, .model_fp = fp, .dtype = o->dtype, .generation = gen,
-                           .batch = o->batch, .rehash = o->rehash, .max_failures_listed = 1000};
+        log_msg(LOG_INFO, "extract: %d shard(s) over %d rank(s), model %s, %s, batch %d, %d decode + %d encoder "
+                "thread(s), writing %s/%s",
+                manifest_num_shards(man), size, fp, store_dtype_name(o->dtype), o->batch, o->threads,
+                o->encoder_threads, o->store, env_name);
+        extract_cfg cfg = {.manifest = man, .units = units, .model = model, .pre = pre, .reader = reader,
+                           .writer = own, .model_fp = fp, .dtype = o->dtype, .generation = gen, .batch = o->batch,
+                           .rehash = o->rehash, .max_failures_listed = 1000};
         rc = extract_run(&cfg, &st, e);
+        err_t ce = {0};
+        int crc = workq_close(units, &ce);
+        if (crc && !rc) rc = crc, *e = ce;
     }
     store_close(reader);
     store_env_close(own);
-    own = NULL;
     /* Every environment is closed before rank 0 merges them. */
     rc = mpictx_agree(rc, e);
     if (!rc) rc = extract_consolidate(o->store, &consolidated, e);
@@ -398,7 +399,7 @@ static int extract_main(const extract_opts *o, err_t *e)
     json_decref(summary);
     json_decref(consolidated);
     extract_stats_free(&st);
-    free(shards);
+    workq_free(units);
     clip_vit_free(model);
     ops_destroy(ops);
     manifest_close(man);

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/comm.h"
 #include "core/fsutil.h"
 #include "core/mpictx.h"
 #include "core/progress.h"
@@ -33,7 +34,14 @@ const char stage_shard_summary[] = "read a caption data set, tokenise it, write 
 
 #define SHARD_MAX_INPUTS 64
 #define SHARD_MAX_ANNOTATIONS 16
-#define SHARD_MAX_SHARDS 100000
+#define SHARD_MAX_SHARDS 99999
+/* Default shard count: one shard per SHARD_AUTO_IMAGES images, at least
+ * SHARD_AUTO_MIN. Shards are the unit the later stages hand out to ranks
+ * (core/workq.h): Conceptual Captions' 3.3M images make 3,300 shards,
+ * three or more per rank on 1,000 ranks, while a shard (1,000 images) is
+ * still minutes of CPU extraction, so the hand-out costs nothing. */
+#define SHARD_AUTO_IMAGES 1000
+#define SHARD_AUTO_MIN 8
 
 typedef struct shard_opts {
     const char *format, *root, *gpt2, *out, *splits, *split;
@@ -66,7 +74,8 @@ static void shard_usage(FILE *out)
             "                       cc-tar: the folder of webdataset .tar shards\n"
             "  --gpt2 DIR           GPT-2 tokenizer files (vocab.json + merges.txt)\n"
             "  --out DIR            manifest directory (created)\n"
-            "  --shards N           number of shard files (default 8); independent of ranks\n"
+            "  --shards N           number of shard files (default: one per 1,000 images, at\n"
+            "                       least 8); independent of ranks\n"
             "  --splits LIST        keep only these splits, e.g. train,restval\n"
             "  --split NAME         split name of cc-* samples (default train)\n"
             "  --write-annotations SPLIT:FILE\n"
@@ -104,7 +113,7 @@ static int shard_parse_args(int argc, char **argv, shard_opts *o, err_t *e)
         {"zstd-level", required_argument, 0, 'z'}, {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
-    o->shards = 8;
+    o->shards = 0; /* auto, once the image count is known */
     o->check_images = 1;
     o->zstd_level = 3;
     o->split = "train";
@@ -270,16 +279,11 @@ static int shard_tokenise(const ds_t *ds, const bpe_t *bpe, const size_t *bounds
  * not depend on how the captions were divided. */
 static int shard_reduce_stats(const shard_tokens *t, manifest_token_stats_t *st, err_t *e)
 {
-    uint64_t local[3] = {t->count, t->sum, t->sumsq}, global[3];
-    uint32_t mx = t->max, gmx = t->max;
-    memcpy(global, local, sizeof local);
-    if (mpictx_active() && mpictx_size() > 1) {
-        int rc = mpictx_check(MPI_Allreduce(local, global, 3, MPI_UINT64_T, MPI_SUM, mpictx_comm()),
-                              "MPI_Allreduce(token sums)", e);
-        if (!rc) rc = mpictx_check(MPI_Allreduce(&mx, &gmx, 1, MPI_UINT32_T, MPI_MAX, mpictx_comm()),
-                                   "MPI_Allreduce(token max)", e);
-        if (rc) return rc;
-    }
+    uint64_t global[3] = {t->count, t->sum, t->sumsq};
+    uint32_t gmx = t->max;
+    int rc = comm_allreduce(global, 3, COMM_U64, COMM_SUM, e);
+    if (!rc) rc = comm_allreduce(&gmx, 1, COMM_U32, COMM_MAX, e);
+    if (rc) return rc;
     manifest_stats_from_sums(global[0], global[1], global[2], gmx, st);
     return 0;
 }
@@ -359,7 +363,7 @@ static int shard_write_rank0(const shard_opts *o, const ds_t *ds, const manifest
     return manifest_write_index(o->out, ds, &src, st, infos, o->shards, e);
 }
 
-static int shard_run(const shard_opts *o, err_t *e)
+static int shard_run(shard_opts *o, err_t *e)
 {
     double t0 = clock_now();
     char root_abs[PATH_MAX], index[8192];
@@ -390,6 +394,10 @@ static int shard_run(const shard_opts *o, err_t *e)
         log_msg(LOG_INFO, "read %llu input records: %zu images, %zu captions, %zu rejected (%.1fs)",
                 (unsigned long long)ds.input_records, ds.n_images, ds.n_captions, ds.n_rejects, clock_now() - t0);
     if (!rc && ds.n_images == 0) rc = err_set(e, ERR_FORMAT, "no usable image in the input (see rejects in the log)");
+    if (!rc && !o->shards) {
+        size_t n = (ds.n_images + SHARD_AUTO_IMAGES - 1) / SHARD_AUTO_IMAGES;
+        o->shards = n < SHARD_AUTO_MIN ? SHARD_AUTO_MIN : n > SHARD_MAX_SHARDS ? SHARD_MAX_SHARDS : (int)n;
+    }
 
     size_t *bounds = NULL;
     manifest_shard_info_t *infos = NULL;

@@ -28,6 +28,7 @@
  * tensor in it must be one this model uses (or a tolerated buffer), all
  * checked before step 1. */
 #include "caption/captioner.h"
+#include "core/comm.h"
 #include "core/fsutil.h"
 #include "core/log.h"
 #include "core/mpictx.h"
@@ -590,9 +591,8 @@ static int check_weights(train_run *r, err_t *e)
     if (rc) return rc;
     uint64_t h = hash64(hp, r->m.n_params * sizeof(float)), lo = h, hi = h;
     free(own);
-    MPI_Comm comm = mpictx_comm();
-    rc = mpictx_check(MPI_Allreduce(&h, &lo, 1, MPI_UINT64_T, MPI_MIN, comm), "MPI_Allreduce", e);
-    if (!rc) rc = mpictx_check(MPI_Allreduce(&h, &hi, 1, MPI_UINT64_T, MPI_MAX, comm), "MPI_Allreduce", e);
+    rc = comm_allreduce(&lo, 1, COMM_U64, COMM_MIN, e);
+    if (!rc) rc = comm_allreduce(&hi, 1, COMM_U64, COMM_MAX, e);
     if (!rc && lo != hi) rc = err_set(e, ERR_MPI, "step %ld: the ranks' weights differ (checksums diverged)", r->opt.step);
     return rc;
 }
@@ -673,7 +673,6 @@ static int train_loop(train_run *r, err_t *e)
     progress_t prog;
     progress_start(&prog, "train", "step", (uint64_t)(end > r->opt.step ? end - r->opt.step : 0));
     long start_step = r->opt.step;
-    MPI_Comm comm = mpictx_comm();
     while (r->opt.step < end && r->epoch < o->epochs) {
         if (r->in_epoch >= r->steps_per_epoch) {
             r->epoch++;
@@ -695,8 +694,7 @@ static int train_loop(train_run *r, err_t *e)
             }
             sums[1] = (double)count;
             sums[2] = frc ? 1.0 : 0.0;
-            if ((rc = mpictx_check(MPI_Allreduce(MPI_IN_PLACE, sums, 3, MPI_DOUBLE, MPI_SUM, comm), "MPI_Allreduce", e)))
-                goto out;
+            if ((rc = comm_allreduce(sums, 3, COMM_F64, COMM_SUM, e))) goto out;
             if (sums[2] > 0) {
                 rc = frc ? frc : err_set(e, ERR_MPI, "step %ld: another rank failed (see its message)", r->opt.step + 1);
                 goto out;

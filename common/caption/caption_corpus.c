@@ -3,12 +3,14 @@
 #include "core/fsutil.h"
 #include "core/mpictx.h"
 #include "core/progress.h"
+#include "core/workq.h"
 #include "data/manifest.h"
 #include "io/json_util.h"
 #include "io/zio.h"
 #include "store/store.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -506,24 +508,21 @@ static int cc_dump_shard(cc_run *x, cc_shard *s, err_t *e)
     return rc;
 }
 
-/* Records of the selected splits in the rank's shards, for the ETA. */
-static int cc_count_owned(cc_run *x, const int *owned, int n, uint64_t *total, err_t *e)
+/* Records of the selected splits in a shard, for the ETA. */
+static int cc_count_shard(cc_run *x, int shard, uint64_t *count, err_t *e)
 {
-    *total = 0;
-    for (int i = 0; i < n; i++) {
-        if (!x->splits.n) {
-            *total += manifest_shard_info(x->m, owned[i])->images;
-            continue;
-        }
-        manifest_shard_reader *r = NULL;
-        int rc = manifest_shard_open(&r, x->m, owned[i], e), more;
-        manifest_record_t rec;
-        while (!rc && (more = manifest_shard_next(r, &rec, e)) == 1) *total += cc_splits_match(&x->splits, rec.split);
-        if (!rc && more < 0) rc = more;
-        manifest_shard_close(r);
-        if (rc) return rc;
+    *count = 0;
+    if (!x->splits.n) {
+        *count = manifest_shard_info(x->m, shard)->images;
+        return 0;
     }
-    return 0;
+    manifest_shard_reader *r = NULL;
+    int rc = manifest_shard_open(&r, x->m, shard, e), more;
+    manifest_record_t rec;
+    while (!rc && (more = manifest_shard_next(r, &rec, e)) == 1) *count += cc_splits_match(&x->splits, rec.split);
+    if (!rc && more < 0) rc = more;
+    manifest_shard_close(r);
+    return rc;
 }
 
 /* What produced the captions: the model's shape, the decode settings,
@@ -634,37 +633,53 @@ static void cc_close(cc_run *x, manifest_t *m)
     manifest_close(m);
 }
 
+/* One shard the work queue handed to this rank. */
+static int cc_dump_unit(cc_run *x, int shard, uint64_t *caps, uint64_t *fails, err_t *e)
+{
+    int N = manifest_num_shards(x->m);
+    cc_header want = {shard, N, manifest_shard_info(x->m, shard)->file, captioner_fingerprint(x->c),
+                      x->splits.n ? x->opt->splits : NULL, x->b.K};
+    cc_shard sh = {.shard = shard, .want = &want};
+    uint64_t count = 0;
+    int rc = cc_count_shard(x, shard, &count, e);
+    if (!rc) {
+        x->prog.total += count;
+        rc = cc_paths(&sh, x->opt->out, shard, N, e);
+    }
+    if (!rc) rc = cc_dump_shard(x, &sh, e);
+    if (!rc) {
+        caps[shard] = sh.captions;
+        fails[shard] = sh.failures;
+    }
+    caption_sink_close(sh.sink);
+    free(sh.last_key);
+    return rc;
+}
+
 static int cc_dump(cc_run *x, err_t *e)
 {
     const caption_corpus_options *opt = x->opt;
-    int N = manifest_num_shards(x->m), rank = mpictx_rank(), size = mpictx_size();
-    int n_owned = manifest_rank_shards(N, rank, size, NULL, 0);
-    int *owned = calloc((size_t)(n_owned ? n_owned : 1), sizeof *owned);
-    cc_shard *sh = calloc((size_t)(n_owned ? n_owned : 1), sizeof *sh);
+    int N = manifest_num_shards(x->m), rank = mpictx_rank();
     uint64_t *caps = calloc((size_t)N + 1, sizeof *caps), *fails = calloc((size_t)N + 1, sizeof *fails);
     char partial_dir[4096];
-    int rc = owned && sh && caps && fails ? 0 : err_set(e, ERR_NOMEM, "out of memory for %d shards", N);
-    if (!rc) manifest_rank_shards(N, rank, size, owned, n_owned);
+    int rc = caps && fails ? 0 : err_set(e, ERR_NOMEM, "out of memory for %d shards", N);
     if (!rc) rc = fs_join(partial_dir, sizeof partial_dir, opt->out, "partial", e);
     if (!rc) rc = fs_mkdirs(partial_dir, e);
-    cc_header *want = calloc((size_t)(n_owned ? n_owned : 1), sizeof *want);
-    if (!rc && !want) rc = err_set(e, ERR_NOMEM, "out of memory");
-    uint64_t total = 0;
-    if (!rc) rc = cc_count_owned(x, owned, n_owned, &total, e);
-    if (!rc) progress_start(&x->prog, "caption", "caption", total);
-    for (int i = 0; i < n_owned && !rc; i++) {
-        want[i] = (cc_header){owned[i], N, manifest_shard_info(x->m, owned[i])->file, captioner_fingerprint(x->c),
-                              x->splits.n ? opt->splits : NULL, x->b.K};
-        sh[i].shard = owned[i];
-        sh[i].want = &want[i];
-        rc = cc_paths(&sh[i], opt->out, owned[i], N, e);
-        if (!rc) rc = cc_dump_shard(x, &sh[i], e);
-        if (!rc) {
-            caps[owned[i]] = sh[i].captions;
-            fails[owned[i]] = sh[i].failures;
-        }
+    rc = mpictx_agree(rc, e);
+    workq *units = NULL;
+    if (!rc) rc = workq_open(&units, N, "caption shards", e);
+    if (!rc) {
+        /* the total grows as shards are taken: the ETA is that of the work in hand */
+        progress_start(&x->prog, "caption", "caption", 0);
+        int shard, more;
+        while ((more = workq_next(units, &shard, e)) == 1 && !(rc = cc_dump_unit(x, shard, caps, fails, e))) {}
+        if (!rc && more < 0) rc = more;
+        if (!rc) progress_finish(&x->prog);
+        err_t ce = {0};
+        int crc = workq_close(units, &ce);
+        if (crc && !rc) rc = crc, *e = ce;
     }
-    if (!rc) progress_finish(&x->prog);
+    workq_free(units);
     rc = mpictx_agree(rc, e);
     if (!rc) rc = mpictx_agree(cc_gather_counts(caps, fails, N, e), e);
     if (!rc && rank == 0) rc = cc_write_index(x, caps, fails, e);
@@ -672,13 +687,6 @@ static int cc_dump(cc_run *x, err_t *e)
     if (!rc && rank == 0 && rmdir(partial_dir) != 0 && errno != ENOENT)
         log_msg(LOG_WARN, "%s: cannot remove: %s", partial_dir, strerror(errno));
     rc = mpictx_agree(rc, e);
-    for (int i = 0; sh && i < n_owned; i++) {
-        caption_sink_close(sh[i].sink);
-        free(sh[i].last_key);
-    }
-    free(want);
-    free(sh);
-    free(owned);
     free(caps);
     free(fails);
     return rc;
@@ -701,11 +709,12 @@ int caption_corpus_run(const caption_corpus_options *opt, captioner *c, err_t *e
 
 /* ---- eval: generate, gather on rank 0 ---- */
 
-/* A rank's results as "key\0caption\0" pairs, in its order. */
+/* One unit's results as "key\0caption\0" pairs, in manifest order. */
 typedef struct {
     char *buf;
     size_t len, cap;
     size_t count;
+    int taken; /* this rank captioned the unit (results may be empty) */
 } cc_pairs;
 
 static int cc_pairs_add(cc_pairs *p, const char *key, const char *caption, err_t *e)
@@ -737,10 +746,6 @@ static int cc_collect_flush(cc_run *x, cc_pairs *p, err_t *e)
                 log_msg(LOG_WARN, "%s: image %s (split %s) left out: extraction failed (%s: %s)", x->opt->store,
                         b->key[i], b->split[i], f->fail.reason, f->fail.message);
                 x->skipped++;
-                /* an empty caption holds the image's place in the round-robin
-                 * order of the gather; no generated caption is empty (every
-                 * token has at least one byte), and rank 0 drops these */
-                rc = cc_pairs_add(p, b->key[i], "", e);
                 continue;
             }
             rc = err_set(e, ERR_NOTFOUND, "%s: image %s (split %s) has no embedding (%s%s%s): every evaluated image "
@@ -761,118 +766,93 @@ static int cc_collect_flush(cc_run *x, cc_pairs *p, err_t *e)
     return rc;
 }
 
-/* This rank's share of the selected images: the i-th goes to rank i % size. */
-static int cc_collect_local(cc_run *x, cc_pairs *p, err_t *e)
+/* The selected images of one shard, in batches that never span shards, so
+ * a caption does not depend on which rank took the shard. */
+static int cc_collect_unit(cc_run *x, int shard, cc_pairs *p, err_t *e)
 {
-    int rank = mpictx_rank(), size = mpictx_size();
-    uint64_t selected = 0;
-    for (int i = 0; i < manifest_num_splits(x->m); i++)
-        if (cc_splits_match(&x->splits, manifest_split(x->m, i)->name)) selected += manifest_split(x->m, i)->images;
-    progress_start(&x->prog, "eval captions", "caption",
-                   selected > (uint64_t)rank ? (selected - (uint64_t)rank + (uint64_t)size - 1) / (uint64_t)size : 0);
-    uint64_t idx = 0;
-    int rc = 0;
-    for (int s = 0; s < manifest_num_shards(x->m) && !rc; s++) {
-        manifest_shard_reader *r = NULL;
-        manifest_record_t rec;
-        int more = 0;
-        rc = manifest_shard_open(&r, x->m, s, e);
-        while (!rc && (more = manifest_shard_next(r, &rec, e)) == 1) {
-            if (!cc_splits_match(&x->splits, rec.split) || idx++ % (uint64_t)size != (uint64_t)rank) continue;
-            rc = cc_batch_add(&x->b, &rec, e);
-            if (!rc && x->b.n == x->b.cap) rc = cc_collect_flush(x, p, e);
-        }
-        if (!rc && more < 0) rc = more;
-        manifest_shard_close(r);
+    uint64_t count = 0;
+    int rc = cc_count_shard(x, shard, &count, e);
+    x->prog.total += count;
+    p->taken = 1;
+    manifest_shard_reader *r = NULL;
+    manifest_record_t rec;
+    int more = 0;
+    if (!rc) rc = manifest_shard_open(&r, x->m, shard, e);
+    while (!rc && (more = manifest_shard_next(r, &rec, e)) == 1) {
+        if (!cc_splits_match(&x->splits, rec.split)) continue;
+        rc = cc_batch_add(&x->b, &rec, e);
+        if (!rc && x->b.n == x->b.cap) rc = cc_collect_flush(x, p, e);
     }
+    if (!rc && more < 0) rc = more;
+    manifest_shard_close(r);
     if (!rc) rc = cc_collect_flush(x, p, e);
-    if (!rc) progress_finish(&x->prog);
-    if (!rc && idx == 0)
-        rc = err_set(e, ERR_NOTFOUND, "%s: no image of split(s) '%s'", x->opt->manifest,
-                     x->splits.n ? x->opt->splits : "(any)");
+    cc_batch_clear(&x->b);
     return rc;
 }
 
-/* Rank 0 puts the ranks' results back in manifest order. */
-static int cc_unpack(const char *all, const int *bytes, const int *displ, const uint64_t *counts, int size,
-                     caption_corpus_item **items, size_t *n, err_t *e)
+/* Rank 0: a unit's pairs onto the item list. */
+static int cc_items_append(const char *buf, size_t len, int shard, caption_corpus_item **items, size_t *n,
+                           size_t *cap, err_t *e)
 {
-    uint64_t total = 0;
-    for (int r = 0; r < size; r++) total += counts[r];
-    caption_corpus_item *it = calloc(total ? total : 1, sizeof *it);
-    if (!it) return err_set(e, ERR_NOMEM, "out of memory for %llu captions", (unsigned long long)total);
-    *items = it;
-    *n = (size_t)total; /* every slot is freeable from here on */
-    for (int r = 0; r < size; r++) {
-        const char *p = all + displ[r], *end = p + bytes[r];
-        for (uint64_t j = 0; j < counts[r]; j++) {
-            uint64_t i = j * (uint64_t)size + (uint64_t)r;
-            size_t a = strnlen(p, (size_t)(end - p));
-            size_t b = p + a + 1 < end ? strnlen(p + a + 1, (size_t)(end - p - a - 1)) : 0;
-            if (i >= total || p + a + 1 + b + 1 > end || it[i].key)
-                return err_set(e, ERR_INTERNAL, "rank %d sent malformed results (item %llu)", r, (unsigned long long)j);
-            it[i].key = strdup(p);
-            it[i].caption = strdup(p + a + 1);
-            if (!it[i].key || !it[i].caption) return err_set(e, ERR_NOMEM, "out of memory");
-            p += a + 1 + b + 1;
+    for (const char *p = buf, *end = buf + len; p < end;) {
+        size_t a = strnlen(p, (size_t)(end - p));
+        size_t b = p + a + 1 < end ? strnlen(p + a + 1, (size_t)(end - p - a - 1)) : 0;
+        if (p + a + 1 + b + 1 > end) return err_set(e, ERR_INTERNAL, "shard %d: malformed results", shard);
+        if (*n == *cap) {
+            size_t nc = *cap ? *cap * 2 : 1024;
+            caption_corpus_item *ni = realloc(*items, nc * sizeof *ni);
+            if (!ni) return err_set(e, ERR_NOMEM, "out of memory for %zu captions", nc);
+            *items = ni;
+            *cap = nc;
         }
+        caption_corpus_item *it = &(*items)[*n];
+        it->key = strdup(p);
+        it->caption = strdup(p + a + 1);
+        (*n)++; /* freeable from here on */
+        if (!it->key || !it->caption) return err_set(e, ERR_NOMEM, "out of memory");
+        p += a + 1 + b + 1;
     }
-    for (uint64_t i = 0; i < total; i++)
-        if (!it[i].key) return err_set(e, ERR_INTERNAL, "no rank sent result %llu", (unsigned long long)i);
     return 0;
 }
 
-static int cc_gather_pairs(const cc_pairs *p, caption_corpus_item **items, size_t *n, err_t *e)
+/* Results travel to rank 0 one unit at a time in unit order: rank 0
+ * receives unit u from the rank that took it, and every rank sends its own
+ * units in increasing order, so the blocking sends cannot deadlock and rank
+ * 0 never holds more than the item list plus one unit in flight. */
+static int cc_gather_units(workq *units, int n_units, cc_pairs *mine, caption_corpus_item **items, size_t *n,
+                           err_t *e)
 {
-    int rank = mpictx_rank(), size = mpictx_size();
-    int one_rank = !mpictx_active() || size == 1;
-    if (p->len > (size_t)1 << 30) return err_set(e, ERR_LIMIT, "%zu bytes of captions exceed what one gather sends", p->len);
-    int mine = (int)p->len;
-    uint64_t count = p->count;
-    int *bytes = NULL, *displ = NULL;
-    uint64_t *counts = NULL;
-    char *all = NULL;
-    int rc = 0;
-    if (rank == 0) {
-        bytes = calloc((size_t)size, sizeof *bytes);
-        displ = calloc((size_t)size, sizeof *displ);
-        counts = calloc((size_t)size, sizeof *counts);
-        if (!bytes || !displ || !counts) rc = err_set(e, ERR_NOMEM, "out of memory");
-    }
-    rc = mpictx_agree(rc, e);
-    if (!rc && one_rank) {
-        bytes[0] = mine;
-        counts[0] = count;
-    }
-    if (!rc && !one_rank)
-        rc = mpictx_check(MPI_Gather(&mine, 1, MPI_INT, bytes, 1, MPI_INT, 0, mpictx_comm()), "MPI_Gather(bytes)", e);
-    if (!rc && !one_rank)
-        rc = mpictx_check(MPI_Gather(&count, 1, MPI_UINT64_T, counts, 1, MPI_UINT64_T, 0, mpictx_comm()),
-                          "MPI_Gather(counts)", e);
-    if (!rc && rank == 0) {
-        size_t sum = 0;
-        for (int r = 0; r < size; r++) {
-            displ[r] = (int)sum;
-            sum += (size_t)bytes[r];
+    int rank = mpictx_rank(), rc = 0;
+    size_t cap = 0;
+    char *buf = NULL;
+    for (int u = 0; u < n_units && !rc; u++) {
+        if (rank != 0) {
+            if (!mine[u].taken) continue;
+            if (mine[u].len > (size_t)INT_MAX)
+                return err_set(e, ERR_LIMIT, "shard %d: %zu bytes of captions exceed one message", u, mine[u].len);
+            int len = (int)mine[u].len;
+            rc = mpictx_check(MPI_Send(&len, 1, MPI_INT, 0, u, mpictx_comm()), "MPI_Send(result size)", e);
+            if (!rc)
+                rc = mpictx_check(MPI_Send(mine[u].buf, len, MPI_CHAR, 0, u, mpictx_comm()), "MPI_Send(results)", e);
+            continue;
         }
-        if (sum > (size_t)1 << 30) rc = err_set(e, ERR_LIMIT, "%zu bytes of captions exceed what one gather receives", sum);
-        else if (!(all = malloc(sum ? sum : 1))) rc = err_set(e, ERR_NOMEM, "out of memory for %zu bytes", sum);
+        int owner = workq_owner(units, u);
+        if (owner == 0 || owner < 0) {
+            if (mine[u].len) rc = cc_items_append(mine[u].buf, mine[u].len, u, items, n, &cap, e);
+            continue;
+        }
+        int len = 0;
+        rc = mpictx_check(MPI_Recv(&len, 1, MPI_INT, owner, u, mpictx_comm(), MPI_STATUS_IGNORE),
+                          "MPI_Recv(result size)", e);
+        char *nb = rc ? NULL : realloc(buf, (size_t)len + 1);
+        if (!rc && !nb) rc = err_set(e, ERR_NOMEM, "out of memory for %d bytes of captions", len);
+        if (nb) buf = nb;
+        if (!rc)
+            rc = mpictx_check(MPI_Recv(buf, len, MPI_CHAR, owner, u, mpictx_comm(), MPI_STATUS_IGNORE),
+                              "MPI_Recv(results)", e);
+        if (!rc) rc = cc_items_append(buf, (size_t)len, u, items, n, &cap, e);
     }
-    rc = mpictx_agree(rc, e);
-    if (!rc && one_rank && mine) memcpy(all, p->buf, (size_t)mine);
-    if (!rc && !one_rank)
-        rc = mpictx_check(MPI_Gatherv(p->buf, mine, MPI_CHAR, all, bytes, displ, MPI_CHAR, 0, mpictx_comm()),
-                          "MPI_Gatherv(captions)", e);
-    if (!rc && rank == 0) rc = cc_unpack(all, bytes, displ, counts, size, items, n, e);
-    if (rc && rank == 0 && *items) {
-        caption_corpus_items_free(*items, *n);
-        *items = NULL;
-        *n = 0;
-    }
-    free(all);
-    free(bytes);
-    free(displ);
-    free(counts);
+    free(buf);
     return rc;
 }
 
@@ -883,28 +863,49 @@ int caption_corpus_collect(const caption_corpus_options *opt, captioner *c, capt
     *n = 0;
     cc_run x;
     manifest_t *m = NULL;
-    cc_pairs p = {0};
+    cc_pairs *mine = NULL;
+    workq *units = NULL;
+    int n_units = 0;
     memset(&x, 0, sizeof x);
     int rc = cc_check_options(opt, 0, e);
     if (!rc) rc = cc_open(&x, opt, c, &m, e);
-    if (!rc) rc = cc_collect_local(&x, &p, e);
-    if (!rc && x.skipped)
-        log_msg(LOG_WARN, "eval: %llu image(s) of this rank left out (extraction failed)", (unsigned long long)x.skipped);
-    rc = mpictx_agree(rc, e);
-    if (!rc) rc = cc_gather_pairs(&p, items, n, e);
-    if (!rc && *items) { /* drop the places of the images left out */
-        size_t kept = 0;
-        for (size_t i = 0; i < *n; i++) {
-            if ((*items)[i].caption[0]) {
-                (*items)[kept++] = (*items)[i];
-            } else {
-                free((*items)[i].key);
-                free((*items)[i].caption);
-            }
-        }
-        *n = kept;
+    if (!rc) {
+        uint64_t selected = 0;
+        for (int i = 0; i < manifest_num_splits(x.m); i++)
+            if (cc_splits_match(&x.splits, manifest_split(x.m, i)->name)) selected += manifest_split(x.m, i)->images;
+        if (!selected)
+            rc = err_set(e, ERR_NOTFOUND, "%s: no image of split(s) '%s'", opt->manifest,
+                         x.splits.n ? opt->splits : "(any)");
     }
-    free(p.buf);
+    if (!rc) {
+        n_units = manifest_num_shards(x.m);
+        if (!(mine = calloc((size_t)n_units + 1, sizeof *mine))) rc = err_set(e, ERR_NOMEM, "out of memory");
+    }
+    rc = mpictx_agree(rc, e);
+    if (!rc) rc = workq_open(&units, n_units, "eval shards", e);
+    if (!rc) {
+        progress_start(&x.prog, "eval captions", "caption", 0);
+        int shard, more;
+        while ((more = workq_next(units, &shard, e)) == 1 && !(rc = cc_collect_unit(&x, shard, &mine[shard], e))) {}
+        if (!rc && more < 0) rc = more;
+        if (!rc) progress_finish(&x.prog);
+        if (!rc && x.skipped)
+            log_msg(LOG_WARN, "eval: %llu image(s) of this rank left out (extraction failed)",
+                    (unsigned long long)x.skipped);
+        err_t ce = {0};
+        int crc = workq_close(units, &ce);
+        if (crc && !rc) rc = crc, *e = ce;
+    }
+    rc = mpictx_agree(rc, e);
+    if (!rc) rc = mpictx_agree(cc_gather_units(units, n_units, mine, items, n, e), e);
+    if (rc && *items) {
+        caption_corpus_items_free(*items, *n);
+        *items = NULL;
+        *n = 0;
+    }
+    workq_free(units);
+    for (int u = 0; mine && u < n_units; u++) free(mine[u].buf);
+    free(mine);
     cc_close(&x, m);
     return rc;
 }

@@ -4,8 +4,8 @@
  * docs/caption-dump.md).
  *
  * Dump (caption_corpus_run):
- * - Manifest shard s belongs to rank s % size (manifest_rank_shards); its
- *   captions go to OUT/captions-SSSSS-of-NNNNN.jsonl.zst, one line per
+ * - The ranks take manifest shards one at a time from a work queue
+ *   (core/workq.h), so a slow rank takes fewer; shard s's captions go to OUT/captions-SSSSS-of-NNNNN.jsonl.zst, one line per
  *   image (key, caption, tokens, logprob, fingerprint), in manifest order;
  *   with decode.num_captions K > 1 the other K-1 follow in "alternatives".
  *   Images without an embedding in the store (absent, or a failure entry
@@ -25,10 +25,11 @@
  *   directory without it is not a finished dump.
  * - The output is the same whatever the number of ranks.
  *
- * Eval (caption_corpus_collect): the images of the selected splits are
- * dealt to the ranks round robin (the i-th selected image of the manifest
- * goes to rank i % size), captioned in batches, and gathered on rank 0 in
- * manifest order. Images without an embedding are an error there: a
+ * Eval (caption_corpus_collect): the ranks take manifest shards from a
+ * work queue and caption their selected images in batches that never span
+ * two shards (so a caption does not depend on the rank count); rank 0
+ * receives the results one shard at a time in shard order, i.e. manifest
+ * order, so it holds the item list and one shard's results in flight. Images without an embedding are an error there: a
  * score over a silently smaller set would not be comparable. With
  * skip_failed, images whose extraction failed are left out, each logged
  * with its key and reason, and the count is logged at the end. */

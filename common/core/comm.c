@@ -4,27 +4,25 @@
 
 #include "core/mpictx.h"
 
-int comm_sum_f32(float *buf, size_t n, err_t *e)
+int comm_allreduce(void *buf, size_t n, comm_type t, comm_op op, err_t *e)
 {
     if (!mpictx_active() || mpictx_size() == 1) return 0;
+    static const struct {
+        size_t bytes;
+        const char *name;
+    } types[] = {[COMM_U32] = {4, "uint32"}, [COMM_U64] = {8, "uint64"}, [COMM_F32] = {4, "float"},
+                 [COMM_F64] = {8, "double"}};
+    MPI_Datatype mt = t == COMM_U32 ? MPI_UINT32_T : t == COMM_U64 ? MPI_UINT64_T : t == COMM_F32 ? MPI_FLOAT : MPI_DOUBLE;
+    MPI_Op mo = op == COMM_SUM ? MPI_SUM : op == COMM_MIN ? MPI_MIN : MPI_MAX;
     for (size_t off = 0; off < n;) {
         size_t chunk = n - off < (size_t)INT_MAX ? n - off : (size_t)INT_MAX;
-        int rc = mpictx_check(MPI_Allreduce(MPI_IN_PLACE, buf + off, (int)chunk, MPI_FLOAT, MPI_SUM, mpictx_comm()),
-                              "MPI_Allreduce", e);
-        if (rc) return err_wrap(e, "summing %zu floats over %d ranks", n, mpictx_size());
+        int rc = mpictx_check(
+            MPI_Allreduce(MPI_IN_PLACE, (char *)buf + off * types[t].bytes, (int)chunk, mt, mo, mpictx_comm()),
+            "MPI_Allreduce", e);
+        if (rc) return err_wrap(e, "reducing %zu %s values over %d ranks", n, types[t].name, mpictx_size());
         off += chunk;
     }
     return 0;
 }
 
-int comm_barrier(err_t *e)
-{
-    if (!mpictx_active() || mpictx_size() == 1) return 0;
-    return mpictx_check(MPI_Barrier(mpictx_comm()), "MPI_Barrier", e);
-}
-
-int comm_max_u64(uint64_t *v, err_t *e)
-{
-    if (!mpictx_active() || mpictx_size() == 1) return 0;
-    return mpictx_check(MPI_Allreduce(MPI_IN_PLACE, v, 1, MPI_UINT64_T, MPI_MAX, mpictx_comm()), "MPI_Allreduce", e);
-}
+int comm_sum_f32(float *buf, size_t n, err_t *e) { return comm_allreduce(buf, n, COMM_F32, COMM_SUM, e); }

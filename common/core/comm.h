@@ -1,24 +1,24 @@
-/* Collectives over the ranks of mpictx_comm() that short-circuit for one
- * rank (no MPI call when not launched under mpirun). Sums not limited by
- * MPI's int counts: the host half of the gradient allreduce
- * (nn/ops_comm.h), usable by any stage.
+/* Collectives over the ranks of mpictx_comm() that are not limited by MPI's
+ * int counts and that cost nothing without MPI: the host half of the
+ * gradient allreduce (nn/ops_comm.h) and the small reductions of the
+ * stages. With MPI not initialised (a command not started by a launcher,
+ * core/mpictx.h) or a single rank they return 0 and leave buf alone, which
+ * is the one-rank result, and call no MPI function.
  *
- * comm_sum_f32: buf[0..n) is replaced, on every rank, by the element-wise
- * sum over all ranks (MPI_Allreduce, MPI_IN_PLACE, in chunks of at most
- * INT_MAX floats). Collective: every rank calls it with the same n. With MPI
- * not initialised or a single rank it returns 0 and leaves buf alone. */
+ * comm_allreduce: buf[0..n) of type t is replaced, on every rank, by the
+ * element-wise op over all ranks (MPI_Allreduce, MPI_IN_PLACE, in chunks of
+ * at most INT_MAX elements). Collective: every rank calls it with the same
+ * n, t and op. comm_sum_f32 is the float sum. */
 #ifndef CLIPCAP_COMM_H
 #define CLIPCAP_COMM_H
 
 #include <stddef.h>
-#include <stdint.h>
 #include "core/log.h"
 
+typedef enum { COMM_U32, COMM_U64, COMM_F32, COMM_F64 } comm_type;
+typedef enum { COMM_SUM, COMM_MIN, COMM_MAX } comm_op;
+
+int comm_allreduce(void *buf, size_t n, comm_type t, comm_op op, err_t *e);
 int comm_sum_f32(float *buf, size_t n, err_t *e);
-/* MPI_Barrier; nothing with one rank or without MPI. */
-int comm_barrier(err_t *e);
-/* *v becomes the maximum of every rank's *v (collective); unchanged with
- * one rank or without MPI. */
-int comm_max_u64(uint64_t *v, err_t *e);
 
 #endif

@@ -15,7 +15,9 @@ int fs_open_regular(const char *path, int *fd, uint64_t *size, err_t *e)
 {
     *fd = -1;
     *size = 0;
-    int f = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO without a writer would block forever;
+     * cleared once the file is known to be regular. */
+    int f = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (f < 0) return err_set(e, ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
     if (fstat(f, &st) != 0) {
@@ -26,6 +28,12 @@ int fs_open_regular(const char *path, int *fd, uint64_t *size, err_t *e)
     if (!S_ISREG(st.st_mode)) {
         close(f);
         return err_set(e, ERR_IO, "%s: not a regular file", path);
+    }
+    int fl = fcntl(f, F_GETFL);
+    if (fl < 0 || fcntl(f, F_SETFL, fl & ~O_NONBLOCK) != 0) {
+        int rc = err_set(e, ERR_IO, "%s: cannot clear O_NONBLOCK: %s", path, strerror(errno));
+        close(f);
+        return rc;
     }
     *fd = f;
     *size = (uint64_t)st.st_size;

@@ -15,8 +15,8 @@ int fs_read_all(const char *path, uint8_t **data, size_t *len, err_t *e);
  * reader sees either the old file or the whole new one, never a part. */
 int fs_write_atomic(const char *path, const void *data, size_t len, err_t *e);
 /* Open PATH read-only, refusing anything but a regular file (a directory
- * or a FIFO would "read" as garbage or block); *size is its length. The
- * caller closes *fd. */
+ * or a FIFO would "read" as garbage or block; the open itself does not
+ * block on a FIFO); *size is its length. The caller closes *fd. */
 int fs_open_regular(const char *path, int *fd, uint64_t *size, err_t *e);
 /* pread exactly n bytes at off into dst, retrying short reads and EINTR.
  * For callers that know the bytes are there (they checked the size): an

@@ -1,6 +1,7 @@
 #include "core/mpictx.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 static struct {
     int initialised_here;
@@ -24,13 +25,25 @@ int mpictx_check(int mpi_rc, const char *what, err_t *e)
     return err_set(e, ERR_MPI, "%s failed: %s", what, s);
 }
 
+int mpictx_launched(void)
+{
+    const char *force = getenv("CLIPCAP_MPI");
+    if (force && *force) return strcmp(force, "0") != 0;
+    static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE",
+                                       "MV2_COMM_WORLD_SIZE", "PALS_RANKID"};
+    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++)
+        if (getenv(vars[i])) return 1;
+    return 0;
+}
+
 int mpictx_init(int *argc, char ***argv, err_t *e)
 {
+    if (!mpictx_launched()) return 0;
     int already = 0;
     MPI_Initialized(&already);
     if (!already) {
         int provided = 0;
-        int rc = MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
+        int rc = MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &provided);
         if (rc != MPI_SUCCESS) return err_set(e, ERR_MPI, "MPI_Init_thread failed (code %d)", rc);
         mpictx.initialised_here = 1;
         atexit(mpictx_finalize);

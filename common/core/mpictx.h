@@ -1,10 +1,14 @@
 /* The process's MPI context: the one global of the code base.
  *
- * mpictx_init() initialises MPI once per process (a plain `clipcap ...`
- * without mpirun becomes a single-rank world), records rank, size and the
- * node-local rank, and registers MPI_Finalize at exit. Before init (and in
- * unit tests that never call it) rank is 0 and size is 1, so library code
- * can log and shard without caring how it was started.
+ * mpictx_init() initialises MPI once per process, but only when a launcher
+ * started it (mpictx_launched()): a plain `clipcap ...` never calls
+ * MPI_Init, because singleton start-up costs from 0.3 s to seconds (no
+ * /etc/hosts) and fails on misconfigured hosts, for a world of one rank
+ * anyway. It records rank, size and the node-local rank, and registers
+ * MPI_Finalize at exit. Without MPI (not launched, before init, unit tests)
+ * rank is 0, size 1 and mpictx_active() false, so library code can log and
+ * shard without caring how it was started; code calls no MPI function then
+ * (core/comm.h short-circuits for one rank).
  *
  * mpictx_check() turns a failed MPI call into ERR_MPI with the call's name. */
 #ifndef CLIPCAP_MPICTX_H
@@ -12,6 +16,14 @@
 
 #include <mpi.h>
 #include "core/log.h"
+
+/* Whether this process was started by an MPI launcher, from the variables
+ * launchers set: CLIPCAP_MPI=1 / =0 decides outright; else any of
+ * OMPI_COMM_WORLD_SIZE (Open MPI's mpirun), PMIX_RANK (PMIx: Open MPI 5,
+ * srun --mpi=pmix), PMI_RANK / PMI_SIZE (PMI-1/2: MPICH and Intel MPI's
+ * hydra, srun --mpi=pmi2), MV2_COMM_WORLD_SIZE (MVAPICH), PALS_RANKID
+ * (Cray PALS). docs/operations.md states the rule for users. */
+int mpictx_launched(void);
 
 int mpictx_init(int *argc, char ***argv, err_t *e);
 int mpictx_rank(void);

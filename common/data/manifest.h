@@ -19,8 +19,8 @@
  * are independent (one per thread is fine); a manifest_t is read-only after
  * open.
  *
- * Ownership rule for MPI: shard s belongs to rank s % size (the same rule
- * `clipcap shard` writes with), see manifest_rank_shards(). */
+ * `clipcap shard` writes shard s on rank s % size (manifest_rank_shards());
+ * the stages that read shards take them dynamically (core/workq.h). */
 #ifndef CLIPCAP_MANIFEST_H
 #define CLIPCAP_MANIFEST_H
 
@@ -93,7 +93,8 @@ const manifest_shard_info_t *manifest_shard_info(const manifest_t *m, int shard)
 int manifest_num_splits(const manifest_t *m);
 const manifest_split_count_t *manifest_split(const manifest_t *m, int i);
 
-/* Shard s is owned by rank s % size. Writes the owned shard numbers in
+/* The static rule `clipcap shard` writes with: shard s is owned by rank
+ * s % size. Writes the owned shard numbers in
  * increasing order to out (cap entries at most) and returns how many a rank
  * owns (may exceed cap: then only cap are written). */
 static inline int manifest_shard_owner(int shard, int size) { return size > 0 ? shard % size : 0; }

@@ -482,10 +482,10 @@ static int cc_tar_file(cc_ctx *c, const char *tarname, err_t *e)
     if (rc) return rc;
     tar_reader *tr = NULL;
     err_t why = {0};
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || tar_open(&tr, path, &why)) {
-        if (fd < 0) err_set(&why, ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-        else close(fd);
+    int fd = -1;
+    uint64_t tar_size;
+    if (fs_open_regular(path, &fd, &tar_size, &why) || tar_open(&tr, path, &why)) {
+        if (fd >= 0) close(fd);
         cc_sample s = {0};
         snprintf(s.key, sizeof s.key, "%s", "(archive)");
         snprintf(s.file, sizeof s.file, "%s", tarname);

@@ -1,4 +1,5 @@
 #include "data/train_data.h"
+#include "core/comm.h"
 #include "core/mpictx.h"
 #include "core/progress.h"
 #include "data/manifest.h"
@@ -119,13 +120,8 @@ static int lookup_dims(train_data *d, uint32_t *dim, err_t *e)
         progress_update(&prog, ++done, 0);
     }
     progress_finish(&prog);
-    if ((rc = mpictx_agree(rc, e)) || size == 1) return rc;
-    for (size_t at = 0; at < d->n_images && !rc; at += (size_t)1 << 28) {
-        size_t n = d->n_images - at < (size_t)1 << 28 ? d->n_images - at : (size_t)1 << 28;
-        rc = mpictx_check(MPI_Allreduce(MPI_IN_PLACE, dim + at, (int)n, MPI_UINT32_T, MPI_MAX, mpictx_comm()),
-                          "MPI_Allreduce", e);
-    }
-    return rc;
+    if ((rc = mpictx_agree(rc, e))) return rc;
+    return comm_allreduce(dim, d->n_images, COMM_U32, COMM_MAX, e);
 }
 
 /* Every rank holds the same dim[] here, so every rank decides alike. */

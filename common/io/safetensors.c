@@ -32,12 +32,14 @@ static const struct {
 } st_dtypes[] = {
     {"F32", ST_F32, 4}, {"F16", ST_F16, 2}, {"BF16", ST_BF16, 2}, {"F64", ST_F64, 8},
     {"I64", ST_I64, 8}, {"I32", ST_I32, 4}, {"U8", ST_U8, 1},     {"BOOL", ST_BOOL, 1},
+    {"I16", ST_I16, 2}, {"I8", ST_I8, 1},   {"U16", ST_U16, 2},   {"U32", ST_U32, 4},
+    {"U64", ST_U64, 8},
 };
 #define ST_NDTYPES (int)(sizeof st_dtypes / sizeof st_dtypes[0])
 
 /* Defined by the format but not handled here: a clear "unsupported" rather
  * than "unknown". */
-static const char *st_spec_dtypes[] = {"I8", "I16", "U16", "U32", "U64", "F8_E4M3", "F8_E5M2"};
+static const char *st_spec_dtypes[] = {"F8_E4M3", "F8_E5M2"};
 
 size_t st_dtype_size(enum st_dtype dt)
 {
@@ -52,6 +54,8 @@ const char *st_dtype_name(enum st_dtype dt)
         if (st_dtypes[i].dt == dt) return st_dtypes[i].name;
     return "?";
 }
+
+int st_dtype_is_float(enum st_dtype dt) { return dt == ST_F32 || dt == ST_F16 || dt == ST_BF16 || dt == ST_F64; }
 
 static float st_half_to_float(uint16_t h)
 {
@@ -118,6 +122,31 @@ void st_convert_f32(enum st_dtype dt, const uint8_t *src, float *dst, size_t cou
         break;
     case ST_U8:
         for (size_t i = 0; i < count; i++) dst[i] = (float)src[i];
+        break;
+    case ST_I8:
+        for (size_t i = 0; i < count; i++) dst[i] = (float)(int8_t)src[i];
+        break;
+    case ST_I16:
+    case ST_U16:
+        for (size_t i = 0; i < count; i++) {
+            uint16_t v;
+            memcpy(&v, src + 2 * i, 2);
+            dst[i] = dt == ST_I16 ? (float)(int16_t)v : (float)v;
+        }
+        break;
+    case ST_U32:
+        for (size_t i = 0; i < count; i++) {
+            uint32_t v;
+            memcpy(&v, src + 4 * i, 4);
+            dst[i] = (float)v;
+        }
+        break;
+    case ST_U64:
+        for (size_t i = 0; i < count; i++) {
+            uint64_t v;
+            memcpy(&v, src + 8 * i, 8);
+            dst[i] = (float)v;
+        }
         break;
     case ST_BOOL:
         for (size_t i = 0; i < count; i++) dst[i] = src[i] ? 1.0f : 0.0f;

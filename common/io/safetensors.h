@@ -7,7 +7,7 @@
  * dtype, shape x dtype size == end - begin, offsets inside the data area,
  * no two tensors overlapping. Any violation is ERR_FORMAT naming the path
  * and the tensor. st_read_f32 converts F32/F16/BF16/F64 (and the integer and
- * bool dtypes) to float.
+ * bool dtypes) to float; st_dtype_is_float tells weights from the rest.
  *
  * The writer writes F32 tensors atomically (tmp + fsync + rename). */
 #ifndef CLIPCAP_SAFETENSORS_H
@@ -20,7 +20,7 @@
 
 #define ST_MAX_DIMS 8
 
-enum st_dtype { ST_F32, ST_F16, ST_BF16, ST_F64, ST_I64, ST_I32, ST_U8, ST_BOOL };
+enum st_dtype { ST_F32, ST_F16, ST_BF16, ST_F64, ST_I64, ST_I32, ST_U8, ST_BOOL, ST_I16, ST_I8, ST_U16, ST_U32, ST_U64 };
 
 typedef struct st_tensor {
     const char *name;
@@ -64,6 +64,8 @@ int st_write(const char *path, const st_entry *entries, int n, const json_t *met
  * count little-endian elements of dtype to float. */
 size_t st_dtype_size(enum st_dtype dt);
 const char *st_dtype_name(enum st_dtype dt);
+/* F32, F16, BF16, F64: the dtypes a weight may have. */
+int st_dtype_is_float(enum st_dtype dt);
 void st_convert_f32(enum st_dtype dt, const uint8_t *src, float *dst, size_t count);
 
 #endif

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +59,7 @@ typedef struct tf_view {
     const char *name;
     int ndim;
     const int64_t *shape;
+    enum st_dtype dtype;
 } tf_view;
 
 static int tf_view_at(const tensorfile *tf, int i, tf_view *v)
@@ -65,11 +67,11 @@ static int tf_view_at(const tensorfile *tf, int i, tf_view *v)
     if (tf->st) {
         const st_tensor *t = st_tensor_at(tf->st, i);
         if (!t) return -1;
-        *v = (tf_view){t->name, t->ndim, t->shape};
+        *v = (tf_view){t->name, t->ndim, t->shape, t->dtype};
     } else {
         const pt_tensor *t = pt_tensor_at(tf->pt, i);
         if (!t) return -1;
-        *v = (tf_view){t->name, t->ndim, t->shape};
+        *v = (tf_view){t->name, t->ndim, t->shape, t->dtype};
     }
     return 0;
 }
@@ -124,5 +126,19 @@ int tensorfile_load(const tensorfile *tf, const char *name, const int64_t *shape
         tf_shape_str(want, sizeof want, shape, ndim);
         return err_set(e, ERR_FORMAT, "%s: tensor %s has shape %s, expected %s", tf->path, name, have, want);
     }
-    return tf->st ? st_read_f32(tf->st, st_tensor_at(tf->st, i), dst, count, e) : pt_read_f32(tf->pt, pt_tensor_at(tf->pt, i), dst, count, e);
+    /* An integer tensor converts to floats without complaint, and a weight
+     * of ~1e9 (or a NaN) only shows much later as nonsense output: refuse
+     * both here, where every model loader passes. */
+    if (!st_dtype_is_float(v.dtype))
+        return err_set(e, ERR_FORMAT, "%s: tensor '%s': dtype %s is not a float type (weights must be F32, F16, BF16 or F64)",
+                       tf->path, name, st_dtype_name(v.dtype));
+    int rc = tf->st ? st_read_f32(tf->st, st_tensor_at(tf->st, i), dst, count, e) : pt_read_f32(tf->pt, pt_tensor_at(tf->pt, i), dst, count, e);
+    if (rc) return rc;
+    size_t bad = 0, first = 0;
+    for (size_t k = 0; k < count; k++)
+        if (!isfinite(dst[k]) && !bad++) first = k;
+    if (bad)
+        return err_set(e, ERR_FORMAT, "%s: tensor '%s': %zu non-finite values (first at index %zu)", tf->path, name, bad,
+                       first);
+    return 0;
 }

@@ -25,7 +25,11 @@ int tensorfile_shape(const tensorfile *tf, int i, int64_t *shape, int *ndim);
 /* Load tensor `name` into dst (float32) after checking that its shape is
  * exactly shape[0..ndim): mismatch -> ERR_FORMAT
  * "PATH: tensor NAME has shape [a, b], expected [c, d]"; missing ->
- * ERR_NOTFOUND "PATH: tensor NAME not found". */
+ * ERR_NOTFOUND "PATH: tensor NAME not found". Only weights pass: a dtype
+ * other than F32/F16/BF16/F64 is ERR_FORMAT "PATH: tensor 'NAME': dtype I32
+ * is not a float type (...)", and any NaN or infinity (after conversion:
+ * an F64 beyond float's range too) ERR_FORMAT "PATH: tensor 'NAME': N
+ * non-finite values (first at index I)". */
 int tensorfile_load(const tensorfile *tf, const char *name, const int64_t *shape, int ndim, float *dst, err_t *e);
 
 #endif

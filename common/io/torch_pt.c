@@ -291,7 +291,8 @@ static const struct {
 } pk_storages[] = {
     {"torch.FloatStorage", ST_F32}, {"torch.HalfStorage", ST_F16}, {"torch.BFloat16Storage", ST_BF16},
     {"torch.DoubleStorage", ST_F64}, {"torch.LongStorage", ST_I64}, {"torch.IntStorage", ST_I32},
-    {"torch.ByteStorage", ST_U8},   {"torch.BoolStorage", ST_BOOL},
+    {"torch.ByteStorage", ST_U8},   {"torch.BoolStorage", ST_BOOL}, {"torch.ShortStorage", ST_I16},
+    {"torch.CharStorage", ST_I8},
 };
 
 /* persistent id ('storage', StorageType, key, location, numel) */

@@ -1,12 +1,14 @@
 #include "store/extract_pipeline.h"
 #include "core/fsutil.h"
 #include "core/progress.h"
+#include "core/workq.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <uv.h>
 
 typedef struct ex_pipe ex_pipe;
@@ -83,7 +85,7 @@ struct ex_pipe {
     ex_batch *batch_mem, **open, **free_batch;
     ex_job **job_mem;
     int n_open, n_free_batch, n_batch_cap;
-    int shard_i, rec_i, input_done;
+    int shard, rec_i, input_done; /* shard: the unit being read */
     ex_stat_work *stat_fill; /* skip checks waiting to be sent to the pool */
     manifest_shard_reader *reader;
     ex_pending *pending;
@@ -407,13 +409,15 @@ static void ex_on_stat(uv_fs_t *req)
     ex_job *j = req->data;
     ex_pipe *p = j->p;
     ssize_t r = req->result;
-    uint64_t size = req->statbuf.st_size;
+    uint64_t size = req->statbuf.st_size, mode = req->statbuf.st_mode;
     j->src_size = size;
     j->src_mtime_ns = ex_ns(req->statbuf.st_mtim.tv_sec, req->statbuf.st_mtim.tv_nsec);
     uv_fs_req_cleanup(req);
     size_t max_bytes = p->cfg->pre.limits.max_bytes ? p->cfg->pre.limits.max_bytes : IMAGE_DEFAULT_MAX_BYTES;
     if (r < 0) {
         ex_fail(j, "read_error", "cannot stat: %s", uv_strerror((int)r));
+    } else if (!S_ISREG(mode)) {
+        ex_fail(j, "read_error", "not a regular file");
     } else if (j->is_tar) {
         if (j->offset > size || j->length > size - j->offset)
             ex_fail(j, "truncated", "tar member [%llu, +%llu) is beyond the end of the %llu-byte file",
@@ -453,7 +457,9 @@ static void ex_on_open(uv_fs_t *req)
 static void ex_open(ex_job *j)
 {
     j->req.data = j;
-    int rc = uv_fs_open(&j->p->loop, &j->req, j->path, O_RDONLY | O_CLOEXEC, 0, ex_on_open);
+    /* O_NONBLOCK: a FIFO would block a pool thread forever in open(); the
+     * stat refuses it, and reads of a regular file ignore the flag. */
+    int rc = uv_fs_open(&j->p->loop, &j->req, j->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK, 0, ex_on_open);
     if (rc != 0) {
         ex_fail(j, "read_error", "cannot open: %s", uv_strerror(rc));
         ex_after_read(j);
@@ -599,11 +605,23 @@ static void ex_pump(ex_pipe *p)
     while (!p->fatal && !p->input_done && p->n_free > 0 && p->n_pending < p->cfg->batch) {
         err_t e = {0};
         if (!p->reader) {
-            if (p->shard_i >= p->cfg->n_shards) {
+            ex_stat_flush(p); /* not held back while the next shard is asked for */
+            int more = workq_next(p->cfg->units, &p->shard, &e);
+            if (more < 0) {
+                ex_set_fatal(p, &e);
+                break;
+            }
+            if (!more) {
                 p->input_done = 1;
                 break;
             }
-            if (manifest_shard_open(&p->reader, p->cfg->manifest, p->cfg->shards[p->shard_i], &e) != 0) {
+            if (json_array_append_new(p->st->shards, json_integer(p->shard)) != 0) {
+                err_set(&e, ERR_NOMEM, "extract: cannot record shard %d", p->shard);
+                ex_set_fatal(p, &e);
+                break;
+            }
+            p->prog.total += manifest_shard_info(p->cfg->manifest, p->shard)->images;
+            if (manifest_shard_open(&p->reader, p->cfg->manifest, p->shard, &e) != 0) {
                 ex_set_fatal(p, &e);
                 break;
             }
@@ -623,13 +641,12 @@ static void ex_pump(ex_pipe *p)
             else ex_batch_retire(p, p->n_open - 1); /* opened above, holds nothing */
             manifest_shard_close(p->reader);
             p->reader = NULL;
-            p->shard_i++;
             p->rec_i = 0;
             continue;
         }
         if (strlen(rec.key) == 0 || strlen(rec.key) > STORE_MAX_KEY) {
             err_set(&e, ERR_LIMIT, "%s: shard %d: key '%.64s...' is longer than the store's %d-byte limit",
-                    manifest_dir(p->cfg->manifest), p->cfg->shards[p->shard_i], rec.key, STORE_MAX_KEY);
+                    manifest_dir(p->cfg->manifest), p->shard, rec.key, STORE_MAX_KEY);
             ex_set_fatal(p, &e);
             break;
         }
@@ -788,7 +805,8 @@ void extract_stats_free(extract_stats *st)
 {
     json_decref(st->failures_by_reason);
     json_decref(st->failures);
-    st->failures_by_reason = st->failures = NULL;
+    json_decref(st->shards);
+    st->failures_by_reason = st->failures = st->shards = NULL;
 }
 
 int extract_run(const extract_cfg *cfg, extract_stats *st, err_t *e)
@@ -796,9 +814,10 @@ int extract_run(const extract_cfg *cfg, extract_stats *st, err_t *e)
     memset(st, 0, sizeof *st);
     st->failures_by_reason = json_object();
     st->failures = json_array();
+    st->shards = json_array();
     if (cfg->batch < 1) return err_set(e, ERR_ARG, "extract: batch %d must be >= 1", cfg->batch);
     ex_pipe *p = calloc(1, sizeof *p);
-    if (!p || !st->failures_by_reason || !st->failures) {
+    if (!p || !st->failures_by_reason || !st->failures || !st->shards) {
         free(p);
         return err_set(e, ERR_NOMEM, "extract: cannot allocate the pipeline");
     }
@@ -839,9 +858,8 @@ int extract_run(const extract_cfg *cfg, extract_stats *st, err_t *e)
         p->free_batch[i] = &p->batch_mem[i];
     }
     p->n_free_batch = p->n_batch_cap;
-    uint64_t total = 0;
-    for (int i = 0; i < cfg->n_shards; i++) total += manifest_shard_info(cfg->manifest, cfg->shards[i])->images;
-    progress_start(&p->prog, "extract", "img", total);
+    /* the total grows as shards are taken: the ETA is that of the work in hand */
+    progress_start(&p->prog, "extract", "img", 0);
     double t0 = clock_now();
     int rc = uv_loop_init(&p->loop), stage = 0;
     if (rc == 0 && ++stage && (rc = uv_mutex_init(&p->mu)) == 0 && ++stage && (rc = uv_cond_init(&p->cv)) == 0 &&

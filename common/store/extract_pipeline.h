@@ -38,6 +38,7 @@
 #include <jansson.h>
 #include <stdint.h>
 #include "core/log.h"
+#include "core/workq.h"
 #include "data/manifest.h"
 #include "image/clip_preprocess.h"
 #include "nn/clip_vit.h"
@@ -45,8 +46,7 @@
 
 typedef struct extract_cfg {
     const manifest_t *manifest;
-    const int *shards; /* the shards this rank owns */
-    int n_shards;
+    workq *units;      /* hands out the shards this rank reads (core/workq.h) */
     clip_vit *model;
     clip_preprocess_cfg pre;
     store *reader;     /* the union (includes writer) */
@@ -67,9 +67,10 @@ typedef struct extract_stats {
     double t_read, t_decode, t_encode, t_write, t_wall; /* seconds; phases overlap */
     json_t *failures_by_reason; /* {"corrupt": n, ...} */
     json_t *failures;           /* [{"key","reason","message"}] (at most max_failures_listed) */
+    json_t *shards;             /* the shards this rank took, in the order taken */
 } extract_stats;
 
-/* Runs to the end of the owned shards. Bad samples are counted, not
+/* Runs until cfg->units has no shard left. Bad samples are counted, not
  * returned; the return is an error only for what stops the whole rank
  * (unreadable manifest, store write failure, encoder failure). st's JSON
  * members are new references (extract_stats_free). */

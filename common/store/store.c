@@ -1,6 +1,7 @@
 #include "store/store.h"
 #include "core/fsutil.h"
 #include "store/store_pack.h"
+#include "store/store_envfile.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -103,6 +104,9 @@ static int store_env_open_at(store_env **out, const char *path, const char *name
         rc = store_mdb_err(e, v, rc, "cannot configure the environment");
         goto fail;
     }
+    char data[4200];
+    snprintf(data, sizeof data, "%s/data.mdb", path);
+    if ((rc = store_check_env_file(data, e)) != 0) goto fail;
     /* MDB_NOTLS: read transactions are not tied to a thread (the extractor's
      * event loop may run callbacks on its own thread). Default sync flags:
      * a committed batch survives a crash. */

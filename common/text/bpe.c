@@ -222,6 +222,51 @@ static int is_ws(char c)
     return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
 }
 
+static int is_special(const char *token)
+{
+    size_t n = strlen(token);
+    return n >= 4 && !strncmp(token, "<|", 2) && !strcmp(token + n - 2, "|>");
+}
+
+/* The two files must describe one tokenizer: every vocabulary entry is a
+ * byte, the result of exactly one merge, or a special token ("<|...|>"),
+ * so vocab size = 256 + merges + specials (GPT-2: 256 + 50000 + 1 =
+ * 50257; a cut-down test tokenizer: 256 + its merges). A merges.txt cut
+ * short passes every per-line check and silently changes the ids of every
+ * longer word, so its size is checked here. */
+static int check_counts(const bpe_t *b, const char *path, json_t *vocab, err_t *e)
+{
+    uint8_t *made = calloc((size_t)b->n_ids, 1);
+    if (!made) return err_set(e, ERR_NOMEM, "%s: out of memory", path);
+    for (int c = 0; c < 256; c++) made[b->byte_id[c]] = 1;
+    uint32_t merges = 0; /* distinct pairs: a repeated line only re-ranks its pair */
+    for (uint64_t i = 0; i <= b->pair_mask; i++)
+        if (b->pair_key[i] != PAIR_EMPTY) {
+            made[(int32_t)(b->pair_val[i] & 0xFFFFFFFFu)] = 1;
+            merges++;
+        }
+    size_t specials = 0, unmade = 0;
+    const char *first = NULL, *key;
+    json_t *val;
+    json_object_foreach(vocab, key, val) {
+        if (made[json_integer_value(val)]) continue;
+        if (is_special(key)) specials++;
+        else if (!unmade++) first = key;
+    }
+    free(made);
+    size_t want = 256 + (size_t)merges + specials;
+    if (!unmade && want == (size_t)b->n_tokens) return 0;
+    if (unmade)
+        return err_set(e, ERR_FORMAT,
+                       "%s: the vocabulary has %d tokens, but 256 bytes + %u merges + %zu special account for %zu: "
+                       "%zu tokens, e.g. \"%s\", come from no merge (merges.txt cut short, or from another "
+                       "tokenizer?)",
+                       path, b->n_tokens, merges, specials, want, unmade, first);
+    return err_set(e, ERR_FORMAT,
+                   "%s: %u merges make only %zu distinct tokens: two merges give the same token, or one gives a byte",
+                   path, merges, (size_t)b->n_tokens - specials);
+}
+
 /* merges.txt: a "#version" line, then "left right" per line in rank order.
  * The reference reads lines [1:-1] of split("\n"): the first line is always
  * skipped and so is whatever follows the last newline. */
@@ -286,7 +331,7 @@ static int load_merges(bpe_t *b, const char *path, json_t *vocab, err_t *e)
     }
     free(joined);
     free(data);
-    return rc;
+    return rc ? rc : check_counts(b, path, vocab, e);
 }
 
 int bpe_load(bpe_t **out, const char *dir, err_t *e)

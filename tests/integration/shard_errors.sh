@@ -64,7 +64,7 @@ expect_usage() { # message-regex args...
 expect_usage "format is required" --input x "${common[@]}"
 expect_usage "expected coco, karpathy" --format flickr --input x "${common[@]}"
 expect_usage "needs --input" --format coco "${common[@]}"
-expect_usage "expected 1..100000" --format coco --input x --shards 0 "${common[@]}"
+expect_usage "expected 1..99999" --format coco --input x --shards 0 "${common[@]}"
 expect_usage "expected SPLIT:FILE" --format coco --input x --write-annotations test "${common[@]}"
 "$CLIPCAP" shard --help | grep -q "cc-tar"
 

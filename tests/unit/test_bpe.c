@@ -308,6 +308,29 @@ static void test_broken_files(void)
     snprintf(path, sizeof path, "%s/merges.txt", dir);
     remove(path);
     expect_load_error(dir, ERR_IO, "merges.txt");
+
+    /* merges.txt cut after 912 of its 50,000 merges: every line is fine,
+     * only the count betrays it (issue 13 item 6) */
+    char src[4096];
+    uint8_t *data = NULL;
+    size_t len = 0, lines = 0, cut = 0;
+    err_t e = {0};
+    CHECK_OK(fs_read_all(check_fixture(src, sizeof src, "gpt2/merges.txt"), &data, &len, &e), &e);
+    while (cut < len && lines < 913) lines += data[cut++] == '\n';
+    CHECK_OK(fs_write_atomic(path, data, cut, &e), &e);
+    expect_load_error(dir, ERR_FORMAT,
+                      "merges.txt: the vocabulary has 50257 tokens, but 256 bytes + 912 merges + 1 special "
+                      "account for 1169: 49088 tokens");
+    /* two merges giving one token (the last merge again, respelt) */
+    copy_file("gpt2/merges.txt", dir, "merges.txt");
+    FILE *f = fopen(path, "a");
+    CHECK(f != NULL);
+    if (f) {
+        fputs("Ġ we\n", f); /* "Ġwe" is already "Ġw e" */
+        fclose(f);
+    }
+    expect_load_error(dir, ERR_FORMAT, "two merges give the same token");
+    free(data);
 }
 
 int main(void)

@@ -160,6 +160,62 @@ static void test_tensorfile_messages(void)
     tensorfile_close(tf);
 }
 
+/* A raw safetensors file: header JSON + data, as any writer would make it. */
+static void write_raw_st(const char *path, const char *header, const void *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    CHECK(f != NULL);
+    if (!f) return;
+    uint64_t hl = strlen(header);
+    fwrite(&hl, 8, 1, f);
+    fwrite(header, 1, hl, f);
+    fwrite(data, 1, len, f);
+    fclose(f);
+}
+
+/* Weights must be float and finite: an I32/I16 tensor or a NaN/inf value
+ * is refused by name (issue 13 items 3 and 5), whatever the reader. */
+static void test_tensorfile_refuses_non_weights(void)
+{
+    char dir[4096], path[4200];
+    check_tmpdir(dir, sizeof dir, "tf_weights");
+    snprintf(path, sizeof path, "%s/w.safetensors", dir);
+    struct {
+        float nan4[4];
+        int32_t i32[2];
+        int16_t i16[2];
+        double big[1];
+        float ok[2];
+    } d = {{1.0f, NAN, INFINITY, 2.0f}, {1, 1000000000}, {3, 4}, {1e300}, {0.5f, -0.5f}};
+    const char *hdr = "{\"nan\": {\"dtype\": \"F32\", \"shape\": [4], \"data_offsets\": [0, 16]},"
+                      " \"int\": {\"dtype\": \"I32\", \"shape\": [2], \"data_offsets\": [16, 24]},"
+                      " \"short\": {\"dtype\": \"I16\", \"shape\": [2], \"data_offsets\": [24, 28]},"
+                      " \"big\": {\"dtype\": \"F64\", \"shape\": [1], \"data_offsets\": [32, 40]},"
+                      " \"ok\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [40, 48]}}";
+    write_raw_st(path, hdr, &d, sizeof d);
+    err_t e = {0};
+    tensorfile *tf = NULL;
+    CHECK_OK(tensorfile_open(&tf, path, &e), &e);
+    if (!tf) return;
+    float dst[4];
+    char msg[4400];
+    int64_t s4[1] = {4}, s2[1] = {2}, s1[1] = {1};
+    CHECK(tensorfile_load(tf, "nan", s4, 1, dst, &e) == ERR_FORMAT);
+    snprintf(msg, sizeof msg, "%s: tensor 'nan': 2 non-finite values (first at index 1)", path);
+    CHECK_MSG(!strcmp(e.msg, msg), "%s", e.msg);
+    CHECK(tensorfile_load(tf, "big", s1, 1, dst, &e) == ERR_FORMAT);
+    CHECK_MSG(strstr(e.msg, "tensor 'big': 1 non-finite values (first at index 0)"), "%s", e.msg);
+    CHECK(tensorfile_load(tf, "int", s2, 1, dst, &e) == ERR_FORMAT);
+    snprintf(msg, sizeof msg, "%s: tensor 'int': dtype I32 is not a float type (weights must be F32, F16, BF16 or F64)",
+             path);
+    CHECK_MSG(!strcmp(e.msg, msg), "%s", e.msg);
+    CHECK(tensorfile_load(tf, "short", s2, 1, dst, &e) == ERR_FORMAT);
+    CHECK_MSG(strstr(e.msg, "tensor 'short': dtype I16 is not a float type"), "%s", e.msg);
+    CHECK_OK(tensorfile_load(tf, "ok", s2, 1, dst, &e), &e);
+    CHECK(dst[0] == 0.5f && dst[1] == -0.5f);
+    tensorfile_close(tf);
+}
+
 int main(void)
 {
     CHECK_RUN(test_reference_file);
@@ -167,5 +223,6 @@ int main(void)
     CHECK_RUN(test_corrupt_files);
     CHECK_RUN(test_write_round_trip);
     CHECK_RUN(test_tensorfile_messages);
+    CHECK_RUN(test_tensorfile_refuses_non_weights);
     return check_summary();
 }
