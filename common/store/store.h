@@ -119,8 +119,9 @@ typedef struct store_consolidation {
  * go only after the new generation is published. */
 int store_consolidate(const char *dir, store_consolidation *out, err_t *e);
 
-/* The newest entry of key across all environments (kind NONE if absent).
- * A corrupt record is ERR_FORMAT naming the environment and the key. */
+/* The newest entry of key in the pack and the open environments (kind NONE
+ * if absent). A corrupt record is ERR_FORMAT naming the environment or the
+ * pack, and the key. */
 int store_lookup(store *s, const char *key, store_entry *out, err_t *e);
 /* store_lookup, and when the entry is an embedding, emb (cap floats)
  * receives it as float32 (fp16 records widened exactly, as the iterator
