@@ -3,7 +3,7 @@
 # Used by demo.sh, test.sh and CI; needs root (or sudo) only when something
 # is missing.
 set -euo pipefail
-pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
+pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev libomp-14-dev
       libopenmpi-dev openmpi-bin liblmdb-dev libuv1-dev libwebp-dev libzstd-dev zstd
       libjpeg62-turbo-dev libpng-dev libopenblas-dev libjansson-dev libxxhash-dev
       libutf8proc-dev python3 time openjdk-17-jdk-headless chromium strace util-linux)

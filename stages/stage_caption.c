@@ -18,6 +18,7 @@
  * zstd JSONL dump, docs/caption-dump.md). */
 #include "caption/caption_corpus.h"
 #include "caption/captioner.h"
+#include "core/cli.h"
 #include "core/comm.h"
 #include "core/fsutil.h"
 #include "core/log.h"
@@ -61,12 +62,14 @@ static void caption_usage(FILE *out)
             "                      tensor shapes\n"
             "  --gpt2 DIR          GPT-2 as on the hub: config.json, vocab.json, merges.txt,\n"
             "                      and model.safetensors when CKPT holds no gpt.transformer.*\n"
+            "  --tokenizer DIR     vocab.json + merges.txt when they are not in the --gpt2 DIR\n"
             "  --normalize-prefix  L2-normalise CLIP embeddings first (for models trained so)\n"
             "input (one of):\n"
             "  --images PATH       an image file (JPEG, PNG, WebP) or a directory of them (its\n"
             "                      files with those extensions, sorted, not recursive);\n"
             "                      repeatable, and more paths may follow the options\n"
-            "  --clip DIR          CLIP model as on the hub (needed with --images)\n"
+            "  --clip PATH         CLIP model: hub directory or openai's ViT-*.pt (needed\n"
+            "                      with --images)\n"
             "  --fast-resize       reduced-DCT JPEG decoding (see `clipcap embed --help`)\n"
             "  --store STORE       feature store of `clipcap extract`: every embedding in it\n"
             "  --keys K1,K2,...    only these keys of the store, in this order\n"
@@ -92,27 +95,17 @@ static void caption_usage(FILE *out)
 }
 
 typedef struct caption_opts {
-    const char *model, *gpt2, *clip, *store, *keys, *stop, *out, *manifest, *splits;
+    const char *model, *gpt2, *tokenizer, *clip, *store, *keys, *stop, *out, *manifest, *splits;
     char **images; /* --images values and positional paths */
     int n_images;
     int beam, num_captions, max_tokens, batch, threads, normalize, fast_resize;
 } caption_opts;
 
-static int parse_count(const char *flag, const char *s, int lo, int hi, int *out, err_t *e)
-{
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || v < lo || v > hi)
-        return err_set(e, ERR_ARG, "--%s: '%s' is not an integer in %d..%d", flag, s, lo, hi);
-    *out = (int)v;
-    return 0;
-}
-
 /* 0 = parsed, 1 = --help, <0 = error */
 static int caption_parse(int argc, char **argv, caption_opts *o, err_t *e)
 {
     static const struct option longopts[] = {
-        {"model", required_argument, 0, 'm'},        {"gpt2", required_argument, 0, 'g'},
+        {"model", required_argument, 0, 'm'},        {"gpt2", required_argument, 0, 'g'}, {"tokenizer", required_argument, 0, 'T'},
         {"images", required_argument, 0, 'i'},       {"clip", required_argument, 0, 'c'},
         {"fast-resize", no_argument, 0, 'f'},        {"store", required_argument, 0, 's'},
         {"keys", required_argument, 0, 'k'},         {"manifest", required_argument, 0, 'M'},
@@ -135,6 +128,7 @@ static int caption_parse(int argc, char **argv, caption_opts *o, err_t *e)
         switch (c) {
         case 'm': o->model = optarg; break;
         case 'g': o->gpt2 = optarg; break;
+        case 'T': o->tokenizer = optarg; break;
         case 'i': o->images[o->n_images++] = optarg; break;
         case 'c': o->clip = optarg; break;
         case 'f': o->fast_resize = 1; break;
@@ -145,11 +139,11 @@ static int caption_parse(int argc, char **argv, caption_opts *o, err_t *e)
         case 'p': o->stop = optarg; break;
         case 'o': o->out = optarg; break;
         case 'n': o->normalize = 1; break;
-        case 'b': rc = parse_count("beam", optarg, 1, 64, &o->beam, e); break;
-        case 'K': rc = parse_count("num-captions", optarg, 1, 64, &o->num_captions, e); break;
-        case 'x': rc = parse_count("max-tokens", optarg, 1, 1 << 20, &o->max_tokens, e); break;
-        case 'B': rc = parse_count("batch", optarg, 1, 4096, &o->batch, e); break;
-        case 't': rc = parse_count("threads", optarg, 0, 4096, &o->threads, e); break;
+        case 'b': rc = cli_parse_int("beam", optarg, 1, 64, &o->beam, e); break;
+        case 'K': rc = cli_parse_int("num-captions", optarg, 1, 64, &o->num_captions, e); break;
+        case 'x': rc = cli_parse_int("max-tokens", optarg, 1, 1 << 20, &o->max_tokens, e); break;
+        case 'B': rc = cli_parse_int("batch", optarg, 1, 4096, &o->batch, e); break;
+        case 't': rc = cli_parse_int("threads", optarg, 0, 4096, &o->threads, e); break;
         case 'h': return 1;
         default:
             return err_set(e, ERR_ARG, "unknown or incomplete option '%s' (try `clipcap caption --help`)",
@@ -437,6 +431,7 @@ static int open_captioner(const caption_opts *o, ops_ctx *ops, captioner **cap, 
     captioner_options_default(&co);
     co.checkpoint = o->model;
     co.gpt2_dir = o->gpt2;
+    co.tokenizer_dir = o->tokenizer;
     co.normalize_prefix = o->normalize;
     co.max_images = o->batch;
     co.decode.beam = o->beam;

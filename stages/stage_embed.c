@@ -10,6 +10,7 @@
  * process.
  * A file that cannot be read or decoded is reported on stderr with its path
  * and skipped; the run goes on and exits 1 at the end. */
+#include "core/cli.h"
 #include "core/log.h"
 #include "core/mpictx.h"
 #include "nn/clip_embed.h"
@@ -30,8 +31,9 @@ static void embed_usage(FILE *out)
             "Prints one JSON line per image, in the order given:\n"
             "  {\"path\": \"IMAGE\", \"embedding\": [512 floats for ViT-B/32]}\n"
             "the projected CLIP image embedding (not normalised), as ClipCap uses it.\n\n"
-            "  --clip DIR      CLIP model as on the Hugging Face hub: config.json +\n"
-            "                  model.safetensors (e.g. openai/clip-vit-base-patch32)\n"
+            "  --clip PATH     CLIP model: a Hugging Face hub directory (config.json +\n"
+            "                  model.safetensors, e.g. openai/clip-vit-base-patch32) or\n"
+            "                  openai's own file (~/.cache/clip/ViT-B-32.pt, ...)\n"
             "  --fast-resize   decode JPEGs at a reduced DCT scale before resizing\n"
             "                  (faster, not bit-exact with Pillow; see docs/image.md)\n"
             "  --batch N       images per forward pass (default 16)\n"
@@ -76,25 +78,18 @@ static int parse_args(int argc, char **argv, embed_opts *o, err_t *e)
         {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
     };
     *o = (embed_opts){.batch = 16};
-    int c;
-    char *end;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    int c, rc = 0;
+    while (!rc && (c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 'c': o->clip_dir = optarg; break;
         case 'f': o->fast_resize = 1; break;
-        case 'b':
-        case 't': {
-            long v = strtol(optarg, &end, 10);
-            if (*end || v < (c == 'b' ? 1 : 0) || v > 4096)
-                return err_set(e, ERR_ARG, "--%s: '%s' is not a valid count", c == 'b' ? "batch" : "threads", optarg);
-            if (c == 'b') o->batch = (int)v;
-            else o->threads = (int)v;
-            break;
-        }
+        case 'b': rc = cli_parse_int("batch", optarg, 1, 4096, &o->batch, e); break;
+        case 't': rc = cli_parse_int("threads", optarg, 0, 4096, &o->threads, e); break;
         case 'h': return 1;
         default: return err_set(e, ERR_ARG, "unknown option (try `clipcap embed --help`)");
         }
     }
+    if (rc) return rc;
     if (!o->clip_dir) return err_set(e, ERR_ARG, "--clip DIR is required");
     if (optind >= argc) return err_set(e, ERR_ARG, "no IMAGE given");
     return 0;

@@ -1,5 +1,6 @@
 /* `clipcap eval`: caption a split of a manifest from its precomputed CLIP
- * embeddings, sharded over the ranks, gather the captions on rank 0 into a
+ * embeddings, shard by shard over the ranks (core/workq.h), gather the
+ * captions on rank 0 in manifest order into a
  * COCO results file ([{"image_id", "caption"}]), and score it with
  * `clipcap score`'s code (common/metrics/cocoeval.h, cocoeval_score_files:
  * the same output, one JSON object keyed Bleu_1..Bleu_4, METEOR, ROUGE_L,
@@ -13,6 +14,7 @@
  * decimal integer (Conceptual Captions) is written as a string. */
 #include "caption/caption_corpus.h"
 #include "caption/captioner.h"
+#include "core/cli.h"
 #include "core/fsutil.h"
 #include "core/log.h"
 #include "core/mpictx.h"
@@ -32,8 +34,8 @@ static void eval_usage(FILE *out)
     fprintf(out,
             "usage: [mpirun -np N] clipcap eval --manifest DIR --store STORE --model CKPT --gpt2 DIR\n"
             "                      --annotations A --results OUT.json [options]\n\n"
-            "Captions every image of the split(s) from the CLIP embeddings in STORE (images dealt\n"
-            "to the ranks round robin), writes the COCO results file OUT.json on rank 0\n"
+            "Captions every image of the split(s) from the CLIP embeddings in STORE (the ranks\n"
+            "take manifest shards one at a time), writes the COCO results file OUT.json on rank 0\n"
             "([{\"image_id\": ID, \"caption\": TEXT}], image_id = the manifest key: the COCO\n"
             "image id), then scores it against A as `clipcap score` does and prints one JSON\n"
             "object (Bleu_1..Bleu_4, METEOR, ROUGE_L, CIDEr, SPICE). Every image of the split\n"
@@ -43,6 +45,7 @@ static void eval_usage(FILE *out)
             "  --store STORE       feature store (clipcap extract)\n"
             "  --model CKPT        ClipCap checkpoint: ours (.safetensors) or the paper's .pt\n"
             "  --gpt2 DIR          GPT-2 hub directory (config.json, vocab.json, merges.txt)\n"
+            "  --tokenizer DIR     vocab.json + merges.txt when they are not in the --gpt2 DIR\n"
             "  --annotations A     COCO captions file with the references\n"
             "  --results OUT.json  results file to write\n"
             "  --beam B            beam size (default 1: greedy, the reference's default)\n"
@@ -66,23 +69,12 @@ typedef struct {
     int threads;
 } eval_options;
 
-static int eval_int(const char *name, const char *s, int lo, int hi, int *out, err_t *e)
-{
-    char *end = NULL;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
-        return err_set(e, ERR_ARG, "--%s: '%s' is not an integer in %d..%d", name, s, lo, hi);
-    *out = (int)v;
-    return 0;
-}
-
 static int eval_parse(int argc, char **argv, eval_options *o, int *help, err_t *e)
 {
     static const struct option opts[] = {
         {"manifest", required_argument, 0, 'm'},   {"split", required_argument, 0, 's'},
         {"store", required_argument, 0, 'S'},      {"model", required_argument, 0, 'M'},
-        {"gpt2", required_argument, 0, 'g'},       {"annotations", required_argument, 0, 'a'},
+        {"gpt2", required_argument, 0, 'g'},       {"tokenizer", required_argument, 0, 'K'},       {"annotations", required_argument, 0, 'a'},
         {"results", required_argument, 0, 'r'},    {"beam", required_argument, 0, 'B'},
         {"max-tokens", required_argument, 0, 'T'}, {"normalize-prefix", no_argument, 0, 'n'},
         {"batch", required_argument, 0, 'b'},      {"threads", required_argument, 0, 't'},
@@ -102,6 +94,7 @@ static int eval_parse(int argc, char **argv, eval_options *o, int *help, err_t *
         case 'S': o->corpus.store = optarg; break;
         case 'M': o->cap.checkpoint = optarg; break;
         case 'g': o->cap.gpt2_dir = optarg; break;
+        case 'K': o->cap.tokenizer_dir = optarg; break;
         case 'a': o->annotations = optarg; break;
         case 'r': o->results = optarg; break;
         case 'n': o->cap.normalize_prefix = 1; break;
@@ -109,10 +102,10 @@ static int eval_parse(int argc, char **argv, eval_options *o, int *help, err_t *
         case 'F': o->corpus.skip_failed = 1; break;
         case 'J': o->score.meteor_jar = optarg; break;
         case 'P': o->score.spice_jar = optarg; break;
-        case 'B': rc = eval_int("beam", optarg, 1, 64, &o->cap.decode.beam, e); break;
-        case 'T': rc = eval_int("max-tokens", optarg, 1, 1 << 20, &o->cap.decode.max_tokens, e); break;
-        case 'b': rc = eval_int("batch", optarg, 1, 1 << 16, &o->corpus.batch, e); break;
-        case 't': rc = eval_int("threads", optarg, 0, 4096, &o->threads, e); break;
+        case 'B': rc = cli_parse_int("beam", optarg, 1, 64, &o->cap.decode.beam, e); break;
+        case 'T': rc = cli_parse_int("max-tokens", optarg, 1, 1 << 20, &o->cap.decode.max_tokens, e); break;
+        case 'b': rc = cli_parse_int("batch", optarg, 1, 1 << 16, &o->corpus.batch, e); break;
+        case 't': rc = cli_parse_int("threads", optarg, 0, 4096, &o->threads, e); break;
         case 'h': *help = 1; return 0;
         default: return err_set(e, ERR_ARG, "unknown or incomplete option '%s' (try --help)", argv[optind - 1]);
         }

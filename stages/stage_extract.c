@@ -11,6 +11,7 @@
  * A run's generation (what makes its entries win over older copies) is the
  * larger of rank 0's clock in microseconds and one more than the largest
  * generation already stored. */
+#include "core/cli.h"
 #include "core/comm.h"
 #include "core/fsutil.h"
 #include "core/log.h"
@@ -24,7 +25,9 @@
 #include "nn/ops.h"
 #include "store/extract_pipeline.h"
 #include "store/store.h"
+#include "store/store_lock.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -53,8 +56,8 @@ static void extract_usage(FILE *out)
             "their reason, listed in the summary, and retried by the next run.\n\n"
             "options:\n"
             "  --manifest DIR    manifest written by `clipcap shard`\n"
-            "  --clip DIR        CLIP model as on the Hugging Face hub (config.json +\n"
-            "                    model.safetensors)\n"
+            "  --clip PATH       CLIP model: a Hugging Face hub directory (config.json +\n"
+            "                    model.safetensors) or openai's file (ViT-B-32.pt, ...)\n"
             "  --store DIR       feature store directory (created); rank R of N writes\n"
             "                    DIR/rank-R-of-N/ until the run ends, readers see\n"
             "                    the consolidated pack DIR/packs/gen-S/ CURRENT names\n"
@@ -74,11 +77,19 @@ static void extract_usage(FILE *out)
             "                    see docs/operations.md for sharing cores with decoding\n"
             "  --max-pixels P    refuse images with more than P pixels (default %llu)\n"
             "  --map-size MIB    initial LMDB map size in MiB (default 64; grows by doubling)\n"
+            "  --max-failure-rate R  exit 1 when more than this fraction of the images\n"
+            "                    failed (0..1; default 1 = never; what was encoded stays\n"
+            "                    committed)\n"
             "  -h, --help        this help\n\n"
             "Prints progress per rank on stderr (images/s, ETA, errors) and, on rank 0, a\n"
             "JSON summary on stdout (encoded, skipped_unchanged, failed, failures by\n"
             "reason, seconds per phase), also written to DIR/extract-summary.json and\n"
-            "per rank to DIR/extract-summary-rank-R-of-N.json.\n",
+            "per rank to DIR/extract-summary-rank-R-of-N.json. The exit status is 1 when\n"
+            "every image failed (none encoded, none already up to date) or the failures\n"
+            "exceed --max-failure-rate. One extract at a time per store: a second one\n"
+            "stops at once naming the first (DIR/extract.lock). A --batch or\n"
+            "--encoder-threads other than the store's previous run is a warning: the\n"
+            "embeddings encoded now differ from the earlier ones in their last bits.\n",
             (unsigned long long)IMAGE_DEFAULT_MAX_PIXELS);
 }
 
@@ -88,17 +99,8 @@ typedef struct extract_opts {
     enum store_dtype dtype;
     uint64_t max_pixels;
     size_t map_size;
+    double max_failure_rate;
 } extract_opts;
-
-static int parse_count(const char *flag, const char *s, long long lo, long long hi, long long *out, err_t *e)
-{
-    char *end = NULL;
-    long long v = strtoll(s, &end, 10);
-    if (!*s || *end || v < lo || v > hi)
-        return err_set(e, ERR_ARG, "--%s: '%s' is not a number in %lld..%lld", flag, s, lo, hi);
-    *out = v;
-    return 0;
-}
 
 /* 0 = run, 1 = help printed, <0 = usage error. */
 static int extract_parse(int argc, char **argv, extract_opts *o, err_t *e)
@@ -109,7 +111,8 @@ static int extract_parse(int argc, char **argv, extract_opts *o, err_t *e)
         {"dtype", required_argument, NULL, 'd'},    {"fast-resize", no_argument, NULL, 'f'},
         {"threads", required_argument, NULL, 't'},  {"max-pixels", required_argument, NULL, 'p'},
         {"map-size", required_argument, NULL, 'z'}, {"encoder-threads", required_argument, NULL, 'e'},
-        {"rehash", no_argument, NULL, 'r'},         {"help", no_argument, NULL, 'h'},
+        {"max-failure-rate", required_argument, NULL, 'r'}, {"rehash", no_argument, NULL, 'H'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     memset(o, 0, sizeof *o);
     o->batch = 32;
@@ -117,44 +120,41 @@ static int extract_parse(int argc, char **argv, extract_opts *o, err_t *e)
     const char *omp = getenv("OMP_NUM_THREADS");
     o->threads = omp && atoi(omp) > 0 ? atoi(omp) : 2;
     o->map_size = STORE_DEFAULT_MAPSIZE;
+    o->max_failure_rate = 1;
     optind = 1;
     opterr = 0;
-    int c;
-    long long v;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+    int c, rc = 0;
+    while (!rc && (c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
         case 'm': o->manifest = optarg; break;
         case 'c': o->clip = optarg; break;
         case 's': o->store = optarg; break;
         case 'f': o->fast_resize = 1; break;
-        case 'r': o->rehash = 1; break;
+        case 'H': o->rehash = 1; break;
         case 'd':
             if (store_dtype_parse(optarg, &o->dtype, e)) return err_wrap(e, "--dtype");
             break;
-        case 'b':
-            if (parse_count("batch", optarg, 1, 4096, &v, e)) return ERR_ARG;
-            o->batch = (int)v;
-            break;
-        case 't':
-            if (parse_count("threads", optarg, 1, 1024, &v, e)) return ERR_ARG;
-            o->threads = (int)v;
-            break;
-        case 'e':
-            if (parse_count("encoder-threads", optarg, 1, 1024, &v, e)) return ERR_ARG;
-            o->encoder_threads = (int)v;
-            break;
-        case 'p':
-            if (parse_count("max-pixels", optarg, 1, (long long)1 << 40, &v, e)) return ERR_ARG;
-            o->max_pixels = (uint64_t)v;
-            break;
+        case 'b': rc = cli_parse_int("batch", optarg, 1, 4096, &o->batch, e); break;
+        case 't': rc = cli_parse_int("threads", optarg, 1, 1024, &o->threads, e); break;
+        case 'e': rc = cli_parse_int("encoder-threads", optarg, 1, 1024, &o->encoder_threads, e); break;
+        case 'p': rc = cli_parse_u64("max-pixels", optarg, 1, (uint64_t)1 << 40, &o->max_pixels, e); break;
         case 'z':
-            if (parse_count("map-size", optarg, 1, (long long)1 << 22, &v, e)) return ERR_ARG;
-            o->map_size = (size_t)v << 20;
+            rc = cli_parse_size("map-size", optarg, 1, (size_t)1 << 22, &o->map_size, e);
+            if (!rc) o->map_size <<= 20;
             break;
+        case 'r': {
+            char *end = NULL;
+            errno = 0;
+            o->max_failure_rate = strtod(optarg, &end);
+            if (errno || end == optarg || *end || !(o->max_failure_rate >= 0 && o->max_failure_rate <= 1))
+                return err_set(e, ERR_ARG, "--max-failure-rate: '%s' is not a number in 0..1", optarg);
+            break;
+        }
         case 'h': extract_usage(stdout); return 1;
         default: return err_set(e, ERR_ARG, "unknown or incomplete option '%s' (try --help)", argv[optind - 1]);
         }
     }
+    if (rc) return rc;
     if (optind < argc) return err_set(e, ERR_ARG, "unexpected argument '%s'", argv[optind]);
     if (!o->encoder_threads) o->encoder_threads = o->threads;
     if (!o->manifest || !o->clip || !o->store)
@@ -296,6 +296,55 @@ static int extract_summaries(json_t *mine, json_t *consolidated, const char *sto
     return mpictx_agree(rc, e);
 }
 
+/* The batch and the encoder's thread count decide an embedding's last bits
+ * (docs/store.md, Determinism) but not its fingerprint: a resumed or
+ * incremental run with other values mixes bits silently, so say so.
+ * STORE/extract-settings.json keeps the last run's values (rank 0, under
+ * the store lock). */
+static int extract_check_settings(const extract_opts *o, err_t *e)
+{
+    char path[4200];
+    int rc = fs_join(path, sizeof path, o->store, "extract-settings.json", e);
+    if (rc) return rc;
+    if (fs_exists(path)) {
+        json_t *was = NULL;
+        long long batch = 0, threads = 0;
+        rc = json_load_path(&was, path, e);
+        if (!rc) rc = json_get_int(was, "batch", &batch, e);
+        if (!rc) rc = json_get_int(was, "encoder_threads", &threads, e);
+        json_decref(was);
+        if (rc) return err_wrap(e, "%s", path);
+        if (batch != o->batch || threads != o->encoder_threads)
+            log_msg(LOG_WARN,
+                    "extract: %s was written with --batch %lld --encoder-threads %lld, this run uses --batch %d "
+                    "--encoder-threads %d: embeddings encoded now differ from the earlier ones in their last bits "
+                    "(docs/store.md, Determinism); use the earlier values to stay byte-identical",
+                    o->store, batch, threads, o->batch, o->encoder_threads);
+    }
+    char text[128];
+    int n = snprintf(text, sizeof text, "{\"batch\": %d, \"encoder_threads\": %d}\n", o->batch, o->encoder_threads);
+    return fs_write_atomic(path, text, (size_t)n, e);
+}
+
+/* After the summaries: exit 1 when every image failed, or more than
+ * --max-failure-rate of them (the work done stays committed). */
+static int extract_verdict(const extract_stats *st, const extract_opts *o, err_t *e)
+{
+    uint64_t t[4] = {st->images, st->encoded, st->skipped, st->failed};
+    int rc = comm_allreduce(t, 4, COMM_U64, COMM_SUM, e);
+    if (rc) return rc;
+    double rate = t[0] ? (double)t[3] / (double)t[0] : 0;
+    if (t[3] > 0 && t[1] == 0 && t[2] == 0)
+        return err_set(e, ERR_FORMAT, "every one of the %llu images failed, none was encoded (reasons in %s/extract-summary.json)",
+                       (unsigned long long)t[0], o->store);
+    if (rate > o->max_failure_rate)
+        return err_set(e, ERR_LIMIT, "%llu of %llu images failed (%.1f%%), more than --max-failure-rate %g; the %llu "
+                       "encoded are committed (reasons in %s/extract-summary.json)",
+                       (unsigned long long)t[3], (unsigned long long)t[0], 100 * rate, o->max_failure_rate,
+                       (unsigned long long)t[1], o->store);
+    return 0;
+}
+
 static uint64_t now_us(void)
 {
     struct timeval tv;
@@ -345,7 +394,12 @@ static int extract_main(const extract_opts *o, err_t *e)
     char env_name[64], fp[33];
     store_env_name(env_name, sizeof env_name, rank, size);
 
-    int rc = manifest_open(&man, o->manifest, e);
+    /* before any work, so that a second run stops at once */
+    int lock_fd = -1, rc = 0;
+    if (rank == 0) rc = store_lock(o->store, &lock_fd, e);
+    if (!rc && rank == 0) rc = extract_check_settings(o, e);
+    rc = mpictx_agree(rc, e);
+    if (!rc) rc = manifest_open(&man, o->manifest, e);
     if (!rc) rc = ops_create(&ops, o->encoder_threads, e);
     if (!rc) rc = clip_vit_load(&model, ops, o->clip, o->batch, e);
     clip_preprocess_cfg pre;
@@ -354,7 +408,6 @@ static int extract_main(const extract_opts *o, err_t *e)
         pre.fast_resize = o->fast_resize;
         pre.limits.max_pixels = o->max_pixels;
         store_model_fingerprint(clip_vit_fingerprint(model), pre.image_size, pre.fast_resize, pre.mean, pre.std, fp);
-        if (rank == 0) rc = fs_mkdirs(o->store, e);
     }
     /* What a killed run (or a version 1 store) left is consolidated before
      * any rank looks a key up: ranks read only the pack and their own
@@ -396,6 +449,7 @@ static int extract_main(const extract_opts *o, err_t *e)
         rc = mpictx_agree(rc, e);
     }
     if (!rc) rc = extract_summaries(summary, consolidated, o->store, env_name, e);
+    if (!rc) rc = mpictx_agree(extract_verdict(&st, o, e), e);
     json_decref(summary);
     json_decref(consolidated);
     extract_stats_free(&st);
@@ -403,6 +457,7 @@ static int extract_main(const extract_opts *o, err_t *e)
     clip_vit_free(model);
     ops_destroy(ops);
     manifest_close(man);
+    store_unlock(lock_fd);
     return rc;
 }
 

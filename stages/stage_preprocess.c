@@ -2,6 +2,7 @@
  * the normalised float32 [3, S, S] tensor in a .npy file, so the C pipeline
  * can be compared with openai/CLIP's _transform (numpy.load + allclose).
  * A single image is one unit of work: rank 0 does it, other ranks exit 0. */
+#include "core/cli.h"
 #include "core/fsutil.h"
 #include "core/log.h"
 #include "core/mpictx.h"
@@ -43,36 +44,22 @@ int stage_preprocess_main(int argc, char **argv)
     err_t e = {0};
     int size = 0, fast = 0, c;
     const char *out = NULL;
-    unsigned long long max_pixels = 0;
-    char *end;
+    uint64_t max_pixels = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        int rc = 0;
         switch (c) {
-        case 's':
-            size = (int)strtol(optarg, &end, 10);
-            if (*end || size <= 0 || size > 4096) {
-                err_set(&e, ERR_ARG, "--size: '%s' is not an image size in 1..4096", optarg);
-                return err_report("preprocess", &e);
-            }
-            break;
+        case 's': rc = cli_parse_int("size", optarg, 1, 4096, &size, &e); break;
         case 'o': out = optarg; break;
         case 'f':
-            fast = optarg ? (int)strtol(optarg, &end, 10) : 1;
-            if (optarg && (*end || fast < 1 || fast > 8)) {
-                err_set(&e, ERR_ARG, "--fast-resize: '%s' is not a factor in 1..8", optarg);
-                return err_report("preprocess", &e);
-            }
+            fast = 1;
+            if (optarg) rc = cli_parse_int("fast-resize", optarg, 1, 8, &fast, &e);
             break;
-        case 'm':
-            max_pixels = strtoull(optarg, &end, 10);
-            if (*end || max_pixels == 0) {
-                err_set(&e, ERR_ARG, "--max-pixels: '%s' is not a positive integer", optarg);
-                return err_report("preprocess", &e);
-            }
-            break;
+        case 'm': rc = cli_parse_u64("max-pixels", optarg, 1, (uint64_t)1 << 40, &max_pixels, &e); break;
         case 'h': preprocess_usage(stdout); return 0;
         default: preprocess_usage(stderr); return 2;
         }
+        if (rc) return err_report("preprocess", &e);
     }
     if (optind + 1 != argc || !size || !out) {
         err_set(&e, ERR_ARG, "need exactly one IMAGE, --size and --out (see --help)");

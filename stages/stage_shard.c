@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/cli.h"
 #include "core/comm.h"
 #include "core/fsutil.h"
 #include "core/mpictx.h"
@@ -72,7 +73,8 @@ static void shard_usage(FILE *out)
             "                       karpathy: the folder holding the 'filepath' folders;\n"
             "                       cc-files: the img2dataset output folder (00000/KEY.jpg...);\n"
             "                       cc-tar: the folder of webdataset .tar shards\n"
-            "  --gpt2 DIR           GPT-2 tokenizer files (vocab.json + merges.txt)\n"
+            "  --gpt2 DIR           GPT-2 tokenizer files (vocab.json + merges.txt), the model's\n"
+            "                       hub directory or any other; --tokenizer DIR is the same\n"
             "  --out DIR            manifest directory (created)\n"
             "  --shards N           number of shard files (default: one per 1,000 images, at\n"
             "                       least 8); independent of ranks\n"
@@ -106,7 +108,7 @@ static int shard_parse_args(int argc, char **argv, shard_opts *o, err_t *e)
 {
     static const struct option longopts[] = {
         {"format", required_argument, 0, 'f'},   {"input", required_argument, 0, 'i'},
-        {"images-root", required_argument, 0, 'r'}, {"gpt2", required_argument, 0, 'g'},
+        {"images-root", required_argument, 0, 'r'}, {"gpt2", required_argument, 0, 'g'}, {"tokenizer", required_argument, 0, 'g'},
         {"out", required_argument, 0, 'o'},      {"shards", required_argument, 0, 'n'},
         {"splits", required_argument, 0, 's'},   {"split", required_argument, 0, 'S'},
         {"write-annotations", required_argument, 0, 'a'}, {"no-image-check", no_argument, 0, 'c'},
@@ -118,9 +120,8 @@ static int shard_parse_args(int argc, char **argv, shard_opts *o, err_t *e)
     o->zstd_level = 3;
     o->split = "train";
     optind = 1;
-    int c;
-    char *end;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+    int c, rc = 0;
+    while (!rc && (c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
         case 'f': o->format = optarg; break;
         case 'i':
@@ -130,13 +131,7 @@ static int shard_parse_args(int argc, char **argv, shard_opts *o, err_t *e)
         case 'r': o->root = optarg; break;
         case 'g': o->gpt2 = optarg; break;
         case 'o': o->out = optarg; break;
-        case 'n': {
-            long v = strtol(optarg, &end, 10);
-            if (*end || v < 1 || v > SHARD_MAX_SHARDS)
-                return err_set(e, ERR_ARG, "--shards '%s': expected 1..%d", optarg, SHARD_MAX_SHARDS);
-            o->shards = (int)v;
-            break;
-        }
+        case 'n': rc = cli_parse_int("shards", optarg, 1, SHARD_MAX_SHARDS, &o->shards, e); break;
         case 's': o->splits = optarg; break;
         case 'S': o->split = optarg; break;
         case 'a': {
@@ -151,16 +146,12 @@ static int shard_parse_args(int argc, char **argv, shard_opts *o, err_t *e)
             break;
         }
         case 'c': o->check_images = 0; break;
-        case 'z': {
-            long v = strtol(optarg, &end, 10);
-            if (*end || v < 1 || v > 19) return err_set(e, ERR_ARG, "--zstd-level '%s': expected 1..19", optarg);
-            o->zstd_level = (int)v;
-            break;
-        }
+        case 'z': rc = cli_parse_int("zstd-level", optarg, 1, 19, &o->zstd_level, e); break;
         case 'h': return 1;
         default: return err_set(e, ERR_ARG, "unknown option (see clipcap shard --help)");
         }
     }
+    if (rc) return rc;
     if (optind < argc) return err_set(e, ERR_ARG, "unexpected argument '%s'", argv[optind]);
     if (!o->format) return err_set(e, ERR_ARG, "--format is required (coco, karpathy, cc-files, cc-tar)");
     int cc = !strcmp(o->format, "cc-files") || !strcmp(o->format, "cc-tar");

@@ -8,6 +8,7 @@
 #include "core/mpictx.h"
 #include "io/npy.h"
 #include "store/store.h"
+#include "store/store_lock.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -205,12 +206,12 @@ static int store_dump(store *s, const char *format, const char *out, err_t *e)
     if (!jsonl && to_stdout) return err_set(e, ERR_ARG, "--format npy needs a file for --out");
     const store_pack_info *pack = store_current_pack(s);
     uint64_t expect = pack ? pack->embeddings : 0;
-    dump_file main = {0}, keys = {0};
+    dump_file dst = {0}, keys = {0};
     char kpath[4200];
     keys_path(kpath, sizeof kpath, out);
-    int rc = to_stdout ? 0 : dump_open(&main, out, e);
+    int rc = to_stdout ? 0 : dump_open(&dst, out, e);
     if (!rc && !jsonl) rc = dump_open(&keys, kpath, e);
-    FILE *f = to_stdout ? stdout : main.f;
+    FILE *f = to_stdout ? stdout : dst.f;
     uint64_t n = 0;
     uint32_t dim = 0;
     store_iter *it = NULL;
@@ -228,36 +229,41 @@ static int store_dump(store *s, const char *format, const char *out, err_t *e)
         if (jsonl) {
             rc = dump_jsonl_line(f, key, &ent, emb, e);
         } else {
-            if (n == 0 && (rc = dump_npy_header(&main, expect, dim = ent.rec.dim, e)) != 0) break;
+            if (n == 0 && (rc = dump_npy_header(&dst, expect, dim = ent.rec.dim, e)) != 0) break;
             if (ent.rec.dim != dim) {
                 rc = err_set(e, ERR_FORMAT, "key '%s': dim %u differs from the first key's %u; npy needs one dim", key,
                              ent.rec.dim, dim);
                 break;
             }
             /* The host is little-endian, as '<f4' requires (io/npy.h). */
-            if (fwrite(emb, sizeof *emb, dim, f) != dim) rc = err_set(e, ERR_IO, "%s: write failed", main.tmp);
+            if (fwrite(emb, sizeof *emb, dim, f) != dim) rc = err_set(e, ERR_IO, "%s: write failed", dst.tmp);
             fprintf(keys.f, "%s\n", key);
         }
         n++;
     }
     store_iter_close(it);
-    if (!rc && !jsonl && n == 0) rc = dump_npy_header(&main, 0, 0, e);
+    if (!rc && !jsonl && n == 0) rc = dump_npy_header(&dst, 0, 0, e);
     if (!rc && !jsonl && n != expect)
         rc = err_set(e, ERR_INTERNAL, "%s: %llu embeddings dumped, the pack counts %llu", out, (unsigned long long)n,
                      (unsigned long long)expect);
-    if (to_stdout && fflush(stdout) != 0 && !rc) rc = err_set(e, ERR_IO, "stdout: write failed");
+    if (to_stdout && fflush(stdout) != 0 && !rc) rc = err_set(e, ERR_IO, "stdout: write failed: %s", strerror(errno));
     int krc = dump_close(&keys, !rc, e);
     if (!rc) rc = krc;
-    int mrc = dump_close(&main, !rc, e);
+    int mrc = dump_close(&dst, !rc, e);
     if (!rc) rc = mrc;
     if (!rc) log_msg(LOG_INFO, "store dump: %llu embeddings to %s", (unsigned long long)n, out);
     return rc;
 }
 
+/* Under extract's lock: never while an extract writes the store. */
 static int store_consolidate_cmd(const char *dir, err_t *e)
 {
+    if (!fs_exists(dir)) return err_set(e, ERR_NOTFOUND, "%s: no such store", dir);
     store_consolidation c;
-    int rc = store_consolidate(dir, &c, e);
+    int lock_fd = -1;
+    int rc = store_lock(dir, &lock_fd, e);
+    if (!rc) rc = store_consolidate(dir, &c, e);
+    store_unlock(lock_fd);
     if (rc) return rc;
     json_t *out = json_pack("{s:s, s:b, s:I, s:I, s:o}", "store", dir, "published", c.published, "environments",
                             (json_int_t)c.environments, "superseded", (json_int_t)c.superseded, "pack",

@@ -3,12 +3,13 @@
  * users' data sets come in (COCO, Karpathy, Conceptual Captions TSV,
  * img2dataset files and webdataset tars), in every image format readers
  * must handle, optionally with one bad record of each kind for tests. */
+#include "core/fsutil.h"
+#include "core/cli.h"
 #include "core/log.h"
 #include "core/mpictx.h"
 #include "data/synth.h"
 #include "data/synth_encode.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -21,7 +22,7 @@ static void synth_usage(FILE *f)
 {
     fprintf(f,
             "usage: clipcap synth --out DIR [--count N] [--seed S] [--layouts LIST] [--bad]\n"
-            "                     [--large K] [--per-shard M] [--force]\n"
+            "                     [--large K] [--per-shard M] [--square] [--force]\n"
             "\n"
             "Generates N images of coloured shapes on plain backgrounds, each with captions\n"
             "that name the shapes' colours, kinds and positions (\"a red circle above a blue\n"
@@ -48,6 +49,8 @@ static void synth_usage(FILE *f)
             "                   non-UTF-8 caption, failed download), listed in synth_bad.json\n"
             "  --large K        multi-megapixel images among the N (default 1)\n"
             "  --per-shard M    CC samples per shard directory and tar (default 20, max %u)\n"
+            "  --square         make the 32-384 px images square: CLIP's centre crop of an\n"
+            "                   elongated image can cut a shape its captions name away\n"
             "  --force          write into a non-empty DIR (files there are overwritten)\n"
             "  -h, --help       this help\n"
             "\n"
@@ -57,16 +60,6 @@ static void synth_usage(FILE *f)
             "  clipcap synth --out /tmp/cc --count 10000 --layouts cc-tar --per-shard 1000 --large 0\n"
             "  mpirun -np 4 clipcap synth --out /tmp/big --count 100000\n",
             SYNTH_N_FORMATS, SYNTH_N_FORMATS, SYNTH_SHARD_MAX);
-}
-
-static int parse_u64(const char *flag, const char *s, uint64_t *out, err_t *e)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || *end || s[0] == '-') return err_set(e, ERR_ARG, "%s '%s': not a non-negative integer", flag, s);
-    *out = v;
-    return 0;
 }
 
 static int parse_layouts(const char *s, unsigned *out, err_t *e)
@@ -96,15 +89,10 @@ static int parse_layouts(const char *s, unsigned *out, err_t *e)
  * run would survive and break byte-identity. */
 static int check_out_empty(const char *dir, err_t *e)
 {
-    DIR *d = opendir(dir);
-    if (!d) return errno == ENOENT ? 0 : err_set(e, ERR_IO, "%s: cannot open: %s", dir, strerror(errno));
-    struct dirent *ent;
-    int used = 0;
-    while (!used && (ent = readdir(d)))
-        used = strcmp(ent->d_name, ".") && strcmp(ent->d_name, "..");
-    closedir(d);
-    if (used) return err_set(e, ERR_ARG, "%s: not empty (use --force to write into it anyway)", dir);
-    return 0;
+    size_t used = 0;
+    int rc = fs_dir_count(dir, &used, NULL, 0, e);
+    if (!rc && used) rc = err_set(e, ERR_ARG, "%s: not empty (use --force to write into it anyway)", dir);
+    return rc;
 }
 
 static void print_summary(const synth_opts_t *o, const synth_summary_t *s)
@@ -139,6 +127,7 @@ int stage_synth_main(int argc, char **argv)
         {"seed", required_argument, 0, 's'},      {"layouts", required_argument, 0, 'l'},
         {"bad", no_argument, 0, 'b'},             {"large", required_argument, 0, 'L'},
         {"per-shard", required_argument, 0, 'p'}, {"force", no_argument, 0, 'f'},
+        {"square", no_argument, 0, 'q'},
         {"help", no_argument, 0, 'h'},            {0, 0, 0, 0}};
     synth_opts_t o = {.count = 48, .seed = 1, .layouts = SYNTH_LAYOUT_ALL, .large = 1, .per_shard = 20};
     int force = 0, c;
@@ -149,21 +138,20 @@ int stage_synth_main(int argc, char **argv)
         int rc = 0;
         switch (c) {
         case 'o': o.out = optarg; break;
-        case 'n': rc = parse_u64("--count", optarg, &o.count, &e); break;
-        case 's': rc = parse_u64("--seed", optarg, &o.seed, &e); break;
+        case 'n': rc = cli_parse_u64("count", optarg, 1, SYNTH_COUNT_MAX, &o.count, &e); break;
+        case 's': rc = cli_parse_u64("seed", optarg, 0, UINT64_MAX, &o.seed, &e); break;
         case 'l': rc = parse_layouts(optarg, &o.layouts, &e); break;
         case 'b': o.bad = 1; break;
         case 'L':
-            rc = parse_u64("--large", optarg, &v, &e);
-            if (!rc && v > 1000000) rc = err_set(&e, ERR_ARG, "--large %llu: too many", (unsigned long long)v);
-            o.large = (uint32_t)v;
+            rc = cli_parse_u64("large", optarg, 0, 1000000, &v, &e);
+            if (!rc) o.large = (uint32_t)v;
             break;
         case 'p':
-            rc = parse_u64("--per-shard", optarg, &v, &e);
-            if (!rc && v > SYNTH_SHARD_MAX) rc = err_set(&e, ERR_ARG, "--per-shard %llu: max %u", (unsigned long long)v, SYNTH_SHARD_MAX);
-            o.per_shard = (uint32_t)v;
+            rc = cli_parse_u64("per-shard", optarg, 1, SYNTH_SHARD_MAX, &v, &e);
+            if (!rc) o.per_shard = (uint32_t)v;
             break;
         case 'f': force = 1; break;
+        case 'q': o.square = 1; break;
         case 'h': synth_usage(stdout); return 0;
         default: synth_usage(stderr); return 2;
         }

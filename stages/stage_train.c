@@ -28,6 +28,7 @@
  * tensor in it must be one this model uses (or a tolerated buffer), all
  * checked before step 1. */
 #include "caption/captioner.h"
+#include "core/cli.h"
 #include "core/comm.h"
 #include "core/fsutil.h"
 #include "core/log.h"
@@ -42,12 +43,16 @@
 #include "nn/ops.h"
 #include "nn/ops_comm.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 const char stage_train_summary[] = "train the ClipCap mapper (and GPT-2) on a manifest + feature store";
 
@@ -68,7 +73,8 @@ static void train_usage(FILE *out)
             "options:\n"
             "  --manifest DIR     manifest written by `clipcap shard`\n"
             "  --store DIR        feature store written by `clipcap extract`\n"
-            "  --gpt2 DIR         GPT-2 as on the hub (config.json + model.safetensors)\n"
+            "  --gpt2 DIR         GPT-2 as on the hub (config.json + model.safetensors or\n"
+            "                     pytorch_model.bin)\n"
             "  --mapping M        mlp (\"MLP + GPT-2 tuning\") or transformer (with --init:\n"
             "                     read from the checkpoint)\n"
             "  --freeze-gpt2      train the mapper only (the reference's --only_prefix)\n"
@@ -100,6 +106,9 @@ static void train_usage(FILE *out)
             "                     only padding is ignored\n"
             "  --resume           continue bit-exactly from RUN_DIR/state.json (not with\n"
             "                     --init: give the first run's other flags)\n"
+            "  --force            start over in a used RUN_DIR: removes the checkpoints,\n"
+            "                     state.json and log.jsonl a previous run left there\n"
+            "                     (without --resume or --force a non-empty RUN_DIR is refused)\n"
             "  --threads T        compute threads per rank (default OMP_NUM_THREADS)\n"
             "  -h, --help         this help\n\n"
             "Rank 0 prints one JSON line per step on stdout (also appended to\n"
@@ -113,21 +122,11 @@ typedef struct train_opts {
     const char *manifest, *store, *gpt2, *out, *splits, *init;
     clipcap_config model;
     int given; /* GIVEN_* */
-    int batch, epochs, threads, resume, check_every, no_shuffle;
+    int batch, epochs, threads, resume, force, check_every, no_shuffle;
     long max_steps, save_every, warmup;
     float lr, weight_decay;
     uint64_t seed;
 } train_opts;
-
-static int parse_num(const char *flag, const char *s, double lo, double hi, double *out, err_t *e)
-{
-    char *end = NULL;
-    double v = strtod(s, &end);
-    if (!*s || *end || !(v >= lo && v <= hi))
-        return err_set(e, ERR_ARG, "--%s: '%s' is not a number in %g..%g", flag, s, lo, hi);
-    *out = v;
-    return 0;
-}
 
 /* 0 = parsed, 1 = --help printed, <0 = error */
 static int train_parse(int argc, char **argv, train_opts *o, err_t *e)
@@ -155,15 +154,15 @@ static int train_parse(int argc, char **argv, train_opts *o, err_t *e)
         {"check-every", required_argument, 0, 'K'},  {"ignore-bang", no_argument, 0, 'B'},
         {"resume", no_argument, 0, 'R'},             {"threads", required_argument, 0, 't'},
         {"init", required_argument, 0, 'I'},         {"no-shuffle", no_argument, 0, 'N'},
+        {"force", no_argument, 0, 'f'},
         {"help", no_argument, 0, 'h'},               {0, 0, 0, 0},
     };
+    /* step counts: far beyond any run, far below where step arithmetic wraps */
+    const long max_steps = 1L << 40;
     optind = 1;
-    int c;
+    int c, rc = 0;
     double v;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        const char *name = longopts[0].name;
-        for (const struct option *p = longopts; p->name; p++)
-            if (p->val == c) name = p->name;
+    while (!rc && (c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
         case 'm': o->manifest = optarg; break;
         case 's': o->store = optarg; break;
@@ -173,6 +172,7 @@ static int train_parse(int argc, char **argv, train_opts *o, err_t *e)
         case 'F': o->model.freeze_gpt2 = 1; break;
         case 'B': o->model.ignore_bang = 1; break;
         case 'R': o->resume = 1; break;
+        case 'f': o->force = 1; break;
         case 'I': o->init = optarg; break;
         case 'N': o->no_shuffle = 1; break;
         case 'M':
@@ -182,30 +182,36 @@ static int train_parse(int argc, char **argv, train_opts *o, err_t *e)
             else return err_set(e, ERR_ARG, "--mapping: '%s' is not mlp or transformer", optarg);
             break;
         case 'l':
-        case 'd':
-            if (parse_num(name, optarg, 0, 10, &v, e)) return ERR_ARG;
-            *(c == 'l' ? &o->lr : &o->weight_decay) = (float)v;
+            if (!(rc = cli_parse_double("lr", optarg, 0, 10, &v, e))) o->lr = (float)v;
             break;
+        case 'd':
+            if (!(rc = cli_parse_double("weight-decay", optarg, 0, 10, &v, e))) o->weight_decay = (float)v;
+            break;
+        case 'k':
+            rc = cli_parse_int("prefix-len", optarg, 1, 1024, &o->model.prefix_len, e);
+            o->given |= GIVEN_PREFIX;
+            break;
+        case 'c':
+            rc = cli_parse_int("clip-len", optarg, 1, 1024, &o->model.clip_len, e);
+            o->given |= GIVEN_CLIP_LEN;
+            break;
+        case 'L':
+            rc = cli_parse_int("mapper-layers", optarg, 1, 1024, &o->model.mapper_layers, e);
+            o->given |= GIVEN_LAYERS;
+            break;
+        case 'b': rc = cli_parse_int("batch", optarg, 1, 1 << 20, &o->batch, e); break;
+        case 'e': rc = cli_parse_int("epochs", optarg, 1, 1 << 20, &o->epochs, e); break;
+        case 'w': rc = cli_parse_long("warmup", optarg, 0, max_steps, &o->warmup, e); break;
+        case 'r': rc = cli_parse_u64("seed", optarg, 0, UINT64_MAX, &o->seed, e); break;
+        case 'x': rc = cli_parse_long("max-steps", optarg, 1, max_steps, &o->max_steps, e); break;
+        case 'v': rc = cli_parse_long("save-every", optarg, 1, max_steps, &o->save_every, e); break;
+        case 'K': rc = cli_parse_int("check-every", optarg, 1, INT_MAX, &o->check_every, e); break;
+        case 't': rc = cli_parse_int("threads", optarg, 1, 4096, &o->threads, e); break;
         case 'h': train_usage(stdout); return 1;
-        case '?': return err_set(e, ERR_ARG, "unknown or incomplete option '%s' (try --help)", argv[optind - 1]);
-        default:
-            if (parse_num(name, optarg, c == 'w' || c == 'r' ? 0 : 1, 1e15, &v, e)) return ERR_ARG;
-            if (v != (double)(long long)v) return err_set(e, ERR_ARG, "--%s: '%s' is not an integer", name, optarg);
-            switch (c) {
-            case 'k': o->model.prefix_len = (int)v; o->given |= GIVEN_PREFIX; break;
-            case 'c': o->model.clip_len = (int)v; o->given |= GIVEN_CLIP_LEN; break;
-            case 'L': o->model.mapper_layers = (int)v; o->given |= GIVEN_LAYERS; break;
-            case 'b': o->batch = (int)v; break;
-            case 'e': o->epochs = (int)v; break;
-            case 'w': o->warmup = (long)v; break;
-            case 'r': o->seed = (uint64_t)v; break;
-            case 'x': o->max_steps = (long)v; break;
-            case 'v': o->save_every = (long)v; break;
-            case 'K': o->check_every = (int)v; break;
-            case 't': o->threads = (int)v; break;
-            }
+        default: return err_set(e, ERR_ARG, "unknown or incomplete option '%s' (try --help)", argv[optind - 1]);
         }
     }
+    if (rc) return rc;
     if (optind < argc) return err_set(e, ERR_ARG, "unexpected argument '%s'", argv[optind]);
     if (!o->manifest || !o->store || !o->gpt2 || !o->out || ((int)o->model.mapping < 0 && !o->init))
         return err_set(e, ERR_ARG,
@@ -213,6 +219,8 @@ static int train_parse(int argc, char **argv, train_opts *o, err_t *e)
     if (o->init && o->resume)
         return err_set(e, ERR_ARG,
                        "--init and --resume exclude each other: a resumed run reloads its own checkpoint");
+    if (o->force && o->resume)
+        return err_set(e, ERR_ARG, "--force and --resume exclude each other: --force starts the run over");
     if (o->batch < mpictx_size())
         return err_set(e, ERR_ARG, "--batch %d is smaller than the number of ranks %d", o->batch, mpictx_size());
     return 0;
@@ -371,9 +379,10 @@ static int load_into(const char *dir, const char *name, int (*fn)(train_run *, c
                      train_run *r, err_t *e)
 {
     char path[4200];
-    int rc = fs_join(path, sizeof path, dir, name, e);
     tensorfile *tf = NULL;
-    if (!rc) rc = tensorfile_open(&tf, path, e);
+    /* GPT-2 (name NULL): model.safetensors or pytorch_model.bin, as caption reads it */
+    int rc = name ? fs_join(path, sizeof path, dir, name, e) : gpt2_open_weights(&tf, dir, path, sizeof path, e);
+    if (!rc && name) rc = tensorfile_open(&tf, path, e);
     if (!rc) rc = fn(r, tf, e);
     tensorfile_close(tf);
     return rc;
@@ -581,6 +590,53 @@ static int init_load(train_run *r, const tensorfile *tf, err_t *e)
     return rc;
 }
 
+/* ---- the run folder ---- */
+
+/* A run folder holds one run. Training into a used one without --resume
+ * would interleave two runs' steps in log.jsonl and leave the old run's
+ * later checkpoints next to the new run's, so that "the latest checkpoint"
+ * is the wrong model: refused unless --force says to start over. Rank 0. */
+static int run_dir_check(const train_opts *o, err_t *e)
+{
+    size_t n = 0;
+    char first[256] = "";
+    int rc = o->resume || o->force ? 0 : fs_dir_count(o->out, &n, first, sizeof first, e);
+    if (rc || !n) return rc;
+    return err_set(e, ERR_ARG,
+                   "%s: not empty (%zu entries, e.g. %s): --resume continues the run there, --force starts over "
+                   "(removing the checkpoints, state.json and log.jsonl of train)",
+                   o->out, n, first);
+}
+
+/* What train writes into RUN_DIR, finished or a killed write's NAME.tmp.PID */
+static int is_train_output(const char *name)
+{
+    static const char *const prefixes[] = {"model-step-", "optim-step-", "state.json", "log.jsonl"};
+    for (size_t i = 0; i < sizeof prefixes / sizeof *prefixes; i++)
+        if (!strncmp(name, prefixes[i], strlen(prefixes[i]))) return 1;
+    return 0;
+}
+
+/* --force: remove what a previous run wrote (other files stay). Rank 0. */
+static int run_dir_clear(const char *out, err_t *e)
+{
+    DIR *d = opendir(out);
+    if (!d) return errno == ENOENT ? 0 : err_set(e, ERR_IO, "%s: cannot open: %s", out, strerror(errno));
+    struct dirent *ent;
+    int rc = 0;
+    size_t removed = 0;
+    char path[4200];
+    while (!rc && (ent = readdir(d))) {
+        if (!is_train_output(ent->d_name)) continue;
+        if (!(rc = fs_join(path, sizeof path, out, ent->d_name, e)) && unlink(path))
+            rc = err_set(e, ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
+        removed++;
+    }
+    closedir(d);
+    if (!rc && removed) log_msg(LOG_INFO, "--force: removed %zu files of a previous run from %s", removed, out);
+    return rc;
+}
+
 /* ---- the loop ---- */
 
 static int check_weights(train_run *r, err_t *e)
@@ -637,6 +693,19 @@ static int backward_and_sum(train_run *r, grad_sync *s, float scale, err_t *e)
     int wrc = ops_allreduce_wait_all(r->ctx, &s->red, e);
     if (!rc) rc = wrc;
     return rc ? rc : ops_allreduce_sum(r->ctx, m->grads, head, e);
+}
+
+/* A NaN or infinity would be logged as non-JSON and, through AdamW, poison
+ * every weight of the checkpoints that follow: stop before the update.
+ * The value is the same on every rank (it is summed over them first), so
+ * all ranks stop together. */
+static int check_finite(const train_run *r, const char *what, double v, err_t *e)
+{
+    if (isfinite(v)) return 0;
+    return err_set(e, ERR_FORMAT,
+                   "step %ld: the %s is %s: training stopped before the update, nothing of this step was saved "
+                   "(lower --lr, or check the weights and the store's embeddings)",
+                   r->opt.step + 1, what, isnan(v) ? "NaN" : "infinite");
 }
 
 static int train_loop(train_run *r, err_t *e)
@@ -699,13 +768,15 @@ static int train_loop(train_run *r, err_t *e)
                 rc = frc ? frc : err_set(e, ERR_MPI, "step %ld: another rank failed (see its message)", r->opt.step + 1);
                 goto out;
             }
+            double loss = sums[1] > 0 ? sums[0] / sums[1] : 0.0;
+            if ((rc = check_finite(r, "loss", loss, e))) goto out;
             clipcap_model_zero_grad(&r->m);
             float scale = sums[1] > 0 ? (float)(1.0 / sums[1]) : 0.0f;
             if ((rc = backward_and_sum(r, &gs, scale, e))) goto out;
             double gnorm = sqrt(ops_sum_squares(r->ctx, r->m.grads, r->m.n_trainable));
+            if ((rc = check_finite(r, "gradient norm", gnorm, e))) goto out;
             float lr = adamw_step(&r->opt, r->m.params, r->m.grads);
             r->in_epoch++;
-            double loss = sums[1] > 0 ? sums[0] / sums[1] : 0.0;
             if (rank == 0) {
                 char line[320];
                 double dt = clock_now() - t0;
@@ -747,7 +818,9 @@ static int train_main(train_opts *o, err_t *e)
     memset(&r, 0, sizeof r);
     r.o = *o;
     tensorfile *init = NULL; /* --init's file, open until its weights are loaded */
-    int rc = train_data_open(&r.d, o->manifest, o->splits, o->store, e);
+    int rc = mpictx_agree(mpictx_rank() == 0 ? run_dir_check(o, e) : 0, e);
+    if (rc) return rc;
+    rc = train_data_open(&r.d, o->manifest, o->splits, o->store, e);
     if (!rc && r.d.n_examples < (size_t)o->batch)
         rc = err_set(e, ERR_ARG, "%zu examples, fewer than one batch of %d", r.d.n_examples, o->batch);
     if ((rc = mpictx_agree(rc, e))) goto out;
@@ -770,7 +843,7 @@ static int train_main(train_opts *o, err_t *e)
                      gc.n_positions);
         goto out;
     }
-    if (!r.gpt2_in_ckpt && (rc = load_into(o->gpt2, "model.safetensors", load_gpt2_hub, &r, e))) goto out;
+    if (!r.gpt2_in_ckpt && (rc = load_into(o->gpt2, NULL, load_gpt2_hub, &r, e))) goto out;
     rc = init ? init_load(&r, init, e) : clipcap_model_init_mapper(&r.m, o->seed, e);
     tensorfile_close(init);
     init = NULL;
@@ -785,6 +858,7 @@ static int train_main(train_opts *o, err_t *e)
     ac.total_steps = r.total_steps;
     if ((rc = adamw_init(&r.opt, r.ctx, &ac, r.m.n_trainable, e))) goto out;
     if (mpictx_rank() == 0) rc = fs_mkdirs(o->out, e);
+    if (!rc && mpictx_rank() == 0 && o->force) rc = run_dir_clear(o->out, e);
     if ((rc = mpictx_agree(rc, e))) goto out;
     if (o->resume && (rc = mpictx_agree(resume(&r, e), e))) goto out;
     if (o->resume && (rc = mpictx_agree(mpictx_rank() == 0 ? trim_log(o->out, r.opt.step, e) : 0, e))) goto out;

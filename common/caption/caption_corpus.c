@@ -16,7 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define CC_FORMAT_VERSION 1
+#define CC_FORMAT_VERSION 2
 #define CC_MAX_SPLITS 32
 
 void caption_corpus_options_default(caption_corpus_options *o)
@@ -213,6 +213,7 @@ static int cc_failure_line(const cc_batch *b, int i, char **line, err_t *e)
 typedef struct {
     int shard, of;
     const char *manifest_shard;
+    const char *manifest_xxh128; /* the shard's checksum in the manifest's index.json */
     const char *fingerprint;
     const char *splits;
     int num_captions;
@@ -220,22 +221,38 @@ typedef struct {
 
 static json_t *cc_header_json(const cc_header *h)
 {
-    return json_pack("{s:i, s:i, s:i, s:s, s:s, s:o, s:i}", "clipcap_captions", CC_FORMAT_VERSION, "shard", h->shard,
-                     "of", h->of, "manifest_shard", h->manifest_shard, "fingerprint", h->fingerprint, "splits",
+    return json_pack("{s:i, s:i, s:i, s:s, s:s, s:s, s:o, s:i}", "clipcap_captions", CC_FORMAT_VERSION, "shard",
+                     h->shard, "of", h->of, "manifest_shard", h->manifest_shard, "manifest_xxh128", h->manifest_xxh128,
+                     "fingerprint", h->fingerprint, "splits",
                      h->splits && *h->splits ? json_string(h->splits) : json_null(), "num_captions", h->num_captions);
 }
 
-/* An existing header must describe the same work: same model, same
- * selection. Otherwise mixing would put two models' captions in one dump. */
+/* The manifest shard's checksum is the resume key: a dump continued on a
+ * re-sharded manifest, or another data set's dump with the same shard
+ * count, would count records that are not this manifest's as done. */
+static int cc_manifest_changed(const char *path, const json_t *was, const cc_header *want, err_t *e)
+{
+    return err_set(e, ERR_ARG,
+                   "%s: was written for manifest shard %s with xxh128 %s, the manifest's index.json now gives %s: the "
+                   "manifest changed since (or this is another data set's dump); caption into a new output directory",
+                   path, want->manifest_shard, json_is_string(was) ? json_string_value(was) : "(none)",
+                   want->manifest_xxh128);
+}
+
+/* An existing header must describe the same work: same manifest shard,
+ * same model, same selection. Otherwise mixing would put two models'
+ * captions, or another manifest's records, in one dump. */
 static int cc_header_check(const char *path, const json_t *got, const cc_header *want, err_t *e)
 {
     json_t *w = cc_header_json(want);
     if (!w) return err_set(e, ERR_NOMEM, "out of memory");
-    const char *fields[] = {"clipcap_captions", "shard", "of", "fingerprint", "splits", "num_captions"};
+    const char *fields[] = {"clipcap_captions", "shard", "of", "manifest_xxh128", "fingerprint", "splits", "num_captions"};
     int rc = 0;
     for (size_t f = 0; f < sizeof fields / sizeof *fields && !rc; f++) {
         const json_t *a = json_object_get(got, fields[f]);
-        if (!a || !json_equal((json_t *)a, json_object_get(w, fields[f]))) {
+        if (f == 3 && !json_equal((json_t *)a, json_object_get(w, fields[f]))) {
+            rc = cc_manifest_changed(path, a, want, e);
+        } else if (!a || !json_equal((json_t *)a, json_object_get(w, fields[f]))) {
             char *was = a ? json_dumps(a, JSON_ENCODE_ANY) : NULL;
             char *now = json_dumps(json_object_get(w, fields[f]), JSON_ENCODE_ANY);
             rc = err_set(e, ERR_ARG,
@@ -566,6 +583,7 @@ static int cc_write_index(const cc_run *x, const uint64_t *caps, const uint64_t 
         json_object_set_new(o, "file", json_string(name));
         snprintf(name, sizeof name, "failures-%05d-of-%05d.jsonl.zst", s, N);
         json_object_set_new(o, "failures_file", json_string(name));
+        json_object_set_new(o, "manifest_xxh128", json_string(manifest_shard_info(x->m, s)->xxh128));
         json_object_set_new(o, "captions", json_integer((json_int_t)caps[s]));
         json_object_set_new(o, "failures", json_integer((json_int_t)fails[s]));
         json_array_append_new(shards, o);
@@ -637,7 +655,8 @@ static void cc_close(cc_run *x, manifest_t *m)
 static int cc_dump_unit(cc_run *x, int shard, uint64_t *caps, uint64_t *fails, err_t *e)
 {
     int N = manifest_num_shards(x->m);
-    cc_header want = {shard, N, manifest_shard_info(x->m, shard)->file, captioner_fingerprint(x->c),
+    const manifest_shard_info_t *si = manifest_shard_info(x->m, shard);
+    cc_header want = {shard, N, si->file, si->xxh128, captioner_fingerprint(x->c),
                       x->splits.n ? x->opt->splits : NULL, x->b.K};
     cc_shard sh = {.shard = shard, .want = &want};
     uint64_t count = 0;

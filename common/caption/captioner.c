@@ -245,18 +245,12 @@ static int load_mapper(captioner *c, const tensorfile *tf, const char *path, err
     return rc;
 }
 
-/* GPT-2's weights from the hub directory: model.safetensors, or
- * pytorch_model.bin where a snapshot has only that. */
+/* GPT-2's weights from the hub directory (gpt2_open_weights). */
 static int load_hub_gpt2(captioner *c, const char *dir, err_t *e)
 {
-    static const char *const files[] = {"model.safetensors", "pytorch_model.bin"};
-    int rc = 0;
-    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
-        if ((rc = fs_join(c->gpt2_source, sizeof c->gpt2_source, dir, files[i], e))) return rc;
-        if (fs_exists(c->gpt2_source) || i + 1 == sizeof files / sizeof *files) break;
-    }
     tensorfile *tf = NULL;
-    if ((rc = tensorfile_open(&tf, c->gpt2_source, e))) return rc;
+    int rc = gpt2_open_weights(&tf, dir, c->gpt2_source, sizeof c->gpt2_source, e);
+    if (rc) return rc;
     rc = gpt2_load_weights(&c->gpt, tf, NULL, e);
     tensorfile_close(tf);
     if (rc && strncmp(e->msg, c->gpt2_source, strlen(c->gpt2_source))) err_wrap(e, "%s", c->gpt2_source);
@@ -356,9 +350,15 @@ int captioner_open(captioner **out, ops_ctx *ctx, const captioner_options *opt, 
     c->normalize = opt->normalize_prefix;
     c->max_images = opt->max_images > 0 ? opt->max_images : 64;
     int rc = open_model(c, opt, e);
-    if (!rc) rc = bpe_load(&c->bpe, opt->gpt2_dir, e);
+    /* the tokenizer next to the model, unless given once elsewhere */
+    const char *tok = opt->tokenizer_dir ? opt->tokenizer_dir : opt->gpt2_dir;
+    char vocab[4096];
+    if (!rc && !opt->tokenizer_dir && !fs_join(vocab, sizeof vocab, tok, "vocab.json", NULL) && !fs_exists(vocab))
+        rc = err_set(e, ERR_NOTFOUND, "%s: no GPT-2 tokenizer next to the model (vocab.json + merges.txt): pass --tokenizer DIR",
+                     opt->gpt2_dir);
+    if (!rc) rc = bpe_load(&c->bpe, tok, e);
     if (!rc && bpe_vocab_size(c->bpe) < c->gcfg.vocab_size)
-        rc = err_set(e, ERR_FORMAT, "%s: the tokenizer has %d tokens, fewer than GPT-2's vocab_size %d", opt->gpt2_dir,
+        rc = err_set(e, ERR_FORMAT, "%s: the tokenizer has %d tokens, fewer than GPT-2's vocab_size %d", tok,
                      bpe_vocab_size(c->bpe), c->gcfg.vocab_size);
     if (!rc && opt->stop_text) rc = resolve_stop(c, opt->stop_text, e);
     if (!rc && c->dcfg.max_batch <= 0) c->dcfg.max_batch = c->max_images * (c->dcfg.beam > 1 ? c->dcfg.beam : 1);

@@ -29,6 +29,7 @@
 typedef struct captioner_options {
     const char *checkpoint; /* .safetensors or .pt */
     const char *gpt2_dir;   /* config.json, vocab.json, merges.txt (+ weights for frozen checkpoints) */
+    const char *tokenizer_dir; /* vocab.json + merges.txt when not next to the model; NULL: gpt2_dir */
     decode_config decode;   /* max_batch <= 0: max_images · beam */
     int normalize_prefix;   /* L2-normalise CLIP embeddings first (as the model was trained) */
     int max_images;         /* images per mapper/decoder call; <= 0: 64 */

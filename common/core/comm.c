@@ -26,3 +26,9 @@ int comm_allreduce(void *buf, size_t n, comm_type t, comm_op op, err_t *e)
 }
 
 int comm_sum_f32(float *buf, size_t n, err_t *e) { return comm_allreduce(buf, n, COMM_F32, COMM_SUM, e); }
+
+int comm_bcast_int(int *v, int n, err_t *e)
+{
+    if (!mpictx_active() || mpictx_size() == 1) return 0;
+    return mpictx_check(MPI_Bcast(v, n, MPI_INT, 0, mpictx_comm()), "MPI_Bcast", e);
+}

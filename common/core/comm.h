@@ -13,6 +13,7 @@
 #define CLIPCAP_COMM_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include "core/log.h"
 
 typedef enum { COMM_U32, COMM_U64, COMM_F32, COMM_F64 } comm_type;
@@ -20,5 +21,10 @@ typedef enum { COMM_SUM, COMM_MIN, COMM_MAX } comm_op;
 
 int comm_allreduce(void *buf, size_t n, comm_type t, comm_op op, err_t *e);
 int comm_sum_f32(float *buf, size_t n, err_t *e);
+/* The same for counters (n <= INT_MAX): exact totals on every rank. */
+
+/* comm_bcast_int: v[0..n) of rank 0 replaces v on every rank (MPI_Bcast).
+ * Collective. With MPI not initialised or a single rank it does nothing. */
+int comm_bcast_int(int *v, int n, err_t *e);
 
 #endif

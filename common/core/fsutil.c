@@ -1,5 +1,6 @@
 #include "core/fsutil.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -200,6 +201,26 @@ int fs_exists(const char *path)
     return stat(path, &st) == 0;
 }
 
+int fs_dir_count(const char *dir, size_t *n, char *first, size_t cap, err_t *e)
+{
+    *n = 0;
+    DIR *d = opendir(dir);
+    if (!d) return errno == ENOENT ? 0 : err_set(e, ERR_IO, "%s: cannot open: %s", dir, strerror(errno));
+    struct dirent *ent;
+    while ((ent = readdir(d))) {
+        if (!strcmp(ent->d_name, ".") || !strcmp(ent->d_name, "..")) continue;
+        if (!(*n)++ && first) snprintf(first, cap, "%s", ent->d_name);
+    }
+    closedir(d);
+    return 0;
+}
+
+int fs_is_regular(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
 int fs_join(char *out, size_t cap, const char *dir, const char *name, err_t *e)
 {
     int n = (dir && *dir) ? snprintf(out, cap, "%s/%s", dir, name) : snprintf(out, cap, "%s", name);
@@ -223,6 +244,33 @@ void hash_hex128(const void *data, size_t len, char out[33])
 }
 
 uint64_t hash64(const void *data, size_t len) { return XXH3_64bits(data, len); }
+
+int fs_hash_file128(const char *path, char out[33], uint64_t *size, err_t *e)
+{
+    int fd;
+    uint64_t len;
+    int rc = fs_open_regular(path, &fd, &len, e);
+    if (rc) return rc;
+    XXH3_state_t *st = XXH3_createState();
+    uint8_t *buf = malloc(1 << 20);
+    if (!st || !buf) rc = err_set(e, ERR_NOMEM, "%s: cannot allocate a hash buffer", path);
+    if (!rc) XXH3_128bits_reset(st);
+    for (uint64_t off = 0; !rc && off < len;) {
+        size_t n = len - off < (1 << 20) ? (size_t)(len - off) : (1 << 20);
+        rc = fs_pread_exact(fd, buf, n, off, path, e);
+        if (!rc) XXH3_128bits_update(st, buf, n);
+        off += n;
+    }
+    if (!rc) {
+        XXH128_hash_t h = XXH3_128bits_digest(st);
+        snprintf(out, 33, "%016llx%016llx", (unsigned long long)h.high64, (unsigned long long)h.low64);
+        *size = len;
+    }
+    XXH3_freeState(st);
+    free(buf);
+    close(fd);
+    return rc;
+}
 
 int fs_scratch_template(char *out, size_t cap, const char *prefix, err_t *e)
 {

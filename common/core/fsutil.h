@@ -51,6 +51,12 @@ int fs_fsync_dir_of(const char *path, err_t *e);
 int fs_scratch_template(char *out, size_t cap, const char *prefix, err_t *e);
 int fs_mkdirs(const char *path, err_t *e);
 int fs_exists(const char *path);
+/* *n = entries of dir other than "." and ".." (0 when dir does not exist);
+ * the first one's name into first (cap bytes) when first is not NULL.
+ * For stages that refuse to write into a used output directory. */
+int fs_dir_count(const char *dir, size_t *n, char *first, size_t cap, err_t *e);
+/* A regular file (after following links). */
+int fs_is_regular(const char *path);
 /* Join dir and name into out (size cap), returns ERR_ARG if it does not fit. */
 int fs_join(char *out, size_t cap, const char *dir, const char *name, err_t *e);
 
@@ -60,5 +66,7 @@ void *mem_alloc_aligned(size_t bytes);
 /* XXH3-128 of the bytes, as 32 lowercase hex characters + NUL. */
 void hash_hex128(const void *data, size_t len, char out[33]);
 uint64_t hash64(const void *data, size_t len);
+/* hash_hex128 of a whole file, read in 1 MiB pieces; *size its length. */
+int fs_hash_file128(const char *path, char out[33], uint64_t *size, err_t *e);
 
 #endif

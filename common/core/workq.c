@@ -151,7 +151,6 @@ int workq_next(workq *q, int *unit, err_t *e)
 {
     *unit = -1;
     if (q->drained) return 0;
-    if (q->slow_ms) wq_sleep_us(1000L * q->slow_ms);
     int u = -1;
     if (q->mode == WQ_STATIC) {
         u = q->next < q->n ? q->next : -1;
@@ -173,6 +172,7 @@ int workq_next(workq *q, int *unit, err_t *e)
     }
     q->taken++;
     *unit = u;
+    if (q->slow_ms) wq_sleep_us(1000L * q->slow_ms);
     return 1;
 }
 

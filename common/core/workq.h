@@ -19,8 +19,10 @@
  * counts locally and calls no MPI function.
  *
  * Test hook: CLIPCAP_TEST_SLOW_RANK=R[:MS] makes rank R sleep MS
- * milliseconds (default 500) before taking each unit, so tests can check
- * that a slow rank gets fewer units. It changes timing only, never outputs.
+ * milliseconds (default 500) after taking each unit, before returning it,
+ * as a slow node would: tests check that the other ranks then take more
+ * units, and can kill rank R while it holds unfinished work. It changes
+ * timing only, never outputs.
  *
  * workq_open and workq_close are collective (every rank calls both, also
  * after a failure between them); workq_close returns after every rank has

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/fsutil.h"
+#include "data/reader_cc.h"
 #include "io/json_util.h"
 #include "io/tar_reader.h"
 #include "io/zio.h"
@@ -72,6 +73,13 @@ static int manifest_parse_shards(manifest_t *m, const json_t *doc, err_t *e)
         if (!rc) rc = manifest_get_u64(o, "captions", &si->captions, e);
         if (!rc) rc = manifest_get_u64(o, "bytes", &si->bytes, e);
         if (!rc) rc = manifest_copy_str(o, "xxh128", si->xxh128, sizeof si->xxh128, e);
+        if (!rc && json_object_get(o, "tokens_file")) {
+            rc = manifest_copy_str(o, "tokens_file", si->tokens_file, sizeof si->tokens_file, e);
+            if (!rc) rc = manifest_get_u64(o, "tokens_bytes", &si->tokens_bytes, e);
+            if (!rc) rc = manifest_copy_str(o, "tokens_xxh128", si->tokens_xxh128, sizeof si->tokens_xxh128, e);
+            if (!rc && strchr(si->tokens_file, '/'))
+                rc = err_set(e, ERR_FORMAT, "tokens_file '%s' is not a plain name", si->tokens_file);
+        }
         if (!rc && strchr(si->file, '/')) rc = err_set(e, ERR_FORMAT, "file '%s' is not a plain name", si->file);
         if (rc) return err_wrap(e, "shards[%d]", s);
     }
@@ -192,17 +200,15 @@ int manifest_verify_shard(const manifest_t *m, int shard, err_t *e)
     char path[8192];
     int rc = manifest_shard_path(m, shard, path, sizeof path, e);
     if (rc) return rc;
-    uint8_t *data = NULL;
-    size_t len = 0;
-    if ((rc = fs_read_all(path, &data, &len, e))) return rc;
     char hex[33];
-    hash_hex128(data, len, hex);
-    free(data);
-    if (len != m->shards[shard].bytes)
-        return err_set(e, ERR_FORMAT, "%s: %zu bytes, the index says %llu", path, len,
-                       (unsigned long long)m->shards[shard].bytes);
-    if (strcmp(hex, m->shards[shard].xxh128))
-        return err_set(e, ERR_FORMAT, "%s: checksum %s, the index says %s", path, hex, m->shards[shard].xxh128);
+    uint64_t len = 0;
+    if ((rc = fs_hash_file128(path, hex, &len, e))) return rc;
+    const manifest_shard_info_t *si = &m->shards[shard];
+    if (len != si->bytes || strcmp(hex, si->xxh128))
+        return err_set(e, ERR_FORMAT,
+                       "%s: checksum %s (%llu bytes), %s/" MANIFEST_INDEX_NAME " says %s (%llu bytes): the shard "
+                       "changed after `clipcap shard` wrote it (shard again)",
+                       path, hex, (unsigned long long)len, m->dir, si->xxh128, (unsigned long long)si->bytes);
     return 0;
 }
 
@@ -251,6 +257,9 @@ int manifest_shard_open(manifest_shard_reader **out, const manifest_t *m, int sh
     if (!r) return err_set(e, ERR_NOMEM, "cannot allocate shard reader");
     r->m = m;
     int rc = manifest_shard_path(m, shard, r->path, sizeof r->path, e);
+    /* A shard rewritten after the index (other content, same name) would
+     * otherwise be read as if the index described it. */
+    if (!rc) rc = manifest_verify_shard(m, shard, e);
     if (!rc) rc = zio_reader_open(&r->z, r->path, e);
     if (!rc) rc = shard_read_header(r, shard, e);
     if (rc) {
@@ -372,14 +381,41 @@ int manifest_shard_next(manifest_shard_reader *r, manifest_record_t *rec, err_t 
     return 1;
 }
 
+int manifest_check_tar_header(const manifest_record_t *rec, const uint8_t header[512], err_t *e)
+{
+    const uint64_t at = rec->loc.offset - 512;
+    tar_member m;
+    int whole = 0;
+    if (rec->loc.offset < 512 || tar_parse_header(header, at, rec->loc.path, &m, &whole, e) != 0)
+        return err_set(e, ERR_FORMAT, "%s: no tar header before byte %llu: the tar changed after `clipcap shard` "
+                       "(shard again)", rec->loc.path, (unsigned long long)rec->loc.offset);
+    char key[256];
+    reader_cc_key(m.name, key, sizeof key);
+    if (m.type != '0' || m.size != rec->loc.length || (whole && strcmp(key, rec->key)))
+        return err_set(e, ERR_FORMAT, "%s: the member at byte %llu is '%s' (%llu bytes), not key %s (%llu bytes): the "
+                       "tar changed after `clipcap shard` (shard again)", rec->loc.path, (unsigned long long)at,
+                       m.name, (unsigned long long)m.size, rec->key, (unsigned long long)rec->loc.length);
+    return 0;
+}
+
 int manifest_read_image(const manifest_record_t *rec, uint8_t **data, size_t *len, err_t *e)
 {
     *data = NULL;
     *len = 0;
     int rc;
     if (rec->loc.kind == MANIFEST_LOC_TAR) {
-        rc = tar_read_range(rec->loc.path, rec->loc.offset, rec->loc.length, data, e);
-        if (!rc) *len = (size_t)rec->loc.length;
+        uint8_t *block = NULL;
+        /* the header and the bytes in one read */
+        rc = rec->loc.offset < 512 ? manifest_check_tar_header(rec, NULL, e)
+                                   : tar_read_range(rec->loc.path, rec->loc.offset - 512, rec->loc.length + 512, &block, e);
+        if (!rc) rc = manifest_check_tar_header(rec, block, e);
+        if (!rc) {
+            memmove(block, block + 512, (size_t)rec->loc.length + 1); /* with tar_read_range's NUL */
+            *data = block;
+            *len = (size_t)rec->loc.length;
+        } else {
+            free(block);
+        }
     } else {
         rc = fs_read_all(rec->loc.path, data, len, e);
     }

@@ -68,6 +68,11 @@ typedef struct manifest_shard_info_t {
     char file[64];      /* name inside the manifest directory */
     uint64_t images, captions, bytes;
     char xxh128[33];    /* of the compressed file */
+    /* the shard's token file (data/manifest_tokens.h); tokens_file is empty
+     * in manifests written before token files existed */
+    char tokens_file[64];
+    uint64_t tokens_bytes;
+    char tokens_xxh128[33];
 } manifest_shard_info_t;
 
 typedef struct manifest_split_count_t {
@@ -104,6 +109,9 @@ int manifest_rank_shards(int num_shards, int rank, int size, int *out, int cap);
 int manifest_verify_shard(const manifest_t *m, int shard, err_t *e);
 
 typedef struct manifest_shard_reader manifest_shard_reader;
+/* Verifies the shard (manifest_verify_shard: a shard whose size or
+ * checksum is not the index's is ERR_FORMAT naming it and both values),
+ * then opens it for streaming. */
 int manifest_shard_open(manifest_shard_reader **r, const manifest_t *m, int shard, err_t *e);
 /* 1 = a record in *rec, 0 = end of shard, <0 = error naming shard file and
  * line. The end is checked against the shard header's counts: a shard with
@@ -111,8 +119,19 @@ int manifest_shard_open(manifest_shard_reader **r, const manifest_t *m, int shar
 int manifest_shard_next(manifest_shard_reader *r, manifest_record_t *rec, err_t *e);
 void manifest_shard_close(manifest_shard_reader *r); /* NULL is allowed */
 
+/* A tar record's bytes are found by offset only; a tar rewritten after
+ * `shard` (members reordered, replaced) would hand a key another image's
+ * bytes. header: the 512 bytes before rec->loc.offset. ERR_FORMAT naming
+ * the tar, the offset and both names unless they are a valid header of a
+ * regular member of rec->loc.length bytes whose name gives rec->key (the
+ * webdataset rule, reader_cc_key). A name that fills its header field may
+ * be cut (the whole one is in a pax or GNU header further back): then only
+ * the checksum, type and size are checked. */
+int manifest_check_tar_header(const manifest_record_t *rec, const uint8_t header[512], err_t *e);
+
 /* The image's encoded bytes (JPEG/PNG/WebP), malloc'd: a whole-file read or
- * a tar range read. Errors name the path (and the record key when given). */
+ * a tar range read (its header checked by manifest_check_tar_header).
+ * Errors name the path (and the record key when given). */
 int manifest_read_image(const manifest_record_t *rec, uint8_t **data, size_t *len, err_t *e);
 
 #endif

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/fsutil.h"
+#include "data/manifest_tokens.h"
 #include "data/sbuf.h"
 #include "io/zio.h"
 
@@ -133,7 +134,10 @@ int manifest_write_shard(const char *dir, const ds_t *ds, int shard, int num_sha
     info->bytes = len;
     hash_hex128(data, len, info->xxh128);
     free(data);
-    return 0;
+    manifest_tokens_file_name(shard, num_shards, info->tokens_file, sizeof info->tokens_file);
+    if ((rc = fs_join(path, sizeof path, dir, info->tokens_file, e))) return rc;
+    return manifest_tokens_write(path, ds, shard, num_shards, first, end, ids, n_ids, &info->tokens_bytes,
+                                 info->tokens_xxh128, e);
 }
 
 /* Splits in order of first appearance in the manifest (deterministic). */
@@ -196,9 +200,12 @@ int manifest_write_index(const char *dir, const ds_t *ds, const manifest_source_
     json_t *inputs = json_array(), *sh = json_array();
     for (size_t i = 0; i < src->n_inputs; i++) json_array_append_new(inputs, json_string(src->inputs[i]));
     for (int s = 0; s < num_shards; s++)
-        json_array_append_new(sh, json_pack("{s:s, s:I, s:I, s:I, s:s}", "file", shards[s].file, "images",
-                                            (json_int_t)shards[s].images, "captions", (json_int_t)shards[s].captions,
-                                            "bytes", (json_int_t)shards[s].bytes, "xxh128", shards[s].xxh128));
+        json_array_append_new(sh, json_pack("{s:s, s:I, s:I, s:I, s:s, s:s, s:I, s:s}", "file", shards[s].file,
+                                            "images", (json_int_t)shards[s].images, "captions",
+                                            (json_int_t)shards[s].captions, "bytes", (json_int_t)shards[s].bytes,
+                                            "xxh128", shards[s].xxh128, "tokens_file", shards[s].tokens_file,
+                                            "tokens_bytes", (json_int_t)shards[s].tokens_bytes, "tokens_xxh128",
+                                            shards[s].tokens_xxh128));
     json_t *summary = manifest_summary_json(ds);
     json_t *doc = json_pack("{s:s, s:i, s:{s:s, s:o}, s:s, s:s, s:I, s:I, s:O, s:{s:I, s:f, s:f, s:i, s:i}, "
                             "s:i, s:o, s:O, s:O}",

@@ -291,13 +291,21 @@ static int cc_is_image_ext(const char *ext)
 /* Key and extension of a member/file name: "dir/000000123.jpg" -> key
  * "000000123" (basename up to its first dot), ext "jpg"; group = everything
  * before the first dot of the basename (keeps the directory). */
+void reader_cc_key(const char *name, char *key, size_t cap)
+{
+    const char *base = strrchr(name, '/');
+    base = base ? base + 1 : name;
+    const char *dot = strchr(base, '.');
+    snprintf(key, cap, "%.*s", (int)(dot ? (size_t)(dot - base) : strlen(base)), base);
+}
+
 static void cc_split_name(const char *name, char *group, size_t gcap, char *key, size_t kcap, const char **ext)
 {
     const char *base = strrchr(name, '/');
     base = base ? base + 1 : name;
     const char *dot = strchr(base, '.');
     size_t klen = dot ? (size_t)(dot - base) : strlen(base);
-    snprintf(key, kcap, "%.*s", (int)klen, base);
+    reader_cc_key(name, key, kcap);
     snprintf(group, gcap, "%.*s", (int)(base - name + (long)klen), name);
     *ext = dot ? dot + 1 : "";
 }

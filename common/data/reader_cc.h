@@ -55,5 +55,8 @@ cc_tsv_row *cc_tsv_find(cc_tsv_t *t, const char *url, size_t n);
 /* tsv may be NULL. Samples are read under ds->root. */
 int reader_cc_files_read(ds_t *ds, const char *tsv, const char *split, err_t *e);
 int reader_cc_tar_read(ds_t *ds, const char *tsv, const char *split, err_t *e);
+/* The sample key of a member or file name, the webdataset rule: its
+ * basename up to the first dot ("00001/000010003.jpg" -> "000010003"). */
+void reader_cc_key(const char *name, char *key, size_t cap);
 
 #endif

@@ -99,6 +99,8 @@ void synth_plan_record(const synth_plan_t *p, uint64_t i, synth_record_t *r)
         } else {
             r->width = 32 + (int)synth_rng_below(&rng, 353);
             r->height = 32 + (int)synth_rng_below(&rng, 353);
+            /* Drawn either way, so that --square changes nothing else. */
+            if (o->square) r->height = r->width;
         }
         /* Five of eight go to train2014 ("train"); val2014 splits into
          * Karpathy's val, test and restval, as in the real split. */

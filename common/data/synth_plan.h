@@ -52,6 +52,7 @@ typedef struct synth_opts_t {
     int bad;              /* also write the bad records */
     uint32_t large;       /* how many multi-megapixel images */
     uint32_t per_shard;   /* CC samples per shard (<= 10000) */
+    int square;           /* the 32-384 px images are square (CLIP's centre crop then keeps every shape) */
 } synth_opts_t;
 
 typedef struct synth_plan_t {

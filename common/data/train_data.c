@@ -3,6 +3,7 @@
 #include "core/mpictx.h"
 #include "core/progress.h"
 #include "data/manifest.h"
+#include "data/manifest_tokens.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -10,18 +11,6 @@
 /* dim[] markers of the store check (a real dim is 1..STORE_MAX_DIM) */
 #define DIM_ABSENT 0u
 #define DIM_FAILED UINT32_MAX
-
-static int grow(void **p, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap) return 0;
-    size_t c = *cap ? *cap * 2 : 1024;
-    while (c < need) c *= 2;
-    void *q = realloc(*p, c * elem);
-    if (!q) return ERR_NOMEM;
-    *p = q;
-    *cap = c;
-    return 0;
-}
 
 static int split_selected(const char *splits, const char *split)
 {
@@ -36,70 +25,70 @@ static int split_selected(const char *splits, const char *split)
     return 0;
 }
 
-typedef struct growth {
-    size_t keys, key_off, ex_image, tok_off, tok;
-} growth;
-
-/* One manifest record's image and captions onto the example set. */
-static int add_record(train_data *d, growth *g, const manifest_record_t *rec, err_t *e)
+/* Kept image k's shard and index inside it. */
+static const manifest_tokens *image_of(const train_data *d, size_t k, uint64_t *local)
 {
-    size_t klen = strlen(rec->key) + 1, at = d->keys_len;
-    if (d->n_images >= UINT32_MAX) return err_set(e, ERR_LIMIT, "more than %u images", UINT32_MAX - 1);
-    if (grow((void **)&d->keys, &g->keys, at + klen, 1) ||
-        grow((void **)&d->key_off, &g->key_off, d->n_images + 1, sizeof *d->key_off) ||
-        grow((void **)&d->ex_image, &g->ex_image, d->n_examples + rec->n_captions, sizeof *d->ex_image) ||
-        grow((void **)&d->tok_off, &g->tok_off, d->n_examples + rec->n_captions + 1, sizeof *d->tok_off))
-        return err_set(e, ERR_NOMEM, "out of memory reading the captions");
-    memcpy(d->keys + at, rec->key, klen);
-    d->keys_len += klen;
-    d->key_off[d->n_images] = at;
-    for (size_t c = 0; c < rec->n_captions; c++) {
-        size_t x = d->n_examples, n = rec->n_tokens[c] < (uint32_t)d->L ? rec->n_tokens[c] : (size_t)d->L;
-        uint64_t t0 = d->tok_off[x];
-        if (grow((void **)&d->tok, &g->tok, t0 + n, sizeof *d->tok))
-            return err_set(e, ERR_NOMEM, "out of memory reading the captions");
-        for (size_t j = 0; j < n; j++) {
-            int32_t id = rec->tokens[c][j];
-            if (id < 0 || id > UINT16_MAX)
-                return err_set(e, ERR_UNSUPPORTED, "image '%s' caption %zu: token id %d is outside 0..%d",
-                               rec->key, c, (int)id, UINT16_MAX);
-            d->tok[t0 + j] = (uint16_t)id;
-        }
-        d->ex_image[x] = (uint32_t)d->n_images;
-        d->tok_off[x + 1] = t0 + n;
-        d->n_examples++;
+    uint64_t g = d->img[k];
+    int lo = 0, hi = d->n_shards; /* shard_base[lo] <= g < shard_base[hi] */
+    while (hi - lo > 1) {
+        int mid = lo + (hi - lo) / 2;
+        if (d->shard_base[mid] <= g) lo = mid;
+        else hi = mid;
     }
-    d->n_images++;
-    return 0;
+    *local = g - d->shard_base[lo];
+    return &d->shards[lo];
 }
 
+const char *train_data_key(const train_data *d, size_t k)
+{
+    uint64_t i;
+    const manifest_tokens *t = image_of(d, k, &i);
+    return t->keys + t->key_off[i];
+}
+
+/* Map every shard's token file and list the images of the selected splits. */
 static int read_manifest(train_data *d, const char *dir, const char *splits, err_t *e)
 {
     manifest_t *m = NULL;
     int rc = manifest_open(&m, dir, e);
     if (rc) return rc;
     d->L = (int)manifest_token_stats(m)->max_seq_len;
-    if (d->L < 1) {
-        manifest_close(m);
-        return err_set(e, ERR_FORMAT, "%s: max_seq_len is 0 (no tokenised captions)", dir);
+    d->n_shards = manifest_num_shards(m);
+    if (d->L < 1) rc = err_set(e, ERR_FORMAT, "%s: max_seq_len is 0 (no tokenised captions)", dir);
+    else if (manifest_num_images(m) >= UINT32_MAX)
+        rc = err_set(e, ERR_LIMIT, "%s: more than %u images", dir, UINT32_MAX - 1);
+    d->shards = calloc((size_t)d->n_shards, sizeof *d->shards);
+    d->shard_base = calloc((size_t)d->n_shards + 1, sizeof *d->shard_base);
+    size_t cap = (size_t)manifest_num_images(m);
+    d->img = malloc((cap ? cap : 1) * sizeof *d->img);
+    d->ex_first = malloc((cap + 1) * sizeof *d->ex_first);
+    if (!rc && (!d->shards || !d->shard_base || !d->img || !d->ex_first))
+        rc = err_set(e, ERR_NOMEM, "out of memory for %zu images", cap);
+    uint64_t base = 0;
+    if (!rc) d->ex_first[0] = 0;
+    for (int s = 0; s < d->n_shards && !rc; s++) {
+        manifest_tokens *t = &d->shards[s];
+        if ((rc = manifest_tokens_open(t, m, s, e))) break;
+        d->shard_base[s] = base;
+        uint8_t want[MANIFEST_TOKENS_MAX_SPLITS] = {0};
+        for (uint32_t j = 0; j < t->n_splits; j++)
+            want[j] = (uint8_t)split_selected(splits, manifest_tokens_split_name(t, j));
+        for (uint64_t i = 0; i < t->images; i++) {
+            uint64_t nc = t->cap_first[i + 1] - t->cap_first[i];
+            if (!want[t->split[i]] || !nc) continue;
+            d->img[d->n_images] = (uint32_t)(base + i);
+            d->ex_first[d->n_images + 1] = d->ex_first[d->n_images] + nc;
+            d->n_images++;
+        }
+        base += t->images;
     }
-    growth g = {0};
-    if (grow((void **)&d->tok_off, &g.tok_off, 1, sizeof *d->tok_off)) rc = err_set(e, ERR_NOMEM, "out of memory");
-    else d->tok_off[0] = 0;
-    for (int s = 0; s < manifest_num_shards(m) && !rc; s++) {
-        manifest_shard_reader *r = NULL;
-        if ((rc = manifest_shard_open(&r, m, s, e))) break;
-        manifest_record_t rec;
-        int more = 0;
-        while (!rc && (more = manifest_shard_next(r, &rec, e)) == 1)
-            if (split_selected(splits, rec.split) && rec.n_captions &&
-                (rc = add_record(d, &g, &rec, e)))
-                err_wrap(e, "%s/%s", dir, manifest_shard_info(m, s)->file);
-        if (!rc && more < 0) rc = more;
-        manifest_shard_close(r);
-    }
+    if (!rc) d->shard_base[d->n_shards] = base;
+    if (!rc && base != manifest_num_images(m))
+        rc = err_set(e, ERR_FORMAT, "%s: token files hold %llu images, index.json %llu", dir, (unsigned long long)base,
+                     (unsigned long long)manifest_num_images(m));
     manifest_close(m);
     if (rc) return rc;
+    d->n_examples = (size_t)d->ex_first[d->n_images];
     if (!d->n_examples) return err_set(e, ERR_NOTFOUND, "%s: no captions in the selected splits", dir);
     return 0;
 }
@@ -115,7 +104,7 @@ static int lookup_dims(train_data *d, uint32_t *dim, err_t *e)
     uint64_t done = 0;
     for (size_t i = (size_t)rank; i < d->n_images && !rc; i += (size_t)size) {
         store_entry ent;
-        if ((rc = store_lookup(d->st, d->keys + d->key_off[i], &ent, e))) break;
+        if ((rc = store_lookup(d->st, train_data_key(d, i), &ent, e))) break;
         dim[i] = ent.kind == STORE_ENTRY_EMBEDDING ? ent.rec.dim : ent.kind == STORE_ENTRY_FAILURE ? DIM_FAILED : DIM_ABSENT;
         progress_update(&prog, ++done, 0);
     }
@@ -134,40 +123,31 @@ static int apply_dims(train_data *d, const uint32_t *dim, err_t *e)
         if (first_emb == SIZE_MAX) first_emb = i;
         else if (dim[i] != dim[first_emb])
             return err_set(e, ERR_FORMAT, "%s: embedding of '%s' has %u values, that of '%s' %u", d->store_dir,
-                           d->keys + d->key_off[i], dim[i], d->keys + d->key_off[first_emb], dim[first_emb]);
+                           train_data_key(d, i), dim[i], train_data_key(d, first_emb), dim[first_emb]);
     }
     if (absent)
         return err_set(e, ERR_NOTFOUND,
                        "%s: %zu of the %zu images the manifest needs are not in the store (first: '%s'); run "
                        "`clipcap extract` on this manifest first",
-                       d->store_dir, absent, d->n_images, d->keys + d->key_off[first_absent]);
+                       d->store_dir, absent, d->n_images, train_data_key(d, first_absent));
     if (first_emb == SIZE_MAX)
         return err_set(e, ERR_NOTFOUND, "%s: every image of the manifest failed extraction", d->store_dir);
     d->D = (int)dim[first_emb];
     /* drop the images that failed extraction, and their captions */
-    uint32_t *renum = malloc(d->n_images * sizeof *renum);
-    if (!renum) return err_set(e, ERR_NOMEM, "out of memory");
     size_t kept = 0;
     for (size_t i = 0; i < d->n_images; i++) {
-        renum[i] = (uint32_t)kept;
-        if (dim[i] != DIM_FAILED) d->key_off[kept++] = d->key_off[i];
+        uint64_t nc = d->ex_first[i + 1] - d->ex_first[i];
+        if (dim[i] == DIM_FAILED) {
+            d->n_dropped_examples += nc;
+            continue;
+        }
+        d->img[kept] = d->img[i];
+        d->ex_first[kept + 1] = d->ex_first[kept] + nc;
+        kept++;
     }
     d->n_dropped_images = d->n_images - kept;
     d->n_images = kept;
-    size_t kx = 0;
-    uint64_t kt = 0;
-    for (size_t x = 0; x < d->n_examples; x++) {
-        uint64_t t0 = d->tok_off[x], t1 = d->tok_off[x + 1];
-        if (dim[d->ex_image[x]] == DIM_FAILED) continue;
-        d->ex_image[kx] = renum[d->ex_image[x]];
-        memmove(d->tok + kt, d->tok + t0, (size_t)(t1 - t0) * sizeof *d->tok);
-        d->tok_off[kx] = kt;
-        kt += t1 - t0;
-        d->tok_off[++kx] = kt;
-    }
-    free(renum);
-    d->n_dropped_examples = d->n_examples - kx;
-    d->n_examples = kx;
+    d->n_examples = (size_t)d->ex_first[kept];
     if (d->n_dropped_images)
         log_msg(LOG_WARN, "%s: %zu images failed extraction: their %zu captions are skipped", d->store_dir,
                 d->n_dropped_images, d->n_dropped_examples);
@@ -193,11 +173,11 @@ int train_data_open(train_data *d, const char *manifest_dir, const char *splits,
 void train_data_close(train_data *d)
 {
     store_close(d->st);
-    free(d->keys);
-    free(d->key_off);
-    free(d->ex_image);
-    free(d->tok_off);
-    free(d->tok);
+    for (int s = 0; d->shards && s < d->n_shards; s++) manifest_tokens_close(&d->shards[s]);
+    free(d->shards);
+    free(d->shard_base);
+    free(d->img);
+    free(d->ex_first);
     memset(d, 0, sizeof *d);
 }
 
@@ -205,23 +185,34 @@ int train_data_batch(train_data *d, const size_t *ex, int n, float *clip, int32_
 {
     for (int b = 0; b < n; b++) {
         size_t x = ex[b];
-        const char *key = d->keys + d->key_off[d->ex_image[x]];
+        if (x >= d->n_examples)
+            return err_set(e, ERR_INTERNAL, "example %zu of %zu requested", x, d->n_examples);
+        size_t lo = 0, hi = d->n_images; /* ex_first[lo] <= x < ex_first[hi] */
+        while (hi - lo > 1) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (d->ex_first[mid] <= x) lo = mid;
+            else hi = mid;
+        }
+        uint64_t i;
+        const manifest_tokens *t = image_of(d, lo, &i);
+        const char *key = t->keys + t->key_off[i];
         store_entry ent;
         int rc = store_lookup_embedding(d->st, key, &ent, clip + (size_t)b * d->D, (uint32_t)d->D, e);
         if (rc) return rc;
         if (ent.kind != STORE_ENTRY_EMBEDDING || (int)ent.rec.dim != d->D)
             return err_set(e, ERR_FORMAT, "%s: the embedding of '%s' changed since training started", d->store_dir,
                            key);
-        const uint16_t *t = d->tok + d->tok_off[x];
-        int len = (int)(d->tok_off[x + 1] - d->tok_off[x]);
+        uint64_t c = t->cap_first[i] + (x - d->ex_first[lo]);
+        const uint16_t *ids = t->tok + t->tok_first[c];
+        uint64_t len = t->tok_first[c + 1] - t->tok_first[c];
         int32_t *row = tokens + (size_t)b * d->L;
-        for (int j = 0; j < d->L; j++) row[j] = j < len ? t[j] : -1;
+        for (int j = 0; j < d->L; j++) row[j] = (uint64_t)j < len ? ids[j] : -1;
     }
     return 0;
 }
 
 size_t train_data_bytes(const train_data *d)
 {
-    return d->keys_len + d->n_images * sizeof *d->key_off + d->n_examples * sizeof *d->ex_image +
-           (d->n_examples + 1) * sizeof *d->tok_off + (size_t)d->tok_off[d->n_examples] * sizeof *d->tok;
+    return (size_t)d->n_shards * (sizeof *d->shards + sizeof *d->shard_base) + sizeof *d->shard_base +
+           d->n_images * sizeof *d->img + (d->n_images + 1) * sizeof *d->ex_first;
 }

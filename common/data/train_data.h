@@ -3,14 +3,15 @@
  * CLIP embedding of the caption's image fetched from the feature store one
  * batch at a time (docs/training.md).
  *
- * Memory is what a rank needs to draw any batch, not the data set: every
- * image key once (one arena), and every caption's token ids cut to
- * max_seq_len as 16-bit ids packed end to end (GPT-2's 50257 ids fit; a
- * larger id is refused at open). No embedding is held: train_data_batch
- * looks each one up in the LMDB store, whose memory map the kernel shares
- * between the ranks of a node and can drop under pressure. The same bits
- * reach the model as from a whole-store read (store_lookup_embedding
- * widens fp16 exactly as the iterator does).
+ * Memory is what a rank needs to draw any batch, not the data set: the
+ * manifest's token files (data/manifest_tokens.h: keys and 16-bit ids,
+ * written by `clipcap shard`) are mmap'd, so their pages are page cache
+ * shared by the ranks of a node; the heap holds 12 bytes per image (its
+ * index and its first example) and a few per shard. An example x is found
+ * by binary search over the images' first examples. No embedding is held:
+ * train_data_batch looks each one up in the store. The same bits reach
+ * the model as from a whole-store read (store_lookup_embedding widens
+ * fp16 exactly as the iterator does).
  *
  * train_data_open checks the store BEFORE training starts, so a bad store
  * never fails mid-run: every image must have an entry. An image whose entry
@@ -29,18 +30,19 @@
 #include "core/log.h"
 #include "store/store.h"
 
+struct manifest_tokens;
+
 typedef struct train_data {
     int L;                  /* max_seq_len from the manifest header */
     int D;                  /* CLIP embedding size from the store */
     size_t n_images;        /* images with an embedding (others dropped) */
     size_t n_examples;
     size_t n_dropped_images, n_dropped_examples; /* extraction failures */
-    char *keys;             /* NUL-terminated image keys, end to end */
-    size_t keys_len;        /* bytes used in keys (dropped images' too) */
-    uint64_t *key_off;      /* [n_images] offset of each key in keys */
-    uint32_t *ex_image;     /* [n_examples] image index */
-    uint64_t *tok_off;      /* [n_examples + 1] example x's ids are tok[tok_off[x] .. tok_off[x+1]) */
-    uint16_t *tok;          /* token ids, at most L per example */
+    int n_shards;
+    struct manifest_tokens *shards; /* [n_shards] mapped token files */
+    uint64_t *shard_base;   /* [n_shards + 1] first manifest image of each shard */
+    uint32_t *img;          /* [n_images] manifest image index of each kept image */
+    uint64_t *ex_first;     /* [n_images + 1] kept image k's examples are [ex_first[k], ex_first[k+1]) */
     store *st;              /* open for the per-batch lookups */
     const char *store_dir;  /* for error messages (the caller's string) */
 } train_data;
@@ -53,7 +55,11 @@ void train_data_close(train_data *d); /* also after a failed open */
  * their ids padded with -1 (what clipcap_model_forward takes). */
 int train_data_batch(train_data *d, const size_t *ex, int n, float *clip, int32_t *tokens, err_t *e);
 
-/* Bytes of host memory the example set holds (keys, offsets, ids). */
+/* The key of kept image k (< n_images). */
+const char *train_data_key(const train_data *d, size_t k);
+
+/* Bytes of heap the example set holds (the token files are mapped, not
+ * counted). */
 size_t train_data_bytes(const train_data *d);
 
 #endif

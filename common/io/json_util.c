@@ -4,16 +4,27 @@
 
 #include "core/fsutil.h"
 
-static int json_error(const json_error_t *je, const char *name, err_t *e)
+int json_parse_error(err_t *e, const json_error_t *je, const char *name, const char *buf, size_t len,
+                     const char *context)
 {
-    return err_set(e, ERR_FORMAT, "%s:%d:%d: %s", name, je->line, je->column, je->text);
+    /* jansson's position counts the bytes it accepted (the byte at fault
+     * among them, except one that is not UTF-8); its column counts
+     * characters, so it is not used */
+    int bad_utf8 = json_error_code(je) == json_error_invalid_utf8;
+    size_t pos = (je->position > 0 ? (size_t)je->position : 0) + (size_t)bad_utf8;
+    if (pos == 0) pos = 1;
+    if (pos > len + 1) pos = len + 1;
+    size_t start = pos - 1; /* index of the line's first byte */
+    while (start > 0 && buf[start - 1] != '\n') start--;
+    return err_set(e, ERR_FORMAT, "%s:%d:%zu: %s%s%s", name, je->line, pos - start, context,
+                   bad_utf8 ? "text is not UTF-8: " : "", je->text);
 }
 
 int json_load_buffer(json_t **out, const char *buf, size_t len, const char *name, err_t *e)
 {
     json_error_t je;
     *out = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
-    if (!*out) return json_error(&je, name ? name : "<buffer>", e);
+    if (!*out) return json_parse_error(e, &je, name ? name : "<buffer>", buf, len, "");
     return 0;
 }
 

@@ -169,6 +169,32 @@ static int tar_parse_pax(tar_reader *r, const char *p, size_t n, char *name, int
     return 0;
 }
 
+int tar_parse_header(const uint8_t h[512], uint64_t pos, const char *path, tar_member *m, int *name_whole, err_t *e)
+{
+    char hname[101];
+    tar_field(hname, h, 100);
+    if (!tar_checksum_ok(h))
+        return err_set(e, ERR_FORMAT, "%s: member '%s': bad header checksum at byte %llu", path, hname,
+                       (unsigned long long)pos);
+    if (tar_number(h + 124, 12, &m->size))
+        return err_set(e, ERR_FORMAT, "%s: member '%s': bad size field at byte %llu", path, hname,
+                       (unsigned long long)pos);
+    m->type = h[156] ? (char)h[156] : '0';
+    m->data_offset = pos + 512;
+    /* ustar splits long names into prefix "/" name; GNU's magic "ustar  "
+     * uses that area for other fields. */
+    int prefixed = !memcmp(h + 257, "ustar\0", 6) && h[345];
+    if (prefixed) {
+        char prefix[156];
+        tar_field(prefix, h + 345, 155);
+        snprintf(m->name, sizeof m->name, "%s/%s", prefix, hname);
+    } else {
+        memcpy(m->name, hname, strlen(hname) + 1);
+    }
+    *name_whole = prefixed || memchr(h, 0, 100) != NULL;
+    return 0;
+}
+
 int tar_next(tar_reader *r, tar_member *m, err_t *e)
 {
     char long_name[sizeof m->name];
@@ -192,19 +218,15 @@ int tar_next(tar_reader *r, tar_member *m, err_t *e)
             r->done = 1;
             return 0;
         }
-        char hname[101];
-        tar_field(hname, h, 100);
-        if (!tar_checksum_ok(h))
-            return err_set(e, ERR_FORMAT, "%s: member '%s': bad header checksum at byte %llu", r->path, hname, (unsigned long long)r->pos);
-        uint64_t size;
-        if (tar_number(h + 124, 12, &size))
-            return err_set(e, ERR_FORMAT, "%s: member '%s': bad size field at byte %llu", r->path, hname, (unsigned long long)r->pos);
-        char type = h[156] ? (char)h[156] : '0';
+        int whole;
+        if ((rc = tar_parse_header(h, r->pos, r->path, m, &whole, e)) != 0) return rc;
+        uint64_t size = m->size;
+        char type = m->type;
         if (has_size && type != 'x' && type != 'L' && type != 'g' && type != 'K') size = pax_size;
         uint64_t data_off = r->pos + 512;
         if (size > r->file_size - data_off)
             return err_set(e, ERR_FORMAT, "%s: member '%s': truncated (%llu bytes declared, %llu left in the file)", r->path,
-                           has_name ? long_name : hname, (unsigned long long)size, (unsigned long long)(r->file_size - data_off));
+                           has_name ? long_name : m->name, (unsigned long long)size, (unsigned long long)(r->file_size - data_off));
         uint64_t next = data_off + ((size + 511) & ~(uint64_t)511);
         if (next > r->file_size) next = r->file_size; /* the last member's padding may be missing; the next read says so */
         if (type == 'x' || type == 'L' || type == 'g' || type == 'K') {
@@ -225,27 +247,13 @@ int tar_next(tar_reader *r, tar_member *m, err_t *e)
             r->pos = next;
             continue;
         }
-        if (has_name) {
-            memcpy(m->name, long_name, strlen(long_name) + 1);
-        } else {
-            /* ustar splits long names into prefix "/" name; GNU's magic
-             * "ustar  " uses that area for other fields. */
-            char prefix[156];
-            if (!memcmp(h + 257, "ustar\0", 6) && h[345]) {
-                tar_field(prefix, h + 345, 155);
-                snprintf(m->name, sizeof m->name, "%s/%s", prefix, hname);
-            } else {
-                memcpy(m->name, hname, strlen(hname) + 1);
-            }
-        }
+        if (has_name) memcpy(m->name, long_name, strlen(long_name) + 1);
         /* Directories end in '/' on disk; report them as tarfile does. */
         if (type == '5') {
             size_t nl = strlen(m->name);
             while (nl > 1 && m->name[nl - 1] == '/') m->name[--nl] = 0;
         }
-        m->type = type;
         m->size = size;
-        m->data_offset = data_off;
         r->pos = next;
         return 1;
     }

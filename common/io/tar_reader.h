@@ -29,6 +29,13 @@ int tar_open_buffer(tar_reader **r, const uint8_t *data, size_t len, const char 
 int tar_next(tar_reader *r, tar_member *m, err_t *e);
 /* NULL is allowed. */
 void tar_close(tar_reader *r);
+/* One header block h, found at byte pos of path (for messages): checks its
+ * checksum and fills m: the ustar name (prefix "/" name), type, size, and
+ * data_offset = pos + 512. *name_whole is 0 when the name field is full
+ * and no prefix is used: the member's real name may then be longer, in a
+ * pax or GNU long-name header before this block, which tar_next applies
+ * and this function cannot see. */
+int tar_parse_header(const uint8_t h[512], uint64_t pos, const char *path, tar_member *m, int *name_whole, err_t *e);
 /* pread size bytes at offset into a malloc'd buffer; a short read is
  * ERR_FORMAT naming the path. */
 int tar_read_range(const char *path, uint64_t offset, uint64_t size, uint8_t **data, err_t *e);

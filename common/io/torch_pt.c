@@ -12,7 +12,11 @@ typedef struct pt_zentry {
     char *name;
     const uint8_t *data;
     uint64_t size;
+    unsigned method; /* 0 = stored; TorchScript deflates its code/ entries, which we never read */
 } pt_zentry;
+
+/* Entries we read must be stored, as torch writes data.pkl and storages. */
+static int pt_zstored(const struct pt_file *f, const pt_zentry *z, err_t *e);
 
 struct pt_file {
     char path[1024];
@@ -36,7 +40,7 @@ static int pt_zcmp(const void *a, const void *b)
 
 static const pt_zentry *pt_zfind(const pt_file *f, const char *name)
 {
-    pt_zentry key = {(char *)name, NULL, 0};
+    pt_zentry key = {.name = (char *)name};
     return bsearch(&key, f->zip, (size_t)f->nzip, sizeof key, pt_zcmp);
 }
 
@@ -106,8 +110,8 @@ static int pt_parse_zip(pt_file *f, err_t *e)
         f->nzip++;
         if (pt_zip64_extra(p + 46 + nlen, xlen, &usize, &csize, &loff))
             return err_set(e, ERR_FORMAT, "%s: zip entry '%s': bad zip64 extra field", f->path, name);
-        if (method != 0)
-            return err_set(e, ERR_UNSUPPORTED, "%s: zip entry '%s' is compressed (method %u); torch.save stores entries uncompressed", f->path, name, method);
+        f->zip[f->nzip - 1].method = method;
+        if (method != 0) usize = csize; /* the entry's bytes as they are; pt_zstored refuses to use them */
         if (csize != usize) return err_set(e, ERR_FORMAT, "%s: zip entry '%s': stored entry with different sizes", f->path, name);
         if (loff > len || len - loff < 30 || rd32(m + loff) != 0x04034b50u)
             return err_set(e, ERR_FORMAT, "%s: zip entry '%s': bad local header offset", f->path, name);
@@ -123,9 +127,16 @@ static int pt_parse_zip(pt_file *f, err_t *e)
     return 0;
 }
 
+static int pt_zstored(const struct pt_file *f, const pt_zentry *z, err_t *e)
+{
+    if (z->method == 0) return 0;
+    return err_set(e, ERR_UNSUPPORTED, "%s: zip entry '%s' is compressed (method %u); torch.save stores entries uncompressed", f->path,
+                   z->name, z->method);
+}
+
 /* ---- pickle machine --------------------------------------------------- */
 
-enum pk_kind { PK_MARK, PK_NONE, PK_BOOL, PK_INT, PK_FLOAT, PK_STR, PK_TUPLE, PK_LIST, PK_DICT, PK_GLOBAL, PK_STORAGE, PK_TENSOR };
+enum pk_kind { PK_MARK, PK_NONE, PK_BOOL, PK_INT, PK_FLOAT, PK_STR, PK_TUPLE, PK_LIST, PK_DICT, PK_GLOBAL, PK_STORAGE, PK_TENSOR, PK_MODULE, PK_BYTES };
 
 typedef struct pk_obj pk_obj;
 struct pk_obj {
@@ -133,12 +144,15 @@ struct pk_obj {
     pk_obj *next_alloc; /* every object, for freeing */
     int64_t i;          /* INT, BOOL */
     double d;
-    char *s;            /* STR (NUL-terminated copy), GLOBAL "module.name", STORAGE key */
+    char *s;            /* STR (NUL-terminated copy), GLOBAL "module.name", STORAGE key, MODULE class */
     size_t slen;
     pk_obj **items;     /* TUPLE, LIST; DICT as key, value pairs */
     size_t n, cap;
     enum st_dtype dtype;    /* STORAGE, TENSOR */
     pk_obj *storage;        /* TENSOR */
+    pk_obj *state;          /* MODULE: its attribute dict, set by BUILD */
+    const uint8_t *bytes;   /* BYTES (borrowed from the pickle's buffer); STORAGE read from a legacy save */
+    uint64_t nbytes;
     int64_t offset;         /* TENSOR: storage offset in elements */
     int ndim;
     int64_t shape[PT_MAX_DIMS], stride[PT_MAX_DIMS];
@@ -146,6 +160,7 @@ struct pk_obj {
 
 typedef struct pk_vm {
     const char *path;
+    const char *what; /* "data.pkl", "pickle", ...: named in errors */
     const uint8_t *p, *end, *start;
     pk_obj *allocs;
     pk_obj **stack;
@@ -183,7 +198,7 @@ static size_t pk_pos(const pk_vm *vm) { return (size_t)(vm->p - vm->start); }
 
 static int pk_err(pk_vm *vm, int code, const char *what, size_t at)
 {
-    return err_set(vm->e, code, "%s: data.pkl: %s at byte %zu", vm->path, what, at);
+    return err_set(vm->e, code, "%s: %s: %s at byte %zu", vm->path, vm->what, what, at);
 }
 
 static int pk_push(pk_vm *vm, pk_obj *o)
@@ -346,6 +361,59 @@ bad:
     return NULL;
 }
 
+static int pk_run(pk_vm *vm, pk_obj **result);
+
+/* The pickle of torch's legacy magic number (a 10-byte LONG1). */
+static const uint8_t pk_legacy_magic[] = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46,
+                                          0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e};
+
+/* torch.storage._load_from_bytes(b), how a storage pickles outside
+ * torch.save: b is a whole legacy (pre-zip) torch.save of that storage,
+ * i.e. pickles of the magic number, the protocol version, sys_info, the
+ * storage (a persistent id) and the list of storage keys, then per key an
+ * int64 element count and the raw little-endian elements. Each pickle runs
+ * in its own machine (own memo); their objects join the caller's. */
+static int pk_load_from_bytes(pk_vm *vm, const pk_obj *args, size_t at)
+{
+    if (args->n != 1 || args->items[0]->kind != PK_BYTES) return pk_err(vm, ERR_FORMAT, "_load_from_bytes of something other than bytes", at);
+    const uint8_t *b = args->items[0]->bytes;
+    const uint64_t n = args->items[0]->nbytes;
+    if (n < sizeof pk_legacy_magic || memcmp(b, pk_legacy_magic, sizeof pk_legacy_magic))
+        return pk_err(vm, ERR_UNSUPPORTED, "_load_from_bytes of something other than a legacy torch.save", at);
+    pk_vm in = {.path = vm->path, .what = "storage bytes", .start = b, .p = b + sizeof pk_legacy_magic, .end = b + n, .e = vm->e};
+    pk_obj *res[4] = {0};
+    int rc = 0;
+    for (int k = 0; k < 4 && !rc; k++) {
+        free(in.memo);
+        in.memo = NULL, in.nmemo = 0, in.memo_keys = 0, in.sp = 0;
+        rc = pk_run(&in, &res[k]);
+    }
+    const pk_obj *le = NULL;
+    for (size_t i = 0; !rc && res[1]->kind == PK_DICT && i + 1 < res[1]->n; i += 2)
+        if (res[1]->items[i]->kind == PK_STR && !strcmp(res[1]->items[i]->s, "little_endian")) le = res[1]->items[i + 1];
+    if (!rc && le && !(le->kind == PK_BOOL && le->i))
+        rc = pk_err(vm, ERR_UNSUPPORTED, "a big-endian legacy storage", at);
+    if (!rc && (res[2]->kind != PK_STORAGE || res[3]->kind != PK_LIST || res[3]->n != 1 || res[3]->items[0]->kind != PK_STR ||
+                strcmp(res[3]->items[0]->s, res[2]->s)))
+        rc = pk_err(vm, ERR_UNSUPPORTED, "legacy save of something other than one storage", at);
+    if (!rc) {
+        /* the element count, then the elements */
+        uint64_t avail = (uint64_t)(in.end - in.p), es = st_dtype_size(res[2]->dtype);
+        uint64_t numel = avail >= 8 ? rd64(in.p) : 0;
+        if (avail < 8 || numel > (avail - 8) / es) rc = pk_err(vm, ERR_FORMAT, "legacy storage shorter than its element count", at);
+        else res[2]->bytes = in.p + 8, res[2]->nbytes = numel * es;
+    }
+    if (in.allocs) { /* hand the objects to the caller's machine */
+        pk_obj *tail = in.allocs;
+        while (tail->next_alloc) tail = tail->next_alloc;
+        tail->next_alloc = vm->allocs;
+        vm->allocs = in.allocs;
+        in.allocs = NULL;
+    }
+    pk_free_all(&in);
+    return rc ? rc : pk_push(vm, res[2]);
+}
+
 static int pk_reduce(pk_vm *vm, size_t at)
 {
     pk_obj *args, *fn;
@@ -361,6 +429,7 @@ static int pk_reduce(pk_vm *vm, size_t at)
         pk_obj *t = pk_rebuild_tensor(vm, args, at, &rc);
         return t ? pk_push(vm, t) : rc;
     }
+    if (!strcmp(fn->s, "torch.storage._load_from_bytes")) return pk_load_from_bytes(vm, args, at);
     if (!strcmp(fn->s, "torch._utils._rebuild_parameter")) {
         if (args->n < 1 || args->items[0]->kind != PK_TENSOR) return pk_err(vm, ERR_FORMAT, "_rebuild_parameter of a non-tensor", at);
         return pk_push(vm, args->items[0]);
@@ -450,6 +519,16 @@ static int pk_run(pk_vm *vm, pk_obj **result)
             if ((uint64_t)(vm->end - vm->p) - hl < n) return pk_err(vm, ERR_FORMAT, "string past the end of data.pkl", at);
             vm->p += hl + (size_t)n;
             rc = pk_str(vm, PK_STR, a + hl, (size_t)n);
+            break;
+        }
+        case 'C': case 'B': case 0x8e: { /* SHORT_BINBYTES, BINBYTES, BINBYTES8: borrowed, never copied (they can be large) */
+            size_t hl = op == 'C' ? 1 : op == 'B' ? 4 : 8;
+            if ((rc = pk_need(vm, hl, at))) return rc;
+            uint64_t n = hl == 1 ? a[0] : hl == 4 ? rd32(a) : rd64(a);
+            if ((uint64_t)(vm->end - vm->p) - hl < n) return pk_err(vm, ERR_FORMAT, "bytes past the end of the pickle", at);
+            if ((x = pk_new(vm, PK_BYTES))) x->bytes = a + hl, x->nbytes = n;
+            vm->p += hl + (size_t)n;
+            rc = pk_push(vm, x);
             break;
         }
         case 'c': { /* GLOBAL "module\nname\n" -> "module.name" */
@@ -546,11 +625,22 @@ static int pk_run(pk_vm *vm, pk_obj **result)
             rc = pk_persid(vm, x, at);
             break;
         case 'R': rc = pk_reduce(vm, at); break;
-        case 'b': /* BUILD: the state of an OrderedDict (_metadata) or tensor is not needed */
+        case 0x81: /* NEWOBJ: only TorchScript's modules, cls.__new__(cls) */
+            if ((rc = pk_pop(vm, &y, at)) || (rc = pk_pop(vm, &x, at))) return rc;
+            if (x->kind != PK_GLOBAL || strncmp(x->s, "__torch__.", 10) || y->kind != PK_TUPLE || y->n)
+                return pk_err(vm, ERR_UNSUPPORTED, "NEWOBJ of something other than a TorchScript module", at);
+            if (!(z = pk_new(vm, PK_MODULE)) || !(z->s = strdup(x->s))) return pk_push(vm, NULL);
+            rc = pk_push(vm, z);
+            break;
+        case 'b': /* BUILD: a module's attributes; the state of an OrderedDict (_metadata) or tensor is not needed */
             if ((rc = pk_pop(vm, &z, at))) return rc;
-            (void)z;
-            if (vm->sp == 0 || (vm->stack[vm->sp - 1]->kind != PK_DICT && vm->stack[vm->sp - 1]->kind != PK_TENSOR))
-                return pk_err(vm, ERR_UNSUPPORTED, "BUILD of an object other than a dict or tensor", at);
+            if (vm->sp == 0 || (vm->stack[vm->sp - 1]->kind != PK_DICT && vm->stack[vm->sp - 1]->kind != PK_TENSOR &&
+                                vm->stack[vm->sp - 1]->kind != PK_MODULE))
+                return pk_err(vm, ERR_UNSUPPORTED, "BUILD of an object other than a dict, tensor or module", at);
+            if (vm->stack[vm->sp - 1]->kind == PK_MODULE) {
+                if (z->kind != PK_DICT) return pk_err(vm, ERR_UNSUPPORTED, "BUILD of a module with a state that is not a dict", at);
+                vm->stack[vm->sp - 1]->state = z;
+            }
             break;
         case '0': /* POP */
             if (vm->sp == 0) return pk_err(vm, ERR_FORMAT, "stack underflow", at);
@@ -578,6 +668,28 @@ static int pk_run(pk_vm *vm, pk_obj **result)
 
 /* ---- state dict -> tensors -------------------------------------------- */
 
+/* A tensor over `size` bytes of storage `where`: contiguous, inside. */
+static int pt_view(const char *path, const char *name, const pk_obj *t, const char *where, uint64_t size, uint64_t *numel, err_t *e)
+{
+    uint64_t es = st_dtype_size(t->dtype), want = 1;
+    for (int d = t->ndim - 1; d >= 0; d--) {
+        if (t->shape[d] < 0 || t->stride[d] < 0) return err_set(e, ERR_FORMAT, "%s: tensor '%s': negative size or stride", path, name);
+        /* Strides of size-1 dimensions are arbitrary in PyTorch. */
+        if (t->shape[d] != 1 && (uint64_t)t->stride[d] != want)
+            return err_set(e, ERR_UNSUPPORTED, "%s: tensor '%s' is not contiguous (stride %lld in dimension %d, expected %llu); save tensor.contiguous()",
+                           path, name, (long long)t->stride[d], d, (unsigned long long)want);
+        uint64_t s = (uint64_t)t->shape[d];
+        if (s && want > UINT64_MAX / s) return err_set(e, ERR_FORMAT, "%s: tensor '%s': shape overflows", path, name);
+        want *= s;
+    }
+    uint64_t off = (uint64_t)t->offset;
+    if (want > size / es || off > size / es - want)
+        return err_set(e, ERR_FORMAT, "%s: tensor '%s': offset %llu + %llu elements exceed storage '%s' (%llu bytes)", path, name,
+                       (unsigned long long)off, (unsigned long long)want, where, (unsigned long long)size);
+    *numel = want;
+    return 0;
+}
+
 static int pt_add_tensor(pt_file *f, const char *archive, const char *name, const pk_obj *t, err_t *e)
 {
     if (pt_find(f, name)) return err_set(e, ERR_FORMAT, "%s: tensor '%s' appears twice", f->path, name);
@@ -585,22 +697,10 @@ static int pt_add_tensor(pt_file *f, const char *archive, const char *name, cons
     snprintf(key, sizeof key, "%s/data/%s", archive, t->storage->s);
     const pt_zentry *z = pt_zfind(f, key);
     if (!z) return err_set(e, ERR_FORMAT, "%s: tensor '%s': storage '%s' missing from the archive", f->path, name, key);
-    uint64_t es = st_dtype_size(t->dtype), want = 1;
-    for (int d = t->ndim - 1; d >= 0; d--) {
-        if (t->shape[d] < 0 || t->stride[d] < 0) return err_set(e, ERR_FORMAT, "%s: tensor '%s': negative size or stride", f->path, name);
-        /* Strides of size-1 dimensions are arbitrary in PyTorch. */
-        if (t->shape[d] != 1 && (uint64_t)t->stride[d] != want)
-            return err_set(e, ERR_UNSUPPORTED, "%s: tensor '%s' is not contiguous (stride %lld in dimension %d, expected %llu); save tensor.contiguous()",
-                           f->path, name, (long long)t->stride[d], d, (unsigned long long)want);
-        uint64_t s = (uint64_t)t->shape[d];
-        if (s && want > UINT64_MAX / s) return err_set(e, ERR_FORMAT, "%s: tensor '%s': shape overflows", f->path, name);
-        want *= s;
-    }
-    uint64_t numel = want;
-    uint64_t off = (uint64_t)t->offset;
-    if (numel > z->size / es || off > z->size / es - numel)
-        return err_set(e, ERR_FORMAT, "%s: tensor '%s': offset %llu + %llu elements exceed storage '%s' (%llu bytes)", f->path, name,
-                       (unsigned long long)off, (unsigned long long)numel, key, (unsigned long long)z->size);
+    uint64_t es = st_dtype_size(t->dtype), numel = 0, off = (uint64_t)t->offset;
+    int rc = pt_zstored(f, z, e);
+    if (!rc) rc = pt_view(f->path, name, t, key, z->size, &numel, e);
+    if (rc) return rc;
     if (f->n == f->cap) {
         int cap = f->cap ? f->cap * 2 : 64;
         pt_tensor *nt = realloc(f->tensors, (size_t)cap * sizeof *nt);
@@ -620,6 +720,33 @@ static int pt_add_tensor(pt_file *f, const char *archive, const char *name, cons
     return 0;
 }
 
+/* A TorchScript module tree → tensors named by their attribute paths
+ * ("visual.conv1.weight"): what state_dict() would list. Attributes that
+ * are not tensors or modules (training flags, ints, None) are skipped. The
+ * depth bound stops a pickle whose memo makes a module its own child. */
+static int pt_add_module(pt_file *f, const char *archive, const pk_obj *mod, char *prefix, size_t plen, int depth, err_t *e)
+{
+    if (depth > 64) return err_set(e, ERR_FORMAT, "%s: module tree deeper than 64 levels at '%s'", f->path, prefix);
+    const pk_obj *st = mod->state;
+    for (size_t i = 0; st && i + 1 < st->n; i += 2) {
+        const pk_obj *k = st->items[i], *v = st->items[i + 1];
+        if (k->kind != PK_STR || (v->kind != PK_TENSOR && v->kind != PK_MODULE)) continue;
+        size_t kl = strlen(k->s);
+        if (plen + kl + 2 > 1024) return err_set(e, ERR_LIMIT, "%s: attribute path '%s%s' too long", f->path, prefix, k->s);
+        memcpy(prefix + plen, k->s, kl + 1);
+        int rc;
+        if (v->kind == PK_TENSOR) {
+            rc = pt_add_tensor(f, archive, prefix, v, e);
+        } else {
+            memcpy(prefix + plen + kl, ".", 2);
+            rc = pt_add_module(f, archive, v, prefix, plen + kl + 1, depth + 1, e);
+        }
+        prefix[plen] = 0;
+        if (rc) return rc;
+    }
+    return 0;
+}
+
 static int pt_parse(pt_file *f, err_t *e)
 {
     if (f->map_len == 0) return err_set(e, ERR_FORMAT, "%s: empty file", f->path);
@@ -636,17 +763,24 @@ static int pt_parse(pt_file *f, err_t *e)
         if (slash && !strcmp(slash, "/data.pkl")) pkl = &f->zip[i];
     }
     if (!pkl) return err_set(e, ERR_FORMAT, "%s: no ARCHIVE/data.pkl in the zip", f->path);
+    if ((rc = pt_zstored(f, pkl, e))) return rc;
     char archive[1024];
     snprintf(archive, sizeof archive, "%.*s", (int)(strchr(pkl->name, '/') - pkl->name), pkl->name);
     char bo[1100];
     snprintf(bo, sizeof bo, "%s/byteorder", archive);
     const pt_zentry *bz = pt_zfind(f, bo);
-    if (bz && !(bz->size == 6 && !memcmp(bz->data, "little", 6)))
+    if (bz && !(bz->method == 0 && bz->size == 6 && !memcmp(bz->data, "little", 6)))
         return err_set(e, ERR_UNSUPPORTED, "%s: storages are not little-endian", f->path);
 
-    pk_vm vm = {.path = f->path, .p = pkl->data, .start = pkl->data, .end = pkl->data + pkl->size, .e = e};
+    pk_vm vm = {.path = f->path, .what = "data.pkl", .p = pkl->data, .start = pkl->data, .end = pkl->data + pkl->size, .e = e};
     pk_obj *top = NULL;
     rc = pk_run(&vm, &top);
+    if (!rc && top->kind == PK_MODULE) {
+        char prefix[1024] = "";
+        rc = pt_add_module(f, archive, top, prefix, 0, 0, e);
+        pk_free_all(&vm);
+        return rc;
+    }
     if (!rc && top->kind != PK_DICT)
         rc = err_set(e, ERR_FORMAT, "%s: not a state dict: the pickled object is not a dict", f->path);
     for (size_t i = 0; !rc && i + 1 < top->n; i += 2) {
@@ -722,4 +856,105 @@ int pt_read_f32(const pt_file *f, const pt_tensor *t, float *dst, size_t count, 
         return err_set(e, ERR_ARG, "%s: tensor '%s' has %zu elements, caller asked for %zu", f->path, t->name, numel, count);
     st_convert_f32(t->dtype, t->data, dst, count);
     return 0;
+}
+
+/* ---- plain pickles ------------------------------------------------------ */
+
+struct pt_pickle {
+    char path[1024];
+    const uint8_t *map;
+    size_t map_len;
+    pk_vm vm; /* owns every object */
+    pk_obj *root;
+};
+
+int pt_pickle_open(pt_pickle **out, const char *path, err_t *e)
+{
+    *out = NULL;
+    pt_pickle *p = calloc(1, sizeof *p);
+    if (!p) return err_set(e, ERR_NOMEM, "%s: cannot allocate", path);
+    snprintf(p->path, sizeof p->path, "%s", path);
+    int rc = fs_map_file(path, &p->map, &p->map_len, e);
+    if (!rc) {
+        p->vm = (pk_vm){.path = p->path, .what = "pickle", .p = p->map, .start = p->map, .end = p->map + p->map_len, .e = e};
+        if (p->map_len == 0) rc = err_set(e, ERR_FORMAT, "%s: empty file", path);
+        else if (p->map[0] != 0x80) rc = err_set(e, ERR_FORMAT, "%s: not a pickle (protocol 2 or later)", path);
+        else rc = pk_run(&p->vm, &p->root);
+    }
+    if (rc) {
+        pt_pickle_close(p);
+        return rc;
+    }
+    *out = p;
+    return 0;
+}
+
+void pt_pickle_close(pt_pickle *p)
+{
+    if (!p) return;
+    pk_free_all(&p->vm);
+    fs_unmap(p->map, p->map_len);
+    free(p);
+}
+
+const pt_value *pt_pickle_root(const pt_pickle *p) { return p->root; }
+
+enum pt_kind pt_value_kind(const pt_value *v)
+{
+    if (!v) return PT_ABSENT;
+    switch (v->kind) {
+    case PK_NONE: return PT_NONE;
+    case PK_BOOL: return PT_BOOL;
+    case PK_INT: return PT_INT;
+    case PK_FLOAT: return PT_FLOAT;
+    case PK_STR: return PT_STR;
+    case PK_TUPLE: case PK_LIST: return PT_LIST;
+    case PK_DICT: return PT_DICT;
+    case PK_TENSOR: return PT_TENSOR;
+    default: return PT_OTHER;
+    }
+}
+
+size_t pt_value_len(const pt_value *v)
+{
+    if (!v) return 0;
+    return v->kind == PK_TUPLE || v->kind == PK_LIST ? v->n : v->kind == PK_DICT ? v->n / 2 : 0;
+}
+
+const pt_value *pt_value_at(const pt_value *v, size_t i)
+{
+    return v && (v->kind == PK_TUPLE || v->kind == PK_LIST) && i < v->n ? v->items[i] : NULL;
+}
+
+const pt_value *pt_dict_get(const pt_value *d, const char *key)
+{
+    for (size_t i = 0; d && d->kind == PK_DICT && i + 1 < d->n; i += 2)
+        if (d->items[i]->kind == PK_STR && !strcmp(d->items[i]->s, key)) return d->items[i + 1];
+    return NULL;
+}
+
+int64_t pt_value_int(const pt_value *v) { return v && (v->kind == PK_INT || v->kind == PK_BOOL) ? v->i : 0; }
+const char *pt_value_str(const pt_value *v) { return v && v->kind == PK_STR ? v->s : NULL; }
+
+int pt_value_tensor(const pt_pickle *p, const pt_value *v, const char *name, pt_tensor *out, err_t *e)
+{
+    if (!v || v->kind != PK_TENSOR) return err_set(e, ERR_FORMAT, "%s: '%s' is not a tensor", p->path, name);
+    if (!v->storage->bytes)
+        return err_set(e, ERR_UNSUPPORTED, "%s: tensor '%s': its storage is not inside the pickle", p->path, name);
+    uint64_t numel = 0, es = st_dtype_size(v->dtype);
+    int rc = pt_view(p->path, name, v, "legacy", v->storage->nbytes, &numel, e);
+    if (rc) return rc;
+    memset(out, 0, sizeof *out);
+    out->name = name;
+    out->dtype = v->dtype;
+    out->ndim = v->ndim;
+    memcpy(out->shape, v->shape, sizeof out->shape);
+    out->data = v->storage->bytes + (uint64_t)v->offset * es;
+    out->nbytes = (size_t)(numel * es);
+    return 0;
+}
+
+void pt_tensor_f32(const pt_tensor *t, size_t first, size_t count, float *dst)
+{
+    st_convert_f32(t->dtype, t->data + first * st_dtype_size(t->dtype), dst, count);
 }

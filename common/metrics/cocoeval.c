@@ -126,8 +126,7 @@ int cocoeval_load_buffer(cocoeval_captions_t *out, const char *buf, size_t len, 
     if (!out->root) {
         char where[64];
         locate(buf, len, je.position > 0 ? (size_t)je.position : 0, is_results, where, sizeof where);
-        return err_set(e, ERR_FORMAT, "%s: %sline %d, column %d: %s%s", name, where, je.line, je.column,
-                       json_error_code(&je) == json_error_invalid_utf8 ? "text is not UTF-8: " : "", je.text);
+        return json_parse_error(e, &je, name, buf, len, where);
     }
     json_t *list = out->root;
     int rc = 0;

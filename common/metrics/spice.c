@@ -9,6 +9,7 @@
 
 #include "core/fsutil.h"
 #include "data/sbuf.h"
+#include "io/json_util.h"
 #include "metrics/jrun.h"
 
 static int write_input(const char *path, const metric_item_t *items, size_t n, err_t *e)
@@ -73,7 +74,7 @@ static int read_output(const char *path, size_t n, double *score, json_t **per_i
     if (!rc) {
         json_error_t je;
         root = json_loadb(sb.data, sb.len, 0, &je);
-        if (!root) rc = err_set(e, ERR_FORMAT, "%s:%d:%d: %s", path, je.line, je.column, je.text);
+        if (!root) rc = json_parse_error(e, &je, path, sb.data, sb.len, "");
     }
     if (!rc && (!json_is_array(root) || json_array_size(root) != n))
         rc = err_set(e, ERR_FORMAT, "%s: not an array of %zu image results", path, n);

@@ -16,6 +16,7 @@ typedef struct clip_vit_config {
     int width, inter, heads, layers, image, patch, proj;
     int gelu_erf; /* hidden_act "gelu" (exact) instead of "quick_gelu" */
     float eps;
+    int openai;   /* openai's names (a TorchScript file) instead of the hub's */
 } clip_vit_config;
 
 typedef struct clip_layer {
@@ -117,12 +118,67 @@ static int read_config(const char *dir, clip_vit_config *c, err_t *e)
     return 0;
 }
 
+/* The shape of tensor `name`, or ERR_FORMAT naming the file when it is
+ * missing or has another rank. */
+static int shape_of(const tensorfile *tf, const char *path, const char *name, int ndim, int64_t *shape, err_t *e)
+{
+    int i = tensorfile_find(tf, name), got = 0;
+    int64_t sh[TENSORFILE_MAX_DIMS];
+    if (i < 0 || tensorfile_shape(tf, i, sh, &got) || got != ndim)
+        return err_set(e, ERR_FORMAT, "%s: %s %s", path, name, i < 0 ? "not found" : "has an unexpected rank");
+    memcpy(shape, sh, (size_t)ndim * sizeof *shape);
+    return 0;
+}
+
+/* openai's CLIP file (ViT-B-32.pt, ...): no config, the architecture is
+ * what openai's build_model derives from the shapes: W = conv1 rows, P =
+ * conv1's kernel, layers = the visual in_proj_weights, grid G = sqrt(positions
+ * - 1), image = P·G, heads = W / 64, MLP width = c_fc rows, D = proj columns;
+ * LayerNorm eps 1e-5 and QuickGELU as in openai's model.py. */
+static int config_from_shapes(const tensorfile *tf, const char *path, clip_vit_config *c, err_t *e)
+{
+    int64_t conv[4], pos[2], fc[2], proj[2];
+    if (tensorfile_find(tf, "visual.conv1.weight") >= 0 && tensorfile_find(tf, "visual.transformer.resblocks.0.attn.in_proj_weight") < 0)
+        return err_set(e, ERR_UNSUPPORTED, "%s: a ResNet CLIP (RN50, ...): only the ViT models are supported", path);
+    int rc = shape_of(tf, path, "visual.conv1.weight", 4, conv, e);
+    if (!rc) rc = shape_of(tf, path, "visual.positional_embedding", 2, pos, e);
+    if (!rc) rc = shape_of(tf, path, "visual.transformer.resblocks.0.mlp.c_fc.weight", 2, fc, e);
+    if (!rc) rc = shape_of(tf, path, "visual.proj", 2, proj, e);
+    if (rc) return err_wrap(e, "not an openai CLIP file (give a hub directory with config.json, or openai's ViT-*.pt)");
+    c->layers = 0;
+    for (char name[96];; c->layers++) {
+        snprintf(name, sizeof name, "visual.transformer.resblocks.%d.attn.in_proj_weight", c->layers);
+        if (tensorfile_find(tf, name) < 0 || c->layers > 4096) break;
+    }
+    int64_t grid = (int64_t)llround(sqrt((double)(pos[0] - 1)));
+    if (conv[0] < 64 || conv[0] % 64 || conv[0] > (1 << 16) || conv[1] != 3 || conv[2] != conv[3] || conv[2] < 1 ||
+        conv[2] > 1024 || grid < 1 || grid * grid + 1 != pos[0] || pos[1] != conv[0] || fc[1] != conv[0] || fc[0] < 1 ||
+        fc[0] > (1 << 18) || proj[0] != conv[0] || proj[1] < 1 || proj[1] > (1 << 16) || grid * conv[2] > (1 << 16))
+        return err_set(e, ERR_FORMAT,
+                       "%s: inconsistent openai CLIP shapes: conv1 [%lld, %lld, %lld, %lld], positional_embedding "
+                       "[%lld, %lld], c_fc [%lld, %lld], proj [%lld, %lld] (width must be a multiple of 64)",
+                       path, (long long)conv[0], (long long)conv[1], (long long)conv[2], (long long)conv[3],
+                       (long long)pos[0], (long long)pos[1], (long long)fc[0], (long long)fc[1], (long long)proj[0],
+                       (long long)proj[1]);
+    c->width = (int)conv[0];
+    c->patch = (int)conv[2];
+    c->image = (int)(grid * conv[2]);
+    c->heads = c->width / 64;
+    c->inter = (int)fc[0];
+    c->proj = (int)proj[1];
+    c->eps = 1e-5f;
+    c->gelu_erf = 0;
+    c->openai = 1;
+    return 0;
+}
+
 typedef struct clip_tensor {
     char name[128];
     float **view;
     int ndim;
     int64_t shape[4];
     size_t count;
+    int transpose; /* a 2-D tensor stored [a, b] that the model wants as [b, a] */
 } clip_tensor;
 
 static void spec(clip_tensor *s, int *n, float **view, int ndim, int64_t d0, int64_t d1, int64_t d2, int64_t d3,
@@ -137,42 +193,60 @@ static void spec(clip_tensor *s, int *n, float **view, int ndim, int64_t d0, int
     for (int i = 0; i < ndim; i++) p->shape[i] = d[i], p->count *= (size_t)d[i];
 }
 
-/* Every tensor the tower needs, in buffer order. q/k/v weights (and biases)
- * are three consecutive specs whose first one carries the view. */
+/* Every tensor the tower needs, in buffer order, with the hub's or
+ * openai's names. q/k/v weights (and biases) are consecutive: the hub's
+ * three specs, whose first one carries the view, or openai's one stacked
+ * in_proj tensor; openai's proj is the transpose of visual_projection. The
+ * parameter buffer (and the fingerprint) is the same either way. */
 static int clip_tensors(clip_vit *m, clip_tensor *s)
 {
     const clip_vit_config *c = &m->c;
     const int64_t W = c->width, I = c->inter, P = c->patch;
+    const int oa = c->openai;
+#define NM(hub, openai) (oa ? (openai) : (hub))
     int n = 0;
-    spec(s, &n, &m->class_emb, 1, W, 0, 0, 0, "vision_model.embeddings.class_embedding", 0);
-    spec(s, &n, &m->patch_w, 4, W, 3, P, P, "vision_model.embeddings.patch_embedding.weight", 0);
-    spec(s, &n, &m->pos_emb, 2, m->tokens, W, 0, 0, "vision_model.embeddings.position_embedding.weight", 0);
-    spec(s, &n, &m->pre_w, 1, W, 0, 0, 0, "vision_model.pre_layrnorm.weight", 0);
-    spec(s, &n, &m->pre_b, 1, W, 0, 0, 0, "vision_model.pre_layrnorm.bias", 0);
+    spec(s, &n, &m->class_emb, 1, W, 0, 0, 0, NM("vision_model.embeddings.class_embedding", "visual.class_embedding"), 0);
+    spec(s, &n, &m->patch_w, 4, W, 3, P, P, NM("vision_model.embeddings.patch_embedding.weight", "visual.conv1.weight"), 0);
+    spec(s, &n, &m->pos_emb, 2, m->tokens, W, 0, 0, NM("vision_model.embeddings.position_embedding.weight", "visual.positional_embedding"), 0);
+    spec(s, &n, &m->pre_w, 1, W, 0, 0, 0, NM("vision_model.pre_layrnorm.weight", "visual.ln_pre.weight"), 0);
+    spec(s, &n, &m->pre_b, 1, W, 0, 0, 0, NM("vision_model.pre_layrnorm.bias", "visual.ln_pre.bias"), 0);
     for (int l = 0; l < c->layers; l++) {
         clip_layer *L = &m->layer[l];
 #define LP "vision_model.encoder.layers.%d."
-        spec(s, &n, &L->ln1_w, 1, W, 0, 0, 0, LP "layer_norm1.weight", l);
-        spec(s, &n, &L->ln1_b, 1, W, 0, 0, 0, LP "layer_norm1.bias", l);
-        spec(s, &n, &L->qkv_w, 2, W, W, 0, 0, LP "self_attn.q_proj.weight", l);
-        spec(s, &n, NULL, 2, W, W, 0, 0, LP "self_attn.k_proj.weight", l);
-        spec(s, &n, NULL, 2, W, W, 0, 0, LP "self_attn.v_proj.weight", l);
-        spec(s, &n, &L->qkv_b, 1, W, 0, 0, 0, LP "self_attn.q_proj.bias", l);
-        spec(s, &n, NULL, 1, W, 0, 0, 0, LP "self_attn.k_proj.bias", l);
-        spec(s, &n, NULL, 1, W, 0, 0, 0, LP "self_attn.v_proj.bias", l);
-        spec(s, &n, &L->out_w, 2, W, W, 0, 0, LP "self_attn.out_proj.weight", l);
-        spec(s, &n, &L->out_b, 1, W, 0, 0, 0, LP "self_attn.out_proj.bias", l);
-        spec(s, &n, &L->ln2_w, 1, W, 0, 0, 0, LP "layer_norm2.weight", l);
-        spec(s, &n, &L->ln2_b, 1, W, 0, 0, 0, LP "layer_norm2.bias", l);
-        spec(s, &n, &L->fc1_w, 2, I, W, 0, 0, LP "mlp.fc1.weight", l);
-        spec(s, &n, &L->fc1_b, 1, I, 0, 0, 0, LP "mlp.fc1.bias", l);
-        spec(s, &n, &L->fc2_w, 2, W, I, 0, 0, LP "mlp.fc2.weight", l);
-        spec(s, &n, &L->fc2_b, 1, W, 0, 0, 0, LP "mlp.fc2.bias", l);
+#define OP "visual.transformer.resblocks.%d."
+        spec(s, &n, &L->ln1_w, 1, W, 0, 0, 0, NM(LP "layer_norm1.weight", OP "ln_1.weight"), l);
+        spec(s, &n, &L->ln1_b, 1, W, 0, 0, 0, NM(LP "layer_norm1.bias", OP "ln_1.bias"), l);
+        if (oa) {
+            spec(s, &n, &L->qkv_w, 2, 3 * W, W, 0, 0, OP "attn.in_proj_weight", l);
+            spec(s, &n, &L->qkv_b, 1, 3 * W, 0, 0, 0, OP "attn.in_proj_bias", l);
+        } else {
+            spec(s, &n, &L->qkv_w, 2, W, W, 0, 0, LP "self_attn.q_proj.weight", l);
+            spec(s, &n, NULL, 2, W, W, 0, 0, LP "self_attn.k_proj.weight", l);
+            spec(s, &n, NULL, 2, W, W, 0, 0, LP "self_attn.v_proj.weight", l);
+            spec(s, &n, &L->qkv_b, 1, W, 0, 0, 0, LP "self_attn.q_proj.bias", l);
+            spec(s, &n, NULL, 1, W, 0, 0, 0, LP "self_attn.k_proj.bias", l);
+            spec(s, &n, NULL, 1, W, 0, 0, 0, LP "self_attn.v_proj.bias", l);
+        }
+        spec(s, &n, &L->out_w, 2, W, W, 0, 0, NM(LP "self_attn.out_proj.weight", OP "attn.out_proj.weight"), l);
+        spec(s, &n, &L->out_b, 1, W, 0, 0, 0, NM(LP "self_attn.out_proj.bias", OP "attn.out_proj.bias"), l);
+        spec(s, &n, &L->ln2_w, 1, W, 0, 0, 0, NM(LP "layer_norm2.weight", OP "ln_2.weight"), l);
+        spec(s, &n, &L->ln2_b, 1, W, 0, 0, 0, NM(LP "layer_norm2.bias", OP "ln_2.bias"), l);
+        spec(s, &n, &L->fc1_w, 2, I, W, 0, 0, NM(LP "mlp.fc1.weight", OP "mlp.c_fc.weight"), l);
+        spec(s, &n, &L->fc1_b, 1, I, 0, 0, 0, NM(LP "mlp.fc1.bias", OP "mlp.c_fc.bias"), l);
+        spec(s, &n, &L->fc2_w, 2, W, I, 0, 0, NM(LP "mlp.fc2.weight", OP "mlp.c_proj.weight"), l);
+        spec(s, &n, &L->fc2_b, 1, W, 0, 0, 0, NM(LP "mlp.fc2.bias", OP "mlp.c_proj.bias"), l);
 #undef LP
+#undef OP
     }
-    spec(s, &n, &m->post_w, 1, W, 0, 0, 0, "vision_model.post_layernorm.weight", 0);
-    spec(s, &n, &m->post_b, 1, W, 0, 0, 0, "vision_model.post_layernorm.bias", 0);
-    spec(s, &n, &m->proj_w, 2, c->proj, W, 0, 0, "visual_projection.weight", 0);
+    spec(s, &n, &m->post_w, 1, W, 0, 0, 0, NM("vision_model.post_layernorm.weight", "visual.ln_post.weight"), 0);
+    spec(s, &n, &m->post_b, 1, W, 0, 0, 0, NM("vision_model.post_layernorm.bias", "visual.ln_post.bias"), 0);
+    if (oa) {
+        spec(s, &n, &m->proj_w, 2, W, c->proj, 0, 0, "visual.proj", 0);
+        s[n - 1].transpose = 1;
+    } else {
+        spec(s, &n, &m->proj_w, 2, c->proj, W, 0, 0, "visual_projection.weight", 0);
+    }
+#undef NM
     return n;
 }
 
@@ -191,14 +265,12 @@ static int open_weights(tensorfile **tf, const char *dir, err_t *e)
  * staging buffer the size of the largest tensor, uploading each into its
  * place in the parameter buffer, and hash the floats on the way for the
  * fingerprint. */
-static int load_params(clip_vit *m, const char *dir, clip_tensor *s, int n, err_t *e)
+static int load_params(clip_vit *m, const char *dir, const tensorfile *tf, clip_tensor *s, int n, err_t *e)
 {
-    tensorfile *tf = NULL;
-    int rc = open_weights(&tf, dir, e);
-    if (rc) return rc;
+    int rc = 0;
     size_t biggest = 1;
     for (int i = 0; i < n; i++) biggest = s[i].count > biggest ? s[i].count : biggest;
-    float *host = mem_alloc_aligned(biggest * sizeof(float));
+    float *host = mem_alloc_aligned(2 * biggest * sizeof(float)), *tr = host + biggest;
     XXH3_state_t *h = XXH3_createState();
     if (!host || !h || XXH3_128bits_reset(h) != XXH_OK) {
         rc = err_set(e, ERR_NOMEM, "%s: cannot allocate %zu floats to stage the weights", dir, biggest);
@@ -212,8 +284,15 @@ static int load_params(clip_vit *m, const char *dir, clip_tensor *s, int n, err_
     size_t off = 0;
     for (int i = 0; i < n; i++) {
         if ((rc = tensorfile_load(tf, s[i].name, s[i].shape, s[i].ndim, host, e))) goto done;
-        XXH3_128bits_update(h, host, s[i].count * sizeof(float));
-        ops_upload(m->ops, m->params + off, host, s[i].count);
+        const float *src = host;
+        if (s[i].transpose) {
+            const int64_t a = s[i].shape[0], b = s[i].shape[1];
+            for (int64_t r = 0; r < a; r++)
+                for (int64_t q = 0; q < b; q++) tr[q * a + r] = host[r * b + q];
+            src = tr;
+        }
+        XXH3_128bits_update(h, src, s[i].count * sizeof(float));
+        ops_upload(m->ops, m->params + off, src, s[i].count);
         if (s[i].view) *s[i].view = m->params + off;
         off += s[i].count;
     }
@@ -223,7 +302,6 @@ static int load_params(clip_vit *m, const char *dir, clip_tensor *s, int n, err_
 done:
     XXH3_freeState(h);
     free(host);
-    tensorfile_close(tf);
     return rc;
 }
 
@@ -260,7 +338,10 @@ int clip_vit_load(clip_vit **out, ops_ctx *ops, const char *dir, int max_batch, 
     m->ops = ops;
     m->max_batch = max_batch;
     clip_tensor *specs = NULL;
-    int rc = read_config(dir, &m->c, e);
+    tensorfile *tf = NULL;
+    /* a file is openai's TorchScript CLIP; a directory is the hub's layout */
+    int rc = fs_is_regular(dir) ? tensorfile_open(&tf, dir, e) : read_config(dir, &m->c, e);
+    if (!rc) rc = tf ? config_from_shapes(tf, dir, &m->c, e) : open_weights(&tf, dir, e);
     if (rc) goto fail;
     m->grid = m->c.image / m->c.patch;
     if ((long long)m->grid * m->grid * max_batch > (1 << 24) || (long long)m->c.patch * m->c.patch > (1 << 24)) {
@@ -284,14 +365,16 @@ int clip_vit_load(clip_vit **out, ops_ctx *ops, const char *dir, int max_batch, 
         rc = err_wrap(e, "%s: weights", dir);
         goto fail;
     }
-    if ((rc = load_params(m, dir, specs, n, e)) || (rc = alloc_acts(m, e))) goto fail;
+    if ((rc = load_params(m, dir, tf, specs, n, e)) || (rc = alloc_acts(m, e))) goto fail;
     free(specs);
+    tensorfile_close(tf);
     log_msg(LOG_DEBUG, "clip_vit: %s: W=%d layers=%d S=%d P=%d E=%d, %zu params, fingerprint %s", dir, m->c.width,
             m->c.layers, m->c.image, m->c.patch, m->c.proj, m->n_params, m->fingerprint);
     *out = m;
     return 0;
 fail:
     free(specs);
+    tensorfile_close(tf);
     clip_vit_free(m);
     return rc;
 }

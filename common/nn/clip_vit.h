@@ -24,8 +24,11 @@
 
 typedef struct clip_vit clip_vit;
 
-/* dir holds config.json and model.safetensors (or pytorch_model.bin).
- * max_batch >= 1. The model
+/* dir holds config.json and model.safetensors (or pytorch_model.bin), or
+ * is openai's TorchScript file (ViT-B-32.pt, ...; a regular file): then the
+ * config comes from the tensor shapes (docs/io.md) and the weights land in
+ * the same buffer, so both forms of one model give the same bits and
+ * fingerprint. max_batch >= 1. The model
  * borrows ops, which must outlive it. */
 int clip_vit_load(clip_vit **m, ops_ctx *ops, const char *dir, int max_batch, err_t *e);
 /* NULL is allowed. */

@@ -7,6 +7,7 @@
 
 #include "core/fsutil.h"
 #include "io/json_util.h"
+#include "nn/ops_ext.h"
 #include "nn/param_spec.h"
 
 /* ---- parameter layout ---- */
@@ -112,6 +113,17 @@ int gpt2_config_load(gpt2_config *cfg, const char *dir, err_t *e)
         if ((rc = json_get_real(j, "layer_norm_epsilon", &eps, e))) goto out;
         cfg->ln_eps = (float)eps;
     }
+    float *const pdrop[3] = {&cfg->attn_pdrop, &cfg->resid_pdrop, &cfg->embd_pdrop};
+    const char *pkeys[3] = {"attn_pdrop", "resid_pdrop", "embd_pdrop"};
+    for (int i = 0; i < 3; i++) {
+        double p = 0.1;
+        if (json_object_get(j, pkeys[i]) && (rc = json_get_real(j, pkeys[i], &p, e))) goto out;
+        if (!(p >= 0.0 && p < 1.0)) {
+            rc = err_set(e, ERR_FORMAT, "%s is %g (a probability below 1)", pkeys[i], p);
+            goto out;
+        }
+        *pdrop[i] = (float)p;
+    }
     if (json_object_get(j, "activation_function")) {
         const char *act;
         if ((rc = json_get_str(j, "activation_function", &act, e))) goto out;
@@ -182,6 +194,18 @@ out:
     return rc;
 }
 
+int gpt2_open_weights(tensorfile **tf, const char *dir, char *path, size_t cap, err_t *e)
+{
+    static const char *const files[] = {"model.safetensors", "pytorch_model.bin"};
+    *tf = NULL;
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        int rc = fs_join(path, cap, dir, files[i], e);
+        if (rc) return rc;
+        if (fs_exists(path) || i + 1 == sizeof files / sizeof *files) break;
+    }
+    return tensorfile_open(tf, path, e);
+}
+
 int gpt2_open(gpt2 *g, ops_ctx *ctx, const char *dir, err_t *e)
 {
     gpt2_config cfg;
@@ -193,8 +217,7 @@ int gpt2_open(gpt2 *g, ops_ctx *ctx, const char *dir, err_t *e)
     g->own_params = p;
     char path[4096];
     tensorfile *tf = NULL;
-    if ((rc = fs_join(path, sizeof path, dir, "model.safetensors", e)) || (rc = tensorfile_open(&tf, path, e)) ||
-        (rc = gpt2_load_weights(g, tf, NULL, e))) {
+    if ((rc = gpt2_open_weights(&tf, dir, path, sizeof path, e)) || (rc = gpt2_load_weights(g, tf, NULL, e))) {
         /* tensorfile's own errors already start with the path */
         if (tf && e && strncmp(e->msg, path, strlen(path))) err_wrap(e, "%s", path);
         tensorfile_close(tf);
@@ -303,6 +326,11 @@ int gpt2_forward(gpt2 *g, const float *inp, int B, int T, err_t *e)
     const size_t M = (size_t)B * T, ME = M * E;
     for (int b = 0; b < B; b++)
         ops_add(ctx, a->encoded + (size_t)b * T * E, inp + (size_t)b * T * E, p->wpe, (size_t)T * E);
+    const gpt2_dropout *dr = &g->drop;
+    /* offsets of this call's first sequence in the global batch's [B,T,E]
+     * and [B,H,T,T] tensors */
+    const uint64_t off_te = (uint64_t)dr->row0 * T * E, off_att = (uint64_t)dr->row0 * H * T * T;
+    if (dr->embd > 0.0f) ops_dropout(ctx, a->encoded, a->encoded, ME, dr->embd, gpt2_dropout_site_key(dr->key, 0), off_te);
     const float *residual = a->encoded;
     for (int l = 0; l < c->n_layer; l++) {
         float *ln1 = a->ln1 + l * ME, *qkv = a->qkv + l * ME * 3, *atty = a->atty + l * ME;
@@ -312,9 +340,14 @@ int gpt2_forward(gpt2 *g, const float *inp, int B, int T, err_t *e)
         ops_layernorm(ctx, ln1, a->ln1_mean + l * M, a->ln1_rstd + l * M, residual, p->ln1w + (size_t)l * E,
                       p->ln1b + (size_t)l * E, (int)M, E, c->ln_eps);
         ops_matmul(ctx, qkv, ln1, p->qkvw + (size_t)l * E * 3 * E, p->qkvb + (size_t)l * 3 * E, (int)M, E, 3 * E, OPS_W_KN);
-        ops_attention(ctx, atty, att, qkv, qkv + E, qkv + 2 * E, B, T, T, H, hd, 3 * E, 3 * E, 1,
-                      1.0f / sqrtf((float)hd));
+        if (dr->attn > 0.0f)
+            ops_attention_dropout(ctx, atty, att, qkv, qkv + E, qkv + 2 * E, B, T, T, H, hd, 3 * E, 3 * E, 1,
+                                  1.0f / sqrtf((float)hd), dr->attn, gpt2_dropout_site_key(dr->key, 1 + 3 * l), off_att);
+        else
+            ops_attention(ctx, atty, att, qkv, qkv + E, qkv + 2 * E, B, T, T, H, hd, 3 * E, 3 * E, 1,
+                          1.0f / sqrtf((float)hd));
         ops_matmul(ctx, res2, atty, p->attprojw + (size_t)l * E * E, p->attprojb + (size_t)l * E, (int)M, E, E, OPS_W_KN);
+        if (dr->resid > 0.0f) ops_dropout(ctx, res2, res2, ME, dr->resid, gpt2_dropout_site_key(dr->key, 2 + 3 * l), off_te);
         ops_add(ctx, res2, res2, residual, ME);
         ops_layernorm(ctx, ln2, a->ln2_mean + l * M, a->ln2_rstd + l * M, res2, p->ln2w + (size_t)l * E,
                       p->ln2b + (size_t)l * E, (int)M, E, c->ln_eps);
@@ -322,6 +355,7 @@ int gpt2_forward(gpt2 *g, const float *inp, int B, int T, err_t *e)
         ops_gelu_tanh(ctx, fchg, fch, ME * 4);
         ops_matmul(ctx, res3, fchg, p->fcprojw + (size_t)l * 4 * E * E, p->fcprojb + (size_t)l * E, (int)M, 4 * E, E,
                    OPS_W_KN);
+        if (dr->resid > 0.0f) ops_dropout(ctx, res3, res3, ME, dr->resid, gpt2_dropout_site_key(dr->key, 3 + 3 * l), off_te);
         ops_add(ctx, res3, res3, res2, ME);
         residual = res3;
     }
@@ -354,6 +388,28 @@ static int ensure_scratch(gpt2 *g, err_t *e)
     return 0;
 }
 
+uint64_t gpt2_dropout_site_key(uint64_t key, int site)
+{
+    uint64_t z = key + (uint64_t)(site + 1) * 0x9E3779B97F4A7C15ULL;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+/* The gradient before the dropout at call site `site` (embd or a resid
+ * site), given the gradient after it. It goes into scratch.dln, which is
+ * free at every such point (each branch refills it before its own use). */
+static const float *dropped_grad(gpt2 *g, const float *dafter, int site, uint64_t offset)
+{
+    const gpt2_dropout *dr = &g->drop;
+    const float p = site == 0 ? dr->embd : dr->resid;
+    if (!(p > 0.0f)) return dafter;
+    const size_t n = (size_t)g->B * g->T * g->cfg.n_embd;
+    ops_fill(g->ctx, g->scratch.dln, 0.0f, n);
+    ops_dropout_backward(g->ctx, g->scratch.dln, dafter, n, p, gpt2_dropout_site_key(dr->key, site), offset);
+    return g->scratch.dln;
+}
+
 int gpt2_backward(gpt2 *g, const float *dlogits, float *dinp, err_t *e)
 {
     int rc = ensure_scratch(g, e);
@@ -366,6 +422,8 @@ int gpt2_backward(gpt2 *g, const float *dlogits, float *dinp, err_t *e)
     const int B = g->B, T = g->T, E = c->n_embd, H = c->n_head, hd = E / H, L = c->n_layer;
     const size_t M = (size_t)B * T, ME = M * E;
     const float scale = 1.0f / sqrtf((float)hd);
+    const gpt2_dropout *dr = &g->drop;
+    const uint64_t off_te = (uint64_t)dr->row0 * T * E, off_att = (uint64_t)dr->row0 * H * T * T;
 
     ops_fill(ctx, d->dresidual, 0.0f, ME);
     ops_fill(ctx, d->dln, 0.0f, ME);
@@ -380,8 +438,9 @@ int gpt2_backward(gpt2 *g, const float *dlogits, float *dinp, err_t *e)
         const size_t EE = (size_t)E * E;
         /* MLP branch; dresidual is the gradient of this layer's output */
         ops_fill(ctx, d->dfch_gelu, 0.0f, ME * 4);
-        ops_matmul_backward(ctx, d->dfch_gelu, slice(gr->fcprojw, l, 4 * EE), slice(gr->fcprojb, l, E), d->dresidual,
-                            fchg, p->fcprojw + l * 4 * EE, (int)M, 4 * E, E, OPS_W_KN);
+        ops_matmul_backward(ctx, d->dfch_gelu, slice(gr->fcprojw, l, 4 * EE), slice(gr->fcprojb, l, E),
+                            dropped_grad(g, d->dresidual, 3 + 3 * l, off_te), fchg, p->fcprojw + l * 4 * EE, (int)M,
+                            4 * E, E, OPS_W_KN);
         ops_fill(ctx, d->dfch, 0.0f, ME * 4);
         ops_gelu_tanh_backward(ctx, d->dfch, fch, d->dfch_gelu, ME * 4);
         ops_fill(ctx, d->dln, 0.0f, ME);
@@ -391,11 +450,17 @@ int gpt2_backward(gpt2 *g, const float *dlogits, float *dinp, err_t *e)
                                p->ln2w + (size_t)l * E, a->ln2_mean + l * M, a->ln2_rstd + l * M, (int)M, E);
         /* attention branch; dresidual is now the gradient of residual2 */
         ops_fill(ctx, d->datty, 0.0f, ME);
-        ops_matmul_backward(ctx, d->datty, slice(gr->attprojw, l, EE), slice(gr->attprojb, l, E), d->dresidual, atty,
-                            p->attprojw + l * EE, (int)M, E, E, OPS_W_KN);
+        ops_matmul_backward(ctx, d->datty, slice(gr->attprojw, l, EE), slice(gr->attprojb, l, E),
+                            dropped_grad(g, d->dresidual, 2 + 3 * l, off_te), atty, p->attprojw + l * EE, (int)M, E, E,
+                            OPS_W_KN);
         ops_fill(ctx, d->dqkv, 0.0f, ME * 3);
-        ops_attention_backward(ctx, d->dqkv, d->dqkv + E, d->dqkv + 2 * E, d->datty, att, qkv, qkv + E, qkv + 2 * E, B,
-                               T, T, H, hd, 3 * E, 3 * E, scale);
+        if (dr->attn > 0.0f)
+            ops_attention_dropout_backward(ctx, d->dqkv, d->dqkv + E, d->dqkv + 2 * E, d->datty, att, qkv, qkv + E,
+                                           qkv + 2 * E, B, T, T, H, hd, 3 * E, 3 * E, scale, dr->attn,
+                                           gpt2_dropout_site_key(dr->key, 1 + 3 * l), off_att);
+        else
+            ops_attention_backward(ctx, d->dqkv, d->dqkv + E, d->dqkv + 2 * E, d->datty, att, qkv, qkv + E,
+                                   qkv + 2 * E, B, T, T, H, hd, 3 * E, 3 * E, scale);
         ops_fill(ctx, d->dln, 0.0f, ME);
         ops_matmul_backward(ctx, d->dln, slice(gr->qkvw, l, 3 * EE), slice(gr->qkvb, l, 3 * (size_t)E), d->dqkv, ln1,
                             p->qkvw + l * 3 * EE, (int)M, E, 3 * E, OPS_W_KN);
@@ -403,9 +468,10 @@ int gpt2_backward(gpt2 *g, const float *dlogits, float *dinp, err_t *e)
                                p->ln1w + (size_t)l * E, a->ln1_mean + l * M, a->ln1_rstd + l * M, (int)M, E);
         if (g->on_layer_grads && !g->frozen && (rc = g->on_layer_grads(g->on_layer_user, l, e))) return rc;
     }
-    /* encoded = inp + wpe */
-    if (dinp) ops_add(ctx, dinp, dinp, d->dresidual, ME);
+    /* encoded = embd-dropout(inp + wpe) */
+    const float *denc = dr->embd > 0.0f ? dropped_grad(g, d->dresidual, 0, off_te) : d->dresidual;
+    if (dinp) ops_add(ctx, dinp, dinp, denc, ME);
     if (gr->wpe)
-        for (int b = 0; b < B; b++) ops_add(ctx, gr->wpe, gr->wpe, d->dresidual + (size_t)b * T * E, (size_t)T * E);
+        for (int b = 0; b < B; b++) ops_add(ctx, gr->wpe, gr->wpe, denc + (size_t)b * T * E, (size_t)T * E);
     return 0;
 }

@@ -35,7 +35,28 @@
 typedef struct gpt2_config {
     int vocab_size, n_positions, n_embd, n_head, n_layer;
     float ln_eps;
+    /* config.json's dropout probabilities (a missing key is 0.1, as Hugging
+     * Face reads it); used only when a trainer sets gpt2.drop */
+    float attn_pdrop, resid_pdrop, embd_pdrop;
 } gpt2_config;
+
+/* Training mode: dropout where Hugging Face's GPT-2 applies it, on the
+ * input embeddings after wpe is added (embd), on the attention
+ * probabilities (attn), and on the outputs of attn.c_proj and mlp.c_proj
+ * before their residual adds (resid). All probabilities 0 (gpt2_init's
+ * default) is eval mode and computes exactly what it did without dropout.
+ * Masks come from nn/ops_dropout_mask.h: call site s (0 = embd; layer l:
+ * 1+3l attn, 2+3l after attn.c_proj, 3+3l after mlp.c_proj) uses the key
+ * gpt2_dropout_site_key(key, s), and sequence b of the call is sequence
+ * row0 + b of the global batch, so a batch split over ranks drops what the
+ * whole batch would. The caller sets key (e.g. from the seed and step) before
+ * each forward; backward reuses it. */
+typedef struct gpt2_dropout {
+    float embd, attn, resid;
+    uint64_t key;
+    int64_t row0;
+} gpt2_dropout;
+uint64_t gpt2_dropout_site_key(uint64_t key, int site);
 
 #define GPT2_NUM_PARAM_TENSORS 16
 typedef struct gpt2_params {
@@ -97,10 +118,12 @@ typedef struct gpt2 {
      * are still computing. A nonzero return stops backward and is returned. */
     int (*on_layer_grads)(void *user, int layer, err_t *e);
     void *on_layer_user;
+    gpt2_dropout drop; /* zero: eval mode */
 } gpt2;
 
 /* Reads DIR/config.json (n_embd, n_head, n_layer, n_positions, vocab_size,
- * layer_norm_epsilon; activation_function must be gelu_new if present). */
+ * layer_norm_epsilon, attn_pdrop, resid_pdrop, embd_pdrop; activation_function
+ * must be gelu_new if present). */
 int gpt2_config_load(gpt2_config *cfg, const char *dir, err_t *e);
 size_t gpt2_param_count(const gpt2_config *cfg);
 void gpt2_bind(gpt2_params *p, const gpt2_config *cfg, float *base);
@@ -123,7 +146,12 @@ void gpt2_init(gpt2 *g, ops_ctx *ctx, const gpt2_config *cfg, float *params, flo
 /* Fill the parameters from an open tensor file. prefix NULL detects
  * "", "transformer." or "gpt.transformer." from where wte.weight is. */
 int gpt2_load_weights(gpt2 *g, const tensorfile *tf, const char *prefix, err_t *e);
-/* config + model.safetensors of a hub directory, frozen, parameters owned. */
+/* A hub directory's weights file: model.safetensors, or pytorch_model.bin
+ * (torch.save zip) where a snapshot has only that. path (cap bytes) gets
+ * the file opened, for error messages. */
+int gpt2_open_weights(tensorfile **tf, const char *dir, char *path, size_t cap, err_t *e);
+/* config + weights (gpt2_open_weights) of a hub directory, frozen,
+ * parameters owned. */
 int gpt2_open(gpt2 *g, ops_ctx *ctx, const char *dir, err_t *e);
 void gpt2_free(gpt2 *g);
 

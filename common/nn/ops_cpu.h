@@ -26,6 +26,12 @@ struct ops_ctx {
 void ops_cpu_gemm(const ops_ctx *ctx, int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
                   int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
+/* ops_attention_backward with dropout p on the probabilities (mask
+ * (key, offset), nn/ops_dropout_mask.h); p = 0 is ops_attention_backward. */
+void ops_cpu_attention_backward(ops_ctx *ctx, float *dq, float *dk, float *dv, const float *dout, const float *probs,
+                                const float *q, const float *k, const float *v, int B, int Tq, int Tk, int H, int D,
+                                int q_stride, int kv_stride, float scale, float pdrop, uint64_t key, uint64_t offset);
+
 /* Elementwise loops shorter than this run on one thread: forking a team
  * costs more than it saves below a few thousand floats. */
 #define OPS_CPU_PAR_MIN 8192

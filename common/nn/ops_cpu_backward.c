@@ -11,6 +11,8 @@
 #include <cblas.h>
 #include <math.h>
 
+#include "nn/ops_dropout_mask.h"
+
 static int par_threads(const ops_ctx *ctx, size_t work)
 {
     return work < OPS_CPU_PAR_MIN ? 1 : ctx->threads;
@@ -126,18 +128,22 @@ void ops_relu_backward(ops_ctx *ctx, float *din, const float *in, const float *d
  * Transformer-mapper step.) */
 #define ATT_BWD_TILE 16384
 
-void ops_attention_backward(ops_ctx *ctx, float *dq, float *dk, float *dv, const float *dout,
-                            const float *probs, const float *q, const float *k, const float *v,
-                            int B, int Tq, int Tk, int H, int D, int q_stride, int kv_stride,
-                            float scale)
+/* Dropout on the probabilities (p > 0): with P' = mask(P), dV uses P' and
+ * dS = P'∘dP' − P·rowsum(P'∘dP') (dP' = dO·Vᵀ), which is the softmax
+ * backward of dP = mask(dP'). p = 0 keeps the plain formula, bit for bit. */
+void ops_cpu_attention_backward(ops_ctx *ctx, float *dq, float *dk, float *dv, const float *dout, const float *probs,
+                                const float *q, const float *k, const float *v, int B, int Tq, int Tk, int H, int D,
+                                int q_stride, int kv_stride, float scale, float pdrop, uint64_t key, uint64_t offset)
 {
     if (B <= 0 || Tq <= 0 || Tk <= 0) return;
     const int C = H * D;
     const int rows = Tk >= ATT_BWD_TILE ? 1 : ATT_BWD_TILE / Tk;
+    const float keep_scale = 1.0f / (1.0f - pdrop);
     size_t work = (size_t)B * H * Tq * Tk * D;
 #pragma omp parallel num_threads(par_threads(ctx, work))
     {
-        float ds[(size_t)rows * Tk];
+        float ds[(size_t)rows * Tk], pd_tile[pdrop > 0.0f ? (size_t)rows * Tk : 1];
+        float *pd = pdrop > 0.0f ? pd_tile : NULL;
 #pragma omp for collapse(2) schedule(static)
         for (int b = 0; b < B; b++) {
             for (int h = 0; h < H; h++) {
@@ -147,20 +153,29 @@ void ops_attention_backward(ops_ctx *ctx, float *dq, float *dk, float *dv, const
                 float *dvb = dv ? dv + (size_t)b * Tk * kv_stride + (size_t)h * D : NULL;
                 for (int i0 = 0; i0 < Tq; i0 += rows) {
                     const int n = Tq - i0 < rows ? Tq - i0 : rows;
-                    const float *p = probs + (((size_t)b * H + h) * Tq + i0) * Tk;
+                    const size_t at = (((size_t)b * H + h) * Tq + i0) * Tk;
+                    const float *p = probs + at, *pk = p; /* pk: the probabilities V saw */
+                    if (pd) {
+                        for (size_t x = 0; x < (size_t)n * Tk; x++)
+                            pd[x] = ops_dropout_kept(key, offset + at + x, pdrop) ? p[x] * keep_scale : 0.0f;
+                        pk = pd;
+                    }
                     const float *dob = dout + ((size_t)b * Tq + i0) * C + (size_t)h * D;
                     const float *qb = q + ((size_t)b * Tq + i0) * q_stride + (size_t)h * D;
                     if (dvb)
-                        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Tk, D, n, 1.0f, p, Tk, dob, C, 1.0f,
+                        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Tk, D, n, 1.0f, pk, Tk, dob, C, 1.0f,
                                     dvb, kv_stride);
                     if (!dq && !dkb) continue;
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, Tk, D, 1.0f, dob, C, vb, kv_stride, 0.0f,
                                 ds, Tk);
                     for (int i = 0; i < n; i++) {
-                        const float *pi = p + (size_t)i * Tk;
+                        const float *pi = p + (size_t)i * Tk, *pki = pk + (size_t)i * Tk;
                         float *di = ds + (size_t)i * Tk, dsum = 0.0f;
-                        for (int j = 0; j < Tk; j++) dsum += pi[j] * di[j];
-                        for (int j = 0; j < Tk; j++) di[j] = pi[j] * (di[j] - dsum) * scale;
+                        for (int j = 0; j < Tk; j++) dsum += pki[j] * di[j];
+                        if (pd)
+                            for (int j = 0; j < Tk; j++) di[j] = (pki[j] * di[j] - pi[j] * dsum) * scale;
+                        else
+                            for (int j = 0; j < Tk; j++) di[j] = pi[j] * (di[j] - dsum) * scale;
                     }
                     if (dq)
                         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D, Tk, 1.0f, ds, Tk, kb, kv_stride,
@@ -172,6 +187,15 @@ void ops_attention_backward(ops_ctx *ctx, float *dq, float *dk, float *dv, const
             }
         }
     }
+}
+
+void ops_attention_backward(ops_ctx *ctx, float *dq, float *dk, float *dv, const float *dout,
+                            const float *probs, const float *q, const float *k, const float *v,
+                            int B, int Tq, int Tk, int H, int D, int q_stride, int kv_stride,
+                            float scale)
+{
+    ops_cpu_attention_backward(ctx, dq, dk, dv, dout, probs, q, k, v, B, Tq, Tk, H, D, q_stride, kv_stride, scale,
+                               0.0f, 0, 0);
 }
 
 void ops_scatter_add_rows(ops_ctx *ctx, float *dtable, const float *dout, const int32_t *ids, int n, int C)

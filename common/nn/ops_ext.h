@@ -33,4 +33,28 @@ void ops_attention_cached(ops_ctx *ctx, float *out, const float *q, int q_stride
 void ops_scatter_rows(ops_ctx *ctx, float *dst, size_t dst_stride, const int32_t *rows, const float *src,
                       size_t src_stride, int n, int C);
 
+/* ---- dropout (training only; nn/ops_dropout_mask.h says which elements
+ * drop: element i of a call is global element offset + i under key) ----
+ * Kept elements are scaled by 1/(1-p) (computed in float), as PyTorch's
+ * dropout does; 0 <= p < 1. */
+
+/* out = mask(in); out may be in. */
+void ops_dropout(ops_ctx *ctx, float *out, const float *in, size_t n, float p, uint64_t key, uint64_t offset);
+/* din += mask(dout), the same mask as the forward call with (key, offset). */
+void ops_dropout_backward(ops_ctx *ctx, float *din, const float *dout, size_t n, float p, uint64_t key,
+                          uint64_t offset);
+/* ops_attention with dropout on the attention probabilities (Hugging Face
+ * GPT-2's attn_dropout): out = mask(softmax)·V. probs (required) keeps the
+ * softmax BEFORE dropout, [B,H,Tq,Tk]; the mask indexes that layout, so
+ * offset is (first sequence's global index)·H·Tq·Tk. */
+void ops_attention_dropout(ops_ctx *ctx, float *out, float *probs, const float *q, const float *k, const float *v,
+                           int B, int Tq, int Tk, int H, int D, int q_stride, int kv_stride, int causal, float scale,
+                           float p, uint64_t key, uint64_t offset);
+/* Its backward (ops_attention_backward's contract), given the same probs,
+ * p, key and offset. */
+void ops_attention_dropout_backward(ops_ctx *ctx, float *dq, float *dk, float *dv, const float *dout,
+                                    const float *probs, const float *q, const float *k, const float *v, int B,
+                                    int Tq, int Tk, int H, int D, int q_stride, int kv_stride, float scale, float p,
+                                    uint64_t key, uint64_t offset);
+
 #endif

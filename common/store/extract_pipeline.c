@@ -23,7 +23,8 @@ typedef struct ex_job {
     uv_work_t work;
     char *key, *path;
     int is_tar;
-    uint64_t offset, length;
+    uint64_t offset, length; /* the record's member data */
+    size_t hdr;              /* 512: a tar member's header block is read with its data */
     uv_file fd;
     uint8_t *data;
     size_t len, got;
@@ -336,10 +337,27 @@ static void ex_copy_forward(ex_job *j)
     if (p->n_pending >= p->cfg->batch && !p->fatal) ex_write(p, 0);
 }
 
+/* The header in front of a tar member must still name the record's key;
+ * then only the member's bytes are kept. */
+static void ex_check_tar_member(ex_job *j)
+{
+    manifest_record_t rec = {.key = j->key};
+    rec.loc = (manifest_loc_t){.kind = MANIFEST_LOC_TAR, .path = j->path, .offset = j->offset, .length = j->length};
+    err_t e = {0};
+    if (manifest_check_tar_header(&rec, j->hdr ? j->data : NULL, &e) != 0) {
+        j->reason = "tar_mismatch";
+        snprintf(j->msg, sizeof j->msg, "%s", e.msg);
+        return;
+    }
+    memmove(j->data, j->data + j->hdr, j->len - j->hdr);
+    j->len -= j->hdr;
+}
+
 static void ex_after_read(ex_job *j)
 {
     ex_pipe *p = j->p;
     p->st->t_read += clock_now() - j->t_start;
+    if (!j->reason && j->is_tar) ex_check_tar_member(j);
     if (!j->reason) {
         hash_hex128(j->data, j->len, j->hash);
         if (ex_encoded_here(p, &j->prev) && !strcmp(j->prev.rec.content_hash, j->hash)) {
@@ -397,7 +415,7 @@ static void ex_read_more(ex_job *j)
     if (want > ((size_t)1 << 30)) want = (size_t)1 << 30;
     uv_buf_t buf = uv_buf_init((char *)j->data + j->got, (unsigned)want);
     j->req.data = j;
-    int rc = uv_fs_read(&j->p->loop, &j->req, j->fd, &buf, 1, (int64_t)(j->offset + j->got), ex_on_read);
+    int rc = uv_fs_read(&j->p->loop, &j->req, j->fd, &buf, 1, (int64_t)(j->offset - j->hdr + j->got), ex_on_read);
     if (rc != 0) {
         ex_fail(j, "read_error", "cannot start a read: %s", uv_strerror(rc));
         ex_close(j);
@@ -429,6 +447,7 @@ static void ex_on_stat(uv_fs_t *req)
     if (!j->reason && j->len == 0) ex_fail(j, "corrupt", "empty image");
     if (!j->reason && j->len > max_bytes)
         ex_fail(j, "too_large", "%zu bytes exceeds the limit of %zu", j->len, max_bytes);
+    if (!j->reason) j->len += j->hdr;
     if (!j->reason && !(j->data = malloc(j->len)))
         ex_fail(j, "out_of_memory", "cannot allocate %zu bytes", j->len);
     if (j->reason) ex_close(j);
@@ -580,6 +599,7 @@ static void ex_start(ex_pipe *p, const manifest_record_t *rec, ex_batch *b)
     j->is_tar = rec->loc.kind == MANIFEST_LOC_TAR;
     j->offset = j->is_tar ? rec->loc.offset : 0;
     j->length = rec->loc.length;
+    j->hdr = j->is_tar && j->offset >= 512 ? 512 : 0;
     j->pixels = p->free_px[--p->n_free];
     j->batch = b;
     j->slot = p->rec_i % p->cfg->batch;

@@ -5,6 +5,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <lmdb.h>
 #include <stdio.h>
@@ -37,9 +38,24 @@ struct store {
 
 void store_env_name(char *out, size_t cap, int rank, int size) { snprintf(out, cap, "rank-%05d-of-%05d", rank, size); }
 
+/* LMDB turns a short write (the file system filled up during a commit)
+ * into EIO and drops the errno: one block written next to the environment
+ * shows what the file system says now (no space, quota exceeded). */
+static int store_write_errno(const store_env *v, int rc)
+{
+    if (rc != EIO) return rc;
+    int fd = open(v->path, O_TMPFILE | O_WRONLY, 0600);
+    if (fd < 0) return rc;
+    static const char block[4096];
+    ssize_t n = write(fd, block, sizeof block);
+    int err = n < 0 ? errno : (size_t)n < sizeof block ? ENOSPC : 0;
+    close(fd);
+    return err == ENOSPC || err == EDQUOT ? err : rc;
+}
+
 static int store_mdb_err(err_t *e, const store_env *v, int rc, const char *what)
 {
-    return err_set(e, ERR_STORE, "%s: %s: %s", v->path, what, mdb_strerror(rc));
+    return err_set(e, ERR_STORE, "%s: %s: %s", v->path, what, mdb_strerror(store_write_errno(v, rc)));
 }
 
 /* Another process may have grown the map since we opened the environment:

@@ -9,6 +9,7 @@
 #include "text/bpe.h"
 
 #include "core/fsutil.h"
+#include "io/json_util.h"
 
 #include <dlfcn.h>
 #include <jansson.h>
@@ -360,9 +361,8 @@ int bpe_load(bpe_t **out, const char *dir, err_t *e)
     }
     for (uint32_t cp = 0; cp < 0x10000; cp++)
         b->bmp_class[cp] = (uint8_t)class_of_category(cp, b->category((utf8proc_int32_t)cp));
-    json_error_t jerr;
-    json_t *vocab = json_load_file(vpath, 0, &jerr);
-    if (!vocab) rc = err_set(e, ERR_FORMAT, "%s:%d:%d: %s", vpath, jerr.line, jerr.column, jerr.text);
+    json_t *vocab = NULL;
+    rc = json_load_path(&vocab, vpath, e);
     if (!rc) rc = load_vocab(b, vpath, vocab, e);
     if (!rc) rc = load_merges(b, mpath, vocab, e);
     json_decref(vocab);

@@ -54,13 +54,20 @@ def gpt2_blocks_init(p, rnd, E, NL, attn_std=None, mlp_proj_std=None):
     return p
 
 
-def gpt2_forward(p, x, NH, NL, mask=None, eps=1e-5, ln=layer_norm):
+def gpt2_forward(p, x, NH, NL, mask=None, eps=1e-5, ln=layer_norm, drop=None):
     """x: input embeddings [B, T, E] -> logits [B, T, V] (head tied to wte);
     mask: [B, T] (1 = attend) as HF applies it. ln: the layer norm;
-    torch_layer_norm (what HF calls) rounds differently in the last bits."""
+    torch_layer_norm (what HF calls) rounds differently in the last bits.
+    drop: training mode, drop(site, tensor) -> tensor applied where HF's
+    GPT2Model applies dropout: site 0 after wte + wpe (drop), per layer l
+    1+3l on the attention probabilities after softmax (attn_dropout),
+    2+3l after attn.c_proj (resid_dropout), 3+3l after mlp.c_proj (mlp's
+    dropout), each before its residual add."""
+    if drop is None:
+        drop = lambda site, z: z  # noqa: E731  (eval mode)
     b, t, E = x.shape
     hd = E // NH
-    x = x + p["wpe.weight"][:t]
+    x = drop(0, x + p["wpe.weight"][:t])
     causal = torch.tril(torch.ones(t, t, dtype=torch.bool))
     neg = torch.finfo(torch.float32).min
     for l in range(NL):
@@ -73,14 +80,42 @@ def gpt2_forward(p, x, NH, NL, mask=None, eps=1e-5, ln=layer_norm):
         w = torch.where(causal, w, torch.tensor(neg))
         if mask is not None:
             w = w + (1.0 - mask[:, None, None, :]) * neg
-        w = w.softmax(-1)
+        w = drop(1 + 3 * l, w.softmax(-1))
         y = (w @ v).transpose(1, 2).reshape(b, t, E)
-        x = x + (y @ p[h + "attn.c_proj.weight"] + p[h + "attn.c_proj.bias"])
+        x = x + drop(2 + 3 * l, y @ p[h + "attn.c_proj.weight"] + p[h + "attn.c_proj.bias"])
         a = ln(x, p[h + "ln_2.weight"], p[h + "ln_2.bias"], eps)
         m = gelu_new(a @ p[h + "mlp.c_fc.weight"] + p[h + "mlp.c_fc.bias"])
-        x = x + (m @ p[h + "mlp.c_proj.weight"] + p[h + "mlp.c_proj.bias"])
+        x = x + drop(3 + 3 * l, m @ p[h + "mlp.c_proj.weight"] + p[h + "mlp.c_proj.bias"])
     x = ln(x, p["ln_f.weight"], p["ln_f.bias"], eps)
     return x @ p["wte.weight"].t()
+
+
+# ---------------- dropout masks (common/nn/ops_dropout_mask.h, gpt2.h) ----------------
+_M64 = (1 << 64) - 1
+
+
+def _mix64(z):
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
+    return z ^ (z >> 31)
+
+
+def dropout_site_key(key, site):
+    """gpt2_dropout_site_key: the key of call site `site` under a step's key."""
+    return _mix64((key + (site + 1) * 0x9E3779B97F4A7C15) & _M64)
+
+
+def dropout_keep(key, offset, n, p):
+    """Boolean keep mask of elements offset .. offset+n-1 under key, as
+    ops_dropout_kept computes it (numpy uint64 arithmetic wraps like C's)."""
+    import numpy as np
+    with np.errstate(over="ignore"):
+        z = np.uint64(key) + (np.arange(offset + 1, offset + n + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15))
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    u = (z >> np.uint64(40)).astype(np.float32) * np.float32(1.0 / 16777216.0)
+    return u >= np.float32(p)
 
 
 # ---------------- mappers (torch.nn.Linear layout [out, in]) ----------------

@@ -10,7 +10,9 @@
 #   - a caption with markup (planted in eval/results.json) shows as text;
 #   - the screenshot is not blank (many distinct colours, decoded with our
 #     PNG decoder through `clipcap preprocess`);
-#   - a folder with only train/ still gets a report that lists what is missing.
+#   - a folder with only train/ still gets a report that lists what is missing;
+#   - caption/eval with a GPT-2 folder lacking vocab.json + merges.txt say to
+#     pass --tokenizer, and work with it (the tokenizer given once, not copied).
 set -euo pipefail
 source "$(dirname "$0")/lib.bash"
 command -v chromium >/dev/null || { echo "chromium is not installed (launch/deps.sh installs it)" >&2; exit 1; }
@@ -25,14 +27,18 @@ mkdir -p "$R/eval"
 "$CLIPCAP" extract --manifest "$R/manifest" --clip "$fx/clip/tiny" --store "$R/store" >/dev/null 2>"$tmp/extract.log"
 "$CLIPCAP" train --manifest "$R/manifest" --store "$R/store" --gpt2 "$fx/train/gpt2_fullvocab" --mapping mlp \
   --prefix-len 4 --batch 8 --epochs 1 --lr 1e-2 --warmup 2 --out "$R/train" >/dev/null 2>"$tmp/train.log"
-gpt2="$tmp/gpt2"
-mkdir -p "$gpt2"
-cp "$fx/train/gpt2_fullvocab/config.json" "$fx/train/gpt2_fullvocab/model.safetensors" "$fx/gpt2/vocab.json" "$fx/gpt2/merges.txt" "$gpt2/"
+# GPT-2 without its tokenizer files: caption/eval say so, then take it from --tokenizer
+g="$fx/train/gpt2_fullvocab"
 ckpt=$(ls "$R"/train/model-step-*.safetensors | tail -1)
-"$CLIPCAP" caption --manifest "$R/manifest" --store "$R/store" --model "$ckpt" --gpt2 "$gpt2" --max-tokens 6 \
-  --out "$R/captions" >/dev/null 2>"$tmp/caption.log"
+if "$CLIPCAP" caption --manifest "$R/manifest" --store "$R/store" --model "$ckpt" --gpt2 "$g" --out "$tmp/nocap" 2>"$tmp/notok.log"; then
+  echo "caption ran without a tokenizer" >&2
+  exit 1
+fi
+grep -q "pass --tokenizer DIR" "$tmp/notok.log"
+"$CLIPCAP" caption --manifest "$R/manifest" --store "$R/store" --model "$ckpt" --gpt2 "$g" --tokenizer "$fx/gpt2" \
+  --max-tokens 6 --out "$R/captions" >/dev/null 2>"$tmp/caption.log"
 "$CLIPCAP" eval --manifest "$R/manifest" --split train2014 --skip-failed --store "$R/store" --model "$ckpt" \
-  --gpt2 "$gpt2" --max-tokens 6 --annotations "$tmp/references.json" --results "$R/eval/results.json" \
+  --gpt2 "$g" --tokenizer "$fx/gpt2" --max-tokens 6 --annotations "$tmp/references.json" --results "$R/eval/results.json" \
   --per-image >"$R/eval/scores.json" 2>"$tmp/eval.log"
 # markup in data must be escaped: plant some in the first generated caption
 python3 - "$R/eval/results.json" <<'PY'

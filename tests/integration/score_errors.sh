@@ -38,15 +38,15 @@ bad_results dup.json '[{"image_id": 1007, "caption": "a"}, {"image_id": 1000, "c
 bad_results empty.json '[{"image_id": 1000, "caption": "a dog"}, {"image_id": 1007, "caption": " \\t "}]' \
   "empty.json: entry 1: field 'caption' is empty"
 bad_results utf8.json '[{"image_id": 1000, "caption": "a dog"},\n{"image_id": 1007, "caption": "caf\xe9 chairs"}]' \
-  "utf8.json: entry 1: line 2, column [0-9]*: text is not UTF-8: unable to decode byte 0xe9"
+  "utf8.json:2:[0-9]*: entry 1: text is not UTF-8: unable to decode byte 0xe9"
 bad_results nul.json '[{"image_id": 1000, "caption": "a \\u0000 dog"}]' \
-  "nul.json: entry 0: line 1, column [0-9]*: .u0000 is not allowed"
+  "nul.json:1:[0-9]*: entry 0: .u0000 is not allowed"
 bad_results surrogate.json '[{"image_id": 1000, "caption": "a"}, {"image_id": 1007, "caption": "\\udc00"}]' \
-  "surrogate.json: entry 1: line 1, column [0-9]*: invalid Unicode"
+  "surrogate.json:1:[0-9]*: entry 1: invalid Unicode"
 bad_results dupkey.json '[{"image_id": 1000, "caption": "a", "caption": "b"}]' \
-  "dupkey.json: entry 0: line 1, column [0-9]*: duplicate object key"
+  "dupkey.json:1:[0-9]*: entry 0: duplicate object key"
 bad_results cut.json '[{"image_id": 1000, "caption": "a"}, {"image_id": 1007, "capt' \
-  "cut.json: entry 1: line 1, column [0-9]*: premature end of input"
+  "cut.json:1:[0-9]*: entry 1: premature end of input"
 bad_results caption_type.json '[{"image_id": 1000, "caption": ["a dog"]}]' \
   "caption_type.json: entry 0: field 'caption' is not a string"
 bad_results no_caption.json '[{"image_id": 1000}]' \
@@ -54,7 +54,7 @@ bad_results no_caption.json '[{"image_id": 1000}]' \
 bad_results id_type.json '[{"image_id": 1000, "caption": "a"}, {"image_id": 1007.0, "caption": "b"}]' \
   "id_type.json: entry 1: field 'image_id' is not an integer or a string"
 bad_results id_big.json '[{"image_id": 123456789012345678901234, "caption": "b"}]' \
-  "id_big.json: entry 0: line 1, column [0-9]*: too big integer"
+  "id_big.json:1:[0-9]*: entry 0: too big integer"
 bad_results id_mixed.json '[{"image_id": 1000, "caption": "a"}, {"image_id": "1007", "caption": "b"}]' \
   "id_mixed.json: entry 1: field 'image_id' is a string, but the first record's is an integer"
 bad_results not_object.json '[{"image_id": 1000, "caption": "a"}, "a dog"]' \
@@ -70,7 +70,7 @@ bad_results one.json '[{"image_id": 1000, "caption": "a dog"}]' \
 "$CLIPCAP" score --results one.json --annotations ann.json --subset > subset.json
 grep -q '"images": 1,' subset.json
 bad_annotations ann_utf8.json '{"annotations": [{"image_id": 1000, "caption": "a dog"},\n {"image_id": 1000, "caption": "\xc3("}]}' \
-  "ann_utf8.json: annotation 1: line 2, column [0-9]*: text is not UTF-8"
+  "ann_utf8.json:2:[0-9]*: annotation 1: text is not UTF-8"
 bad_annotations ann_empty.json '{"annotations": [{"image_id": 1000, "caption": ""}]}' \
   "ann_empty.json: annotation 0: field 'caption' is empty"
 bad_annotations ann_list.json '[{"image_id": 1000, "caption": "a dog"}]' \

@@ -59,12 +59,12 @@ expect_usage() { # message-regex args...
   local rc=$?
   set -e
   [ $rc -eq 2 ] || { echo "exit $rc for $*"; cat "$tmp/err"; exit 1; }
-  grep -q "$re" "$tmp/err" || { cat "$tmp/err"; exit 1; }
+  grep -q -e "$re" "$tmp/err" || { cat "$tmp/err"; exit 1; }
 }
 expect_usage "format is required" --input x "${common[@]}"
 expect_usage "expected coco, karpathy" --format flickr --input x "${common[@]}"
 expect_usage "needs --input" --format coco "${common[@]}"
-expect_usage "expected 1..99999" --format coco --input x --shards 0 "${common[@]}"
+expect_usage "--shards: '0' is not an integer in 1..99999" --format coco --input x --shards 0 "${common[@]}"
 expect_usage "expected SPLIT:FILE" --format coco --input x --write-annotations test "${common[@]}"
 "$CLIPCAP" shard --help | grep -q "cc-tar"
 

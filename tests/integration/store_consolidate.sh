@@ -2,8 +2,9 @@
 # Consolidation survives kill -9 at every step. A store written by
 # `mpirun -np 2 clipcap extract` holds generation 1; a run with another
 # model is killed (strace fault injection) at its final consolidation's
-# first rename, so its environment stays beside generation 1, which
-# readers still read (old dump, pending_environments 1). Then
+# first rename (the run's second: the first writes extract-settings.json),
+# so its environment stays beside generation 1, which readers still read
+# (old dump, pending_environments 1). Then
 # `clipcap store consolidate` is killed (strace -e inject) at each step of
 # writing, publishing and cleaning up, each time on a fresh copy of that
 # store: the store must read as either the old or the new
@@ -16,7 +17,7 @@ S="$WORK/store"
     >/dev/null 2>"$WORK/extract.log" || fail "extract: $(tail -3 "$WORK/extract.log")"
 "$CLIPCAP" store dump --store "$S" --out "$WORK/old.jsonl" 2>/dev/null
 
-if strace -f -qq -o /dev/null -e trace=rename -e inject=rename:signal=KILL:when=1 "$CLIPCAP" extract \
+if strace -f -qq -o /dev/null -e trace=rename -e inject=rename:signal=KILL:when=2 "$CLIPCAP" extract \
     --manifest "$WORK/man" --clip "$CLIPCAP_FIXTURES/clip/tiny_gelu" --store "$S" --threads 1 \
     >/dev/null 2>>"$WORK/extract.log"; then
     fail "the injected kill did not stop extract"

@@ -5,13 +5,14 @@
 # extract, which consolidates first) gives one error naming the file and
 # exits 1; readers (`store stats|dump`, caption) keep reading the current
 # pack, which lacks nothing it had. The environment is left by a run killed
-# (strace fault injection) at its final consolidation's first rename.
+# (strace fault injection) at its final consolidation's first rename (its
+# second: the first writes extract-settings.json).
 source "$(dirname "$0")/extract_lib.bash"
 make_manifest "$WORK" 24
 "$CLIPCAP" extract --manifest "$WORK/man" --clip "$CLIP_TINY" --store "$WORK/store" >/dev/null \
     2>"$WORK/extract.log" || { cat "$WORK/extract.log"; fail "extract"; }
 "$CLIPCAP" store dump --store "$WORK/store" --out "$WORK/pack.jsonl" 2>/dev/null
-if strace -qq -o /dev/null -e trace=rename -e inject=rename:signal=KILL:when=1 "$CLIPCAP" extract \
+if strace -qq -o /dev/null -e trace=rename -e inject=rename:signal=KILL:when=2 "$CLIPCAP" extract \
     --manifest "$WORK/man" --clip "$CLIPCAP_FIXTURES/clip/tiny_gelu" --store "$WORK/store" >/dev/null 2>&1; then
     fail "the injected kill did not stop extract"
 fi

@@ -101,6 +101,41 @@ static void test_tiny_variants(void)
     CHECK(strcmp(fp32, fphalf) && strcmp(fp32, fpgelu));
 }
 
+/* openai's TorchScript file (tests/gen/gen_openai_clip.py): the
+ * architecture comes from the shapes (W 128 → 2 heads, 2 layers, 64 px,
+ * patch 16, D 32); it must give the bits of the hub directory holding the
+ * same weights (same parameter buffer, same fingerprint) and openai's
+ * module's embeddings within the float32 tolerance above: both run the
+ * fp16 values converted exactly to float32. */
+static void test_openai_torchscript(void)
+{
+    char io[4096], pt[4096], hub[4096];
+    err_t e = {0};
+    st_file *f = NULL;
+    CHECK_OK(st_open(&f, check_fixture(io, sizeof io, "clip/openai/io.safetensors"), &e), &e);
+    if (!f) return;
+    float *images = fixture(f, "images", NULL), *ref = fixture(f, "embed", NULL);
+    clip_vit *a = NULL, *b = NULL;
+    CHECK_OK(clip_vit_load(&a, ops, check_fixture(pt, sizeof pt, "clip/openai/tiny.pt"), 3, &e), &e);
+    CHECK_OK(clip_vit_load(&b, ops, check_fixture(hub, sizeof hub, "clip/openai/hub"), 3, &e), &e);
+    if (a && b && images && ref) {
+        CHECK(clip_vit_image_size(a) == 64 && clip_vit_embed_dim(a) == 32);
+        CHECK(!strcmp(clip_vit_fingerprint(a), clip_vit_fingerprint(b)));
+        float oa[3 * 32], ob[3 * 32];
+        CHECK_OK(clip_vit_forward(a, images, 3, oa, &e), &e);
+        CHECK_OK(clip_vit_forward(b, images, 3, ob, &e), &e);
+        CHECK(!memcmp(oa, ob, sizeof oa));
+        expect_embeddings("openai tiny.pt", oa, ref, 3, 32);
+    }
+    clip_vit_free(a), clip_vit_free(b);
+    free(images), free(ref);
+    st_close(f);
+    /* a torch.save state dict of hub names is not openai's file: say what is expected */
+    char other[4096];
+    CHECK(clip_vit_load(&a, ops, check_fixture(other, sizeof other, "clip/tiny_pt/pytorch_model.bin"), 1, &e) == ERR_FORMAT);
+    CHECK_MSG(strstr(e.msg, "openai") != NULL, "%s", e.msg);
+}
+
 static int write_file(const char *path, const char *text)
 {
     err_t e = {0};
@@ -290,6 +325,7 @@ int main(void)
         return 1;
     }
     CHECK_RUN(test_tiny_variants);
+    CHECK_RUN(test_openai_torchscript);
     CHECK_RUN(test_loader_errors);
     CHECK_RUN(test_b32_prng_model);
     ops_destroy(ops);

@@ -11,6 +11,7 @@
 #include "data/manifest.h"
 #include "data/manifest_write.h"
 #include "io/json_util.h"
+#include "io/zio.h"
 
 #define N_IMG 7
 
@@ -181,6 +182,50 @@ static void test_corruption(void)
     ds_free(&ds);
 }
 
+/* A shard re-compressed with other content (a valid zstd file, the same
+ * header and record count: only a caption changed) is refused when opened,
+ * naming the shard and both checksums; the index's own checksum of the
+ * original passes. */
+static void test_rewritten_shard(void)
+{
+    char dir[4096], path[4300];
+    check_tmpdir(dir, sizeof dir, "manifest_rewritten");
+    ds_t ds;
+    int32_t **ids;
+    uint32_t *n_ids;
+    build_ds(&ds, &ids, &n_ids);
+    manifest_token_stats_t st;
+    write_manifest(dir, &ds, ids, n_ids, 2, &st);
+    manifest_t *m = NULL;
+    err_t e = {0};
+    CHECK_OK(manifest_open(&m, dir, &e), &e);
+    snprintf(path, sizeof path, "%s/%s", dir, manifest_shard_info(m, 0)->file);
+    uint8_t *text;
+    size_t len;
+    CHECK_OK(zio_read_all(path, &text, &len, &e), &e);
+    char *at = strstr((char *)text, "A cat.");
+    CHECK(at != NULL);
+    if (at) memcpy(at, "A dog.", 6);
+    zio_writer *w = NULL;
+    CHECK_OK(zio_writer_open(&w, path, 3, &e), &e);
+    CHECK_OK(zio_write(w, text, len, &e), &e);
+    CHECK_OK(zio_writer_commit(w, &e), &e);
+    free(text);
+    manifest_shard_reader *r = NULL;
+    CHECK(manifest_shard_open(&r, m, 0, &e) == ERR_FORMAT);
+    CHECK(r == NULL);
+    CHECK_MSG(strstr(e.msg, manifest_shard_info(m, 0)->file) && strstr(e.msg, manifest_shard_info(m, 0)->xxh128) &&
+                  strstr(e.msg, "checksum"),
+              "%s", e.msg);
+    CHECK_OK(manifest_shard_open(&r, m, 1, &e), &e); /* the untouched shard still opens */
+    manifest_shard_close(r);
+    manifest_close(m);
+    for (size_t c = 0; c < ds.n_captions; c++) free(ids[c]);
+    free(ids);
+    free(n_ids);
+    ds_free(&ds);
+}
+
 /* Naive two-pass mean and unbiased std in long double. */
 static void naive_stats(const uint32_t *len, size_t n, double *mean, double *std, uint32_t *mx)
 {
@@ -313,10 +358,20 @@ static void test_read_image(void)
     rec.loc.path = check_fixture(path, sizeof path, "data/cc/wds/00000.tar");
     rec.loc.offset = (uint64_t)json_integer_value(json_object_get(loc, "offset"));
     rec.loc.length = (uint64_t)json_integer_value(json_object_get(loc, "length"));
+    rec.key = "000000000"; /* the member's name gives the key */
     CHECK_OK(manifest_read_image(&rec, &data, &len, &e), &e);
     CHECK(len == n && data && !memcmp(data, want, n));
     free(data);
+    /* the bytes at the offset belong to another key: refused, naming both */
+    rec.key = "000000001";
+    CHECK_MSG(manifest_read_image(&rec, &data, &len, &e) == ERR_FORMAT && !data && strstr(e.msg, "000000000.jpg") &&
+                  strstr(e.msg, "not key 000000001"),
+              "%s", e.msg);
+    rec.key = "000000000";
+    rec.loc.offset -= 512; /* not at a member's data */
+    CHECK(manifest_read_image(&rec, &data, &len, &e) == ERR_FORMAT && !data && strstr(e.msg, "00000.tar"));
     rec.loc.offset = 1u << 30; /* past the end */
+    rec.key = "1";
     CHECK(manifest_read_image(&rec, &data, &len, &e) < 0 && strstr(e.msg, "00000.tar") && strstr(e.msg, "record 1"));
     rec.loc.kind = MANIFEST_LOC_FILE;
     rec.loc.path = "/nonexistent/x.jpg";
@@ -328,6 +383,7 @@ int main(void)
 {
     CHECK_RUN(test_round_trip);
     CHECK_RUN(test_corruption);
+    CHECK_RUN(test_rewritten_shard);
     CHECK_RUN(test_stats);
     CHECK_RUN(test_plan);
     CHECK_RUN(test_read_image);

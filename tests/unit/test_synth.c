@@ -402,6 +402,33 @@ static int file_decodes_as(const char *dir, const char *rel, int w, int h)
     return ok;
 }
 
+/* --square: the 32-384 px images become square, and nothing else changes
+ * (the other draws are the same). */
+static void test_square(void)
+{
+    synth_opts_t o = {.count = 200, .seed = 3, .layouts = SYNTH_LAYOUT_ALL, .large = 2, .per_shard = 20};
+    synth_plan_t plain, square;
+    err_t e = {0};
+    CHECK_OK(synth_plan_init(&plain, &o, &e), &e);
+    o.square = 1;
+    CHECK_OK(synth_plan_init(&square, &o, &e), &e);
+    int squares = 0, others = 0;
+    for (uint64_t i = 0; i < o.count; i++) {
+        synth_record_t a, b;
+        synth_plan_record(&plain, i, &a);
+        synth_plan_record(&square, i, &b);
+        CHECK(a.width == b.width && a.format == b.format && a.karpathy_split == b.karpathy_split &&
+              !memcmp(&a.scene, &b.scene, sizeof a.scene));
+        if (a.width >= 32 && a.width <= 384 && a.height >= 32 && a.height <= 384 && a.width * a.height < 1000000) {
+            squares += b.height == b.width;
+            others += a.height != a.width;
+        } else {
+            CHECK(a.height == b.height); /* large and tiny sizes are kept */
+        }
+    }
+    CHECK(squares >= 190 && others >= 150);
+}
+
 static void test_generate(void)
 {
     char dir[4096];
@@ -508,6 +535,7 @@ int main(void)
     CHECK_RUN(test_draw_matches_caption);
     CHECK_RUN(test_encode_roundtrip);
     CHECK_RUN(test_tar);
+    CHECK_RUN(test_square);
     CHECK_RUN(test_generate);
     return check_summary();
 }

@@ -10,6 +10,7 @@
  * with the key named. */
 #include "check.h"
 #include "data/dataset.h"
+#include "data/manifest_tokens.h"
 #include "data/manifest_write.h"
 #include "data/train_data.h"
 
@@ -128,9 +129,10 @@ static void test_examples_and_batches(void)
         for (int j = 0; j < d.L; j++) bad += tok[b * (size_t)d.L + (size_t)j] != (j < len ? tok_id(img, cap, j) : -1);
     }
     CHECK_MSG(bad == 0, "%d values differ", bad);
-    /* 16-bit ids (the long caption cut to 37), 4-byte image index, 8-byte
-     * offsets, every key "aN" with its NUL, dropped or not */
-    CHECK(train_data_bytes(&d) == (n - 1) * 3 * 2 + 37 * 2 + n * 4 + (n + 1) * 8 + N_IMG * 3 + (N_IMG - 1) * 8);
+    /* the heap holds 4 + 8 bytes per kept image and the per-shard tables;
+     * keys and ids stay in the mapped token files */
+    CHECK(train_data_bytes(&d) ==
+          (N_IMG - 1) * 12 + 8 + 2 * (sizeof(struct manifest_tokens) + 8) + 8);
 
     float small[DIM];
     store_entry ent;
@@ -143,7 +145,7 @@ static void test_examples_and_batches(void)
 
     /* --splits val: a4 alone */
     CHECK_OK(train_data_open(&d, man, "val", st, &e), &e);
-    CHECK(d.n_images == 1 && d.n_examples == CAPS && !strcmp(d.keys + d.key_off[0], "a4"));
+    CHECK(d.n_images == 1 && d.n_examples == CAPS && !strcmp(train_data_key(&d, 0), "a4"));
     train_data_close(&d);
     free(ex);
     free(clip);
@@ -169,9 +171,46 @@ static void test_refused(void)
     train_data_close(&d);
 }
 
+/* A token file that does not match index.json (a flipped byte, a manifest
+ * from before token files) is refused naming it, before any lookup. */
+static void test_token_file_checked(void)
+{
+    char man[4096], st[4096], path[8192], text[8192];
+    check_tmpdir(man, sizeof man, "train-data-man3");
+    check_tmpdir(st, sizeof st, "train-data-tok");
+    write_manifest(man);
+    write_env(st, "rank-00000-of-00001", (const int[N_IMG]){DIM, DIM, DIM, DIM, DIM, DIM}, 1, STORE_FP32);
+    snprintf(path, sizeof path, "%s/shard-00001-of-00002.tokens", man);
+    FILE *f = fopen(path, "r+b");
+    CHECK(f != NULL);
+    if (!f) return;
+    int c = (fseek(f, 100, SEEK_SET), fgetc(f));
+    fseek(f, 100, SEEK_SET);
+    fputc(c ^ 1, f);
+    fclose(f);
+    err_t e = {0};
+    train_data d;
+    CHECK(train_data_open(&d, man, NULL, st, &e) == ERR_FORMAT);
+    CHECK_MSG(strstr(e.msg, "shard-00001-of-00002.tokens") && strstr(e.msg, "checksum"), "%s", e.msg);
+    train_data_close(&d);
+    /* an index without token files: the manifest of an older `clipcap shard` */
+    snprintf(path, sizeof path, "%s/index.json", man);
+    f = fopen(path, "rb");
+    size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
+    if (f) fclose(f);
+    text[n] = 0;
+    for (char *p = text; (p = strstr(p, "\"tokens_file\"")) != NULL;) memcpy(p + 1, "TOKENS", 6);
+    f = fopen(path, "wb");
+    if (f) fputs(text, f), fclose(f);
+    CHECK(train_data_open(&d, man, NULL, st, &e) == ERR_NOTFOUND);
+    CHECK_MSG(strstr(e.msg, "no token file") && strstr(e.msg, "clipcap shard"), "%s", e.msg);
+    train_data_close(&d);
+}
+
 int main(void)
 {
     CHECK_RUN(test_examples_and_batches);
     CHECK_RUN(test_refused);
+    CHECK_RUN(test_token_file_checked);
     return check_summary();
 }
