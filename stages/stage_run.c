@@ -356,6 +356,8 @@ static int run_one(const run_plan *p, int s, enum marker_state state, uint64_t f
                          st->dir);
         else if (!rc) rc = run_strv_push(&argv, "--force", e);
     }
+    /* every rank has looked at the folder before rank 0 writes the marker */
+    rc = mpictx_agree(rc, e);
     if (!rc && mpictx_rank() == 0) {
         rc = fs_join(logs, sizeof logs, p->out, "logs", e);
         if (!rc) rc = fs_mkdirs(logs, e);
