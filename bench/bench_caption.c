@@ -8,11 +8,15 @@
  * the tokens it got alone (checked: exit status 1 otherwise). Prints
  * captions/s of each.
  *
- * usage: bench_caption OUTDIR THREADS N_GREEDY N_BEAM GREPEAT BREPEAT GBATCH BBATCH */
+ * PRECISION (default fp32) is the GEMM precision (ops_ext.h); token files
+ * get a _PRECISION suffix when it is not fp32.
+ *
+ * usage: bench_caption OUTDIR THREADS N_GREEDY N_BEAM GREPEAT BREPEAT GBATCH BBATCH [PRECISION] */
 #include "core/progress.h"
 #include "io/npy.h"
 #include "nn/decode.h"
 #include "nn/gpt2.h"
+#include "nn/ops_ext.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,8 +89,8 @@ static void report(const char *what, int threads, int n, const run_stats *st, in
 
 int main(int argc, char **argv)
 {
-    if (argc != 9) {
-        fprintf(stderr, "usage: bench_caption OUTDIR THREADS N_GREEDY N_BEAM GREPEAT BREPEAT GBATCH BBATCH\n");
+    if (argc != 9 && argc != 10) {
+        fprintf(stderr, "usage: bench_caption OUTDIR THREADS N_GREEDY N_BEAM GREPEAT BREPEAT GBATCH BBATCH [PRECISION]\n");
         return 2;
     }
     const char *dir = argv[1];
@@ -99,10 +103,16 @@ int main(int argc, char **argv)
     float *host = NULL, *dev = NULL;
     int64_t shape[NPY_MAX_DIMS];
     int nd = 0, bad = 0;
+    enum ops_precision prec = OPS_FP32;
+    if (argc == 10 && ops_precision_parse(argv[9], &prec, &e)) goto fail;
+    /* token files of another precision next to fp32's */
+    char sfx[16] = "";
+    if (prec != OPS_FP32) snprintf(sfx, sizeof sfx, "_%s", ops_precision_name(prec));
     snprintf(path, sizeof path, "%s/prefixes.npy", dir);
     if (npy_read_f32(path, &host, shape, &nd, &e)) goto fail;
     snprintf(path, sizeof path, "%s/gpt2_124m", dir);
-    if (ops_create(&ops, threads, &e) || gpt2_open(&g, ops, path, &e)) goto fail;
+    if (ops_create(&ops, threads, &e) || ops_set_precision(ops, prec, &e) || gpt2_open(&g, ops, path, &e)) goto fail;
+    printf("clipcap GEMMs: %s\n", ops_precision_impl(ops));
     const size_t n_pre = (size_t)shape[0], pe = (size_t)shape[1] * shape[2];
     if (nd != 3 || shape[1] != 10 || shape[2] != g.cfg.n_embd || n_pre < (size_t)n_greedy || n_pre < (size_t)n_beam) {
         err_set(&e, ERR_FORMAT, "%s/prefixes.npy: not [>= %d, 10, %d]", dir, n_greedy > n_beam ? n_greedy : n_beam,
@@ -131,7 +141,7 @@ int main(int argc, char **argv)
     greedy.max_batch = 1;
     if (run(&g, &greedy, dev, n_greedy, n_greedy, 1, alone, alone_lens, &st, &e)) goto fail;
     report("greedy one at a time", threads, n_greedy, &st, 1);
-    snprintf(path, sizeof path, "%s/c_greedy.txt", dir);
+    snprintf(path, sizeof path, "%s/c_greedy%s.txt", dir, sfx);
     if (write_tokens(path, alone, alone_lens, n_greedy, T, &e)) goto fail;
     greedy.max_batch = gbatch;
     if (run(&g, &greedy, dev, n_greedy, ng, ng, toks, lens, &st, &e)) goto fail;
@@ -145,7 +155,7 @@ int main(int argc, char **argv)
     beam.max_batch = 5;
     if (run(&g, &beam, dev, n_beam, n_beam, 1, balone, balone_lens, &st, &e)) goto fail;
     report("beam5 one at a time", threads, n_beam, &st, 5);
-    snprintf(path, sizeof path, "%s/c_beam.txt", dir);
+    snprintf(path, sizeof path, "%s/c_beam%s.txt", dir, sfx);
     if (write_tokens(path, balone, balone_lens, 5 * n_beam, T, &e)) goto fail;
     beam.max_batch = bbatch;
     if (run(&g, &beam, dev, n_beam, nb, nb, toks, lens, &st, &e)) goto fail;

@@ -87,6 +87,9 @@ np.save(os.path.join(out, "prefixes.npy"), prefixes.numpy().astype(np.float32))
 if sys.argv[5:] == ["setup"]:
     sys.exit(0)
 device = "cpu"
+# bf16: the same decoding under torch.autocast("cpu", torch.bfloat16), as a
+# PyTorch user asks for bf16 on a CPU; greedy only, tokens to *_bf16.txt
+bf16 = sys.argv[5:] == ["bf16"]
 if sys.argv[5:] == ["cuda"]:
     device = "cuda"
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -110,6 +113,16 @@ def timed(fn, n):
     return time.perf_counter() - t0, results
 
 
+if bf16:
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.no_grad():
+            gpt(prefixes[:1])
+        dt, res = timed(lambda p: gd.generate2(gpt, p, track=False)[0], n_greedy)
+    with open(os.path.join(out, "torch_greedy_bf16.txt"), "w") as f:
+        f.writelines(" ".join(map(str, t)) + "\n" for t in res)
+    print(f"torch {torch.__version__} greedy bf16 autocast, {threads} threads: {n_greedy} captions in {dt:.2f} s, "
+          f"mean {np.mean([len(t) for t in res]):.1f} tokens, captions/s: {n_greedy / dt:.4f}")
+    sys.exit(0)
 with torch.no_grad():
     gpt(prefixes[:1])  # warm-up: allocator, thread pool
 dt, res = timed(lambda p: gd.generate2(gpt, p, track=False)[0], n_greedy)

@@ -2,9 +2,14 @@
 # CLIP ViT-B/32 image encoding on the CPU: clipcap's tower against the same
 # tower in PyTorch (what a Python user runs: the hub model's ops, F.linear /
 # F.conv2d / F.layer_norm / softmax), same random weights, same batch of
-# images, same thread count, one run each after a warm-up pass. Prints
-# images/s of both, the ratio, and each side's share of the machine's peak
-# FLOP/s.
+# images, same thread count, one run each after a warm-up pass, at fp32 and
+# bf16 (clipcap --precision bf16; PyTorch under torch.autocast("cpu",
+# bfloat16)), each twice: with the OpenBLAS settings of this environment
+# (the workplace pins OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE) and with both
+# unset, as on users' machines (unset for the benchmark commands only).
+# Prints images/s, the ratios, each side's GFLOP/s and share of the fp32
+# peak, and the rate of the tower's largest GEMM through ops_matmul at the
+# same precision (the bar the tower's own rate is held to).
 #
 #   bench/bench_clip.sh [BATCH] [BATCHES] [THREADS]   (default 8 4 $(nproc))
 #   BUILD=path/to/build-dir   (default build; needs libclipcap_common.a there)
@@ -13,7 +18,8 @@
 # vector width in floats × 2 (multiply + add), i.e. 64 with AVX-512, 32 with
 # AVX2+FMA (Haswell and later, AMD Zen), 16 with AVX alone; the clock is
 # /proc/cpuinfo's "cpu MHz" (the nominal clock: turbo makes the true peak
-# higher, so the fractions printed are upper bounds).
+# higher, so the fractions printed are upper bounds). bf16 dot products
+# (AVX512-BF16) do twice the fp32 FLOP/cycle.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.bash
@@ -22,23 +28,42 @@ build="${BUILD:-build}"
 out=bench/out/clip
 bench_build_c "$build" bench/bench_clip.c "$out/bench_clip"
 
-OMP_NUM_THREADS="$threads" /usr/bin/python3 bench/bench_clip.py "$out" "$batch" "$batches" "$threads" | tee "$out/torch.txt"
-OMP_NUM_THREADS="$threads" "$out/bench_clip" "$out" "$batches" "$threads" | tee "$out/clipcap.txt"
-
-# FLOPs of one ViT-B/32 image (multiply-adds × 2): patch GEMM, per layer the
-# qkv/out/fc1/fc2 GEMMs and attention's QKᵀ and PV, the projection.
 flags=$(grep -m1 '^flags' /proc/cpuinfo)
 mhz=$(grep -m1 '^cpu MHz' /proc/cpuinfo | awk '{print $4}')
 fpc=16
 case " $flags " in *" avx2 "*) case " $flags " in *" fma "*) fpc=32;; esac;; esac
 case " $flags " in *" avx512f "*) fpc=64;; esac
-awk -v t="$(grep -o 'images/s: [0-9.]*' "$out/torch.txt" | cut -d' ' -f2)" \
-    -v c="$(grep -o 'images/s: [0-9.]*' "$out/clipcap.txt" | cut -d' ' -f2)" \
-    -v threads="$threads" -v mhz="$mhz" -v fpc="$fpc" 'BEGIN {
+echo "OpenBLAS pin here: OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset} OPENBLAS_L2_SIZE=${OPENBLAS_L2_SIZE:-unset}; load: $(cut -d' ' -f1-3 /proc/loadavg)"
+# the fp32 reference embeddings (torch.npy) first
+OMP_NUM_THREADS="$threads" /usr/bin/python3 bench/bench_clip.py "$out" "$batch" 1 "$threads" fp32 >/dev/null
+for pin in pinned unpinned; do
+  run=(env)
+  [ "$pin" = unpinned ] && run=(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE)
+  for prec in fp32 bf16; do
+    "${run[@]}" OMP_NUM_THREADS="$threads" /usr/bin/python3 bench/bench_clip.py "$out" "$batch" "$batches" "$threads" \
+      "$prec" >"$out/torch.$pin.$prec.txt"
+    "${run[@]}" OMP_NUM_THREADS="$threads" "$out/bench_clip" "$out" "$batches" "$threads" "$prec" \
+      >"$out/clipcap.$pin.$prec.txt"
+  done
+done
+
+# FLOPs of one ViT-B/32 image (multiply-adds × 2): patch GEMM, per layer the
+# qkv/out/fc1/fc2 GEMMs and attention's QKᵀ and PV, the projection.
+rate() { grep -o "$2: [0-9.]*" "$1" | cut -d' ' -f2; }
+{
+  for pin in pinned unpinned; do for prec in fp32 bf16; do
+    echo "$pin $prec $(rate "$out/torch.$pin.$prec.txt" images/s) $(rate "$out/clipcap.$pin.$prec.txt" images/s)" \
+      "$(rate "$out/clipcap.$pin.$prec.txt" GFLOP/s) $(grep -o 'min cosine = [0-9.]*' "$out/clipcap.$pin.$prec.txt" | cut -d' ' -f4)"
+  done; done
+} | awk -v threads="$threads" -v mhz="$mhz" -v fpc="$fpc" '
+BEGIN {
   W = 768; I = 3072; T = 50; L = 12; H = 12; D = 64
   flop = 2 * 49 * 3072 * W + L * (2 * T * W * (3 * W + W + 2 * I) + 2 * 2 * H * T * T * D) + 2 * W * 512
   peak = threads * fpc * mhz * 1e6
-  printf "ViT-B/32: %.2f GFLOP per image; peak %.0f GFLOP/s (%d threads x %d FLOP/cycle x %.0f MHz)\n", flop / 1e9, peak / 1e9, threads, fpc, mhz
-  printf "torch:   %7.2f images/s  %6.1f GFLOP/s  %4.1f%% of peak\n", t, t * flop / 1e9, 100 * t * flop / peak
-  printf "clipcap: %7.2f images/s  %6.1f GFLOP/s  %4.1f%% of peak\n", c, c * flop / 1e9, 100 * c * flop / peak
-  printf "ratio clipcap/torch: %.2fx\n", c / t }'
+  printf "ViT-B/32: %.2f GFLOP per image; fp32 peak %.0f GFLOP/s (%d threads x %d FLOP/cycle x %.0f MHz)\n", flop / 1e9, peak / 1e9, threads, fpc, mhz
+  printf "%-9s %-5s %10s %12s %7s %14s %10s %13s %8s\n", "OpenBLAS", "prec", "torch img/s", "clipcap img/s", "ratio", "clipcap GFLOP/s", "% fp32 peak", "GEMM GFLOP/s", "% GEMM"
+}
+{ pin = $1; prec = $2; t = $3; c = $4; g = $5
+  printf "%-9s %-5s %10.2f %12.2f %6.2fx %14.1f %9.1f%% %13.1f %7.1f%%\n", pin, prec, t, c, c / t, c * flop / 1e9, 100 * c * flop / peak, g, 100 * c * flop / 1e9 / g
+  if (prec == "fp32" && pin == "pinned") base = c
+  if (prec == "bf16") printf "          %s bf16: clipcap %.2fx its pinned fp32, min cosine with torch fp32 %s\n", pin, c / base, $6 }'

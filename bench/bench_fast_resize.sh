@@ -4,7 +4,7 @@
 # similarity, min and mean per image set) and how much faster decode +
 # preprocess gets (images per CPU second, one thread, bench_preprocess).
 #
-# Image sets: the six natural photos in /work/shared/images, and large
+# Image sets: the six natural photos in ../shared/images (beside the project), and large
 # JPEGs made here: those photos upscaled (bicubic) to a 1600-pixel shorter
 # side, plus two 3000x2000 / 2000x3000 synthetic textures with noise (the
 # hard case for a DCT-domain reduction). Models: the random-weight ViT-B/32
@@ -25,7 +25,7 @@ BUILD_ONLY=1 BUILD="$b" bash bench/bench_preprocess.sh >/dev/null
 cmake --build "$b" -j2 --target clipcap >/dev/null
 imgdir="$b/fast-resize-images"
 mkdir -p "$imgdir/natural" "$imgdir/large"
-cp /work/shared/images/*.jpg "$imgdir/natural/"
+cp ../shared/images/*.jpg "$imgdir/natural/"
 "$PY" - "$imgdir" <<'PYEOF'
 import glob, os, sys
 import numpy as np

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Decode + CLIP preprocessing, clipcap vs openai/CLIP's _transform (Pillow +
 # torchvision), on the SAME images held in memory, same thread count, one
-# run each; prints images/s and the ratio. Images: /work/shared/images/*.jpg
+# run each; prints images/s and the ratio. Images: ../shared/images/*.jpg (beside the project)
 # when present, plus synthetic PNG (RGB, RGBA), WebP, progressive and grey
 # JPEG made by bench_preprocess_ref.py --make.
 # usage: bench/bench_preprocess.sh [THREADS...]   (default: 1 2)
@@ -29,7 +29,7 @@ imgdir="$b/bench-images"
 /usr/bin/python3 bench/bench_preprocess_ref.py --make "$imgdir"
 files=("$imgdir"/*)
 shopt -s nullglob
-files+=(/work/shared/images/*.jpg tests/fixtures/image/src/jpeg_large_fast.jpg)
+files+=(../shared/images/*.jpg tests/fixtures/image/src/jpeg_large_fast.jpg)
 echo "bench_preprocess: ${#files[@]} images, size 224 (Pillow $(/usr/bin/python3 -c 'import PIL; print(PIL.__version__)'), torchvision $(/usr/bin/python3 -c 'import torchvision; print(torchvision.__version__)'))"
 passes=40
 for t in "${threads[@]}"; do

@@ -9,6 +9,7 @@
 #include "core/progress.h"
 #include "nn/adamw.h"
 #include "nn/clipcap_model.h"
+#include "nn/ops_ext.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,14 +24,19 @@ static float uniform(uint64_t *s, float a)
 
 int main(int argc, char **argv)
 {
-    if (argc != 6 || (strcmp(argv[1], "mlp") && strcmp(argv[1], "transformer"))) {
-        fprintf(stderr, "usage: bench_train mlp|transformer BATCH CAPTION_LEN THREADS STEPS\n");
+    if ((argc != 6 && argc != 7) || (strcmp(argv[1], "mlp") && strcmp(argv[1], "transformer"))) {
+        fprintf(stderr, "usage: bench_train mlp|transformer BATCH CAPTION_LEN THREADS STEPS [PRECISION]\n");
         return 2;
     }
     int mlp = !strcmp(argv[1], "mlp");
     int B = atoi(argv[2]), L = atoi(argv[3]), threads = atoi(argv[4]), steps = atoi(argv[5]);
     const int D = 512, K = mlp ? 10 : 40;
     err_t e = {0};
+    enum ops_precision prec = OPS_FP32;
+    if (argc == 7 && ops_precision_parse(argv[6], &prec, &e)) {
+        fprintf(stderr, "bench_train: %s\n", e.msg);
+        return 2;
+    }
     ops_ctx *ops = NULL;
     clipcap_model m;
     adamw opt;
@@ -46,7 +52,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_train: out of memory\n");
         return 1;
     }
-    if (ops_create(&ops, threads, &e) || clipcap_model_init(&m, ops, &cc, &gc, &e)) goto fail;
+    if (ops_create(&ops, threads, &e) || ops_set_precision(ops, prec, &e) || clipcap_model_init(&m, ops, &cc, &gc, &e))
+        goto fail;
     uint64_t s = 0x9e3779b97f4a7c15ULL;
     for (size_t i = 0; i < m.n_params; i++) m.params[i] = uniform(&s, 0.035f); /* std 0.02 */
     adamw_config ac;
@@ -68,8 +75,8 @@ int main(int argc, char **argv)
         loss /= (double)count;
     }
     double dt = clock_now() - t0;
-    printf("clipcap %s %d threads: batch %d, T %d, %zu trainable of %zu parameters, loss %.4f, s/step: %.3f\n",
-           argv[1], threads, B, K + L, m.n_trainable, m.n_params, loss, dt / steps);
+    printf("clipcap %s %s %d threads: batch %d, T %d, %zu trainable of %zu parameters, loss %.4f, s/step: %.3f\n",
+           argv[1], ops_precision_impl(ops), threads, B, K + L, m.n_trainable, m.n_params, loss, dt / steps);
     free(clip);
     free(tokens);
     adamw_free(&opt);

@@ -14,8 +14,12 @@ Variants:
   transformer-nograd  the same with GPT-2's requires_grad off (what a
                careful PyTorch user would write; not what the reference does).
 
-usage: bench_train.py VARIANT BATCH CAPTION_LEN THREADS STEPS
+PRECISION bf16 runs forward and loss under torch.autocast("cpu",
+torch.bfloat16) (float32 master weights and optimiser, as autocast does).
+
+usage: bench_train.py VARIANT BATCH CAPTION_LEN THREADS STEPS [PRECISION]
 prints: "torch VARIANT ... s/step: X" """
+import contextlib
 import os
 import sys
 import time
@@ -27,6 +31,8 @@ import gen_train_fixtures as g  # noqa: E402
 
 variant = sys.argv[1]
 batch, length, threads, steps = (int(a) for a in sys.argv[2:6])
+precision = sys.argv[6] if len(sys.argv) > 6 else "fp32"
+mode = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if precision == "bf16" else contextlib.nullcontext
 torch.set_num_threads(threads)
 mlp = variant == "mlp"
 # GPT-2 small, CLIP ViT-B/32's 512-d embedding, the paper's mapper shapes
@@ -53,7 +59,8 @@ def step():
     for t in every:  # model.zero_grad() as the reference calls it (torch 1.13: zero in place)
         if t.grad is not None:
             t.grad.zero_()
-    _, loss, _ = g.clipcap_loss(gp, mapper, mp, clip, tokens, hf_mask=False)
+    with mode():
+        _, loss, _ = g.clipcap_loss(gp, mapper, mp, clip, tokens, hf_mask=False)
     loss.backward()
     opt.step()
     return loss.item()
@@ -64,5 +71,5 @@ t0 = time.perf_counter()
 for _ in range(steps):
     loss = step()
 dt = time.perf_counter() - t0
-print(f"torch {variant} {threads} threads: batch {batch}, T {g.K + length}, loss {loss:.4f}, "
+print(f"torch {variant} {precision} {threads} threads: batch {batch}, T {g.K + length}, loss {loss:.4f}, "
       f"s/step: {dt / steps:.3f}")

@@ -10,10 +10,13 @@ bench_build_c() {
   name=$(basename "$src" .c)
   [ -f "$build/libclipcap_common.a" ] || { echo "$name: $build/libclipcap_common.a not found (build first or set BUILD)" >&2; exit 1; }
   mkdir -p "$(dirname "$bin")"
+  # oneDNN when the build found it (CMakeLists.txt: the CPU backend's bf16)
+  local dnnl
+  dnnl=$(sed -n 's/^DNNL_LIBRARY:FILEPATH=//p' "$build/CMakeCache.txt" 2>/dev/null | grep -v NOTFOUND || true)
   # shellcheck disable=SC2046  # pkg-config's flags are words
   mpicc -O2 -std=c11 -D_GNU_SOURCE -fopenmp -I"$BENCH_ROOT/common" "$src" "$build/libclipcap_common.a" \
     $(pkg-config --cflags --libs jansson libzstd libuv libwebp libwebpdemux libpng libjpeg lmdb openblas libxxhash) \
-    -lm -o "$bin"
+    $dnnl -lm -o "$bin"
 }
 
 # bench_peak_rss TPID INTERVAL: wait for the background job TPID (a

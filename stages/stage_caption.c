@@ -24,8 +24,10 @@
 #include "core/log.h"
 #include "core/mpictx.h"
 #include "core/progress.h"
+#include "image/clip_preprocess.h"
 #include "nn/clip_embed.h"
 #include "nn/clip_vit.h"
+#include "nn/ops_ext.h"
 #include "store/store.h"
 
 #include <dirent.h>
@@ -64,6 +66,9 @@ static void caption_usage(FILE *out)
             "                      and model.safetensors when CKPT holds no gpt.transformer.*\n"
             "  --tokenizer DIR     vocab.json + merges.txt when they are not in the --gpt2 DIR\n"
             "  --normalize-prefix  L2-normalise CLIP embeddings first (for models trained so)\n"
+            "  --any-clip          caption embeddings of another CLIP than the checkpoint's\n"
+            "                      (by default a mismatch with the CLIP fingerprint that\n"
+            "                      `clipcap train` records in a checkpoint is an error)\n"
             "input (one of):\n"
             "  --images PATH       an image file (JPEG, PNG, WebP) or a directory of them (its\n"
             "                      files with those extensions, sorted, not recursive);\n"
@@ -87,6 +92,8 @@ static void caption_usage(FILE *out)
             "  --out FILE          write the JSON lines to FILE (atomically) instead of stdout;\n"
             "                      with --manifest, the output directory\n"
             "  --threads N         compute threads (default: OMP_NUM_THREADS or all cores)\n"
+            "  --precision P       GEMM precision of CLIP, mapper and GPT-2: fp32 (default),\n"
+            "                      tf32, bf16 or fp16 (fp32 accumulation; docs/nn.md)\n"
             "  -h, --help          this help\n\n"
             "Progress (captions/s) and a summary go to stderr. An image that cannot be read\n"
             "or a key without an embedding is reported as `NAME: reason` and has no line;\n"
@@ -98,7 +105,8 @@ typedef struct caption_opts {
     const char *model, *gpt2, *tokenizer, *clip, *store, *keys, *stop, *out, *manifest, *splits;
     char **images; /* --images values and positional paths */
     int n_images;
-    int beam, num_captions, max_tokens, batch, threads, normalize, fast_resize;
+    int beam, num_captions, max_tokens, batch, threads, normalize, fast_resize, any_clip;
+    enum ops_precision precision;
 } caption_opts;
 
 /* 0 = parsed, 1 = --help, <0 = error */
@@ -114,6 +122,7 @@ static int caption_parse(int argc, char **argv, caption_opts *o, err_t *e)
         {"stop", required_argument, 0, 'p'},         {"batch", required_argument, 0, 'B'},
         {"normalize-prefix", no_argument, 0, 'n'},   {"out", required_argument, 0, 'o'},
         {"threads", required_argument, 0, 't'},      {"help", no_argument, 0, 'h'},
+        {"precision", required_argument, 0, 'Q'},    {"any-clip", no_argument, 0, 'A'},
         {0, 0, 0, 0},
     };
     memset(o, 0, sizeof *o);
@@ -139,11 +148,13 @@ static int caption_parse(int argc, char **argv, caption_opts *o, err_t *e)
         case 'p': o->stop = optarg; break;
         case 'o': o->out = optarg; break;
         case 'n': o->normalize = 1; break;
+        case 'A': o->any_clip = 1; break;
         case 'b': rc = cli_parse_int("beam", optarg, 1, 64, &o->beam, e); break;
         case 'K': rc = cli_parse_int("num-captions", optarg, 1, 64, &o->num_captions, e); break;
         case 'x': rc = cli_parse_int("max-tokens", optarg, 1, 1 << 20, &o->max_tokens, e); break;
         case 'B': rc = cli_parse_int("batch", optarg, 1, 4096, &o->batch, e); break;
         case 't': rc = cli_parse_int("threads", optarg, 0, 4096, &o->threads, e); break;
+        case 'Q': rc = ops_precision_parse(optarg, &o->precision, e); break;
         case 'h': return 1;
         default:
             return err_set(e, ERR_ARG, "unknown or incomplete option '%s' (try `clipcap caption --help`)",
@@ -271,6 +282,7 @@ static int list_keys(const caption_opts *o, store *s, item_list *l, uint64_t *fa
 typedef struct caption_run {
     const caption_opts *o;
     int D;
+    const captioner *cap;
     clip_vit *vit;        /* --images */
     clip_embed *ce;
     int *status;          /* [batch]: 0 or why the image failed */
@@ -311,6 +323,7 @@ static int batch_embeddings(caption_run *r, char **items, int n, int *good, uint
         if ((int)ent.rec.dim != r->D)
             return err_set(e, ERR_FORMAT, "%s: key %s: embedding size %u, the checkpoint's mapper takes %d",
                            r->o->store, items[i], ent.rec.dim, r->D);
+        if (captioner_check_clip(r->cap, ent.rec.model, items[i], e)) return err_wrap(e, "%s", r->o->store);
         r->slot[(*good)++] = i;
     }
     return 0;
@@ -433,6 +446,7 @@ static int open_captioner(const caption_opts *o, ops_ctx *ops, captioner **cap, 
     co.gpt2_dir = o->gpt2;
     co.tokenizer_dir = o->tokenizer;
     co.normalize_prefix = o->normalize;
+    co.any_clip = o->any_clip;
     co.max_images = o->batch;
     co.decode.beam = o->beam;
     co.decode.num_captions = o->num_captions;
@@ -466,7 +480,7 @@ static int run_corpus(const caption_opts *o, captioner *cap, err_t *e)
 static int run_items(const caption_opts *o, ops_ctx *ops, captioner *cap, caption_counts *total, err_t *e)
 {
     const int rank = mpictx_rank(), size = mpictx_size();
-    caption_run r = {.o = o, .D = captioner_clip_dim(cap)};
+    caption_run r = {.o = o, .D = captioner_clip_dim(cap), .cap = cap};
     item_list items = {0};
     uint64_t store_failures = 0;
     int rc = 0;
@@ -475,6 +489,16 @@ static int run_items(const caption_opts *o, ops_ctx *ops, captioner *cap, captio
         if (!rc && clip_vit_embed_dim(r.vit) != r.D)
             rc = err_set(e, ERR_ARG, "%s gives %d-dim embeddings but %s's mapper takes %d", o->clip,
                          clip_vit_embed_dim(r.vit), o->model, r.D);
+        if (!rc) {
+            /* what extract would store as these embeddings' model fingerprint */
+            clip_preprocess_cfg pre;
+            char fp[33];
+            clip_preprocess_cfg_default(&pre, clip_vit_image_size(r.vit));
+            pre.fast_resize = o->fast_resize;
+            store_model_fingerprint(clip_vit_fingerprint(r.vit), pre.image_size, pre.fast_resize, pre.mean, pre.std,
+                                    fp);
+            rc = captioner_check_clip(cap, fp, o->clip, e);
+        }
         if (!rc)
             rc = clip_embed_create(
                 &r.ce, r.vit,
@@ -560,6 +584,7 @@ int stage_caption_main(int argc, char **argv)
     ops_ctx *ops = NULL;
     captioner *cap = NULL;
     rc = ops_create(&ops, o.threads, &e);
+    if (!rc) rc = ops_set_precision(ops, o.precision, &e);
     if (!rc) rc = open_captioner(&o, ops, &cap, &e);
     rc = mpictx_agree(rc, &e);
     caption_counts cnt = {0};
@@ -567,9 +592,9 @@ int stage_caption_main(int argc, char **argv)
     if (!rc) {
         const clipcap_config *k = captioner_config(cap);
         if (mpictx_rank() == 0)
-            log_msg(LOG_INFO, "%s: %s mapper, prefix %d, CLIP %d; GPT-2 from %s; fingerprint %s", o.model,
+            log_msg(LOG_INFO, "%s: %s mapper, prefix %d, CLIP %d; GPT-2 from %s; fingerprint %s; %s", o.model,
                     k->mapping == CLIPCAP_MAP_MLP ? "MLP" : "Transformer", k->prefix_len, k->clip_dim,
-                    captioner_gpt2_source(cap), captioner_fingerprint(cap));
+                    captioner_gpt2_source(cap), captioner_fingerprint(cap), ops_precision_impl(ops));
         rc = o.manifest ? run_corpus(&o, cap, &e) : run_items(&o, ops, cap, &cnt, &e);
     }
     double secs = clock_now() - t0;

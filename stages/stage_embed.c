@@ -15,6 +15,7 @@
 #include "core/mpictx.h"
 #include "nn/clip_embed.h"
 #include "nn/clip_vit.h"
+#include "nn/ops_ext.h"
 
 #include <getopt.h>
 #include <jansson.h>
@@ -27,7 +28,7 @@ const char stage_embed_summary[] = "CLIP image embeddings of image files, one JS
 static void embed_usage(FILE *out)
 {
     fprintf(out,
-            "usage: clipcap embed --clip DIR [--fast-resize] [--batch N] [--threads N] IMAGE...\n\n"
+            "usage: clipcap embed --clip DIR [--fast-resize] [--batch N] [--threads N] [--precision P] IMAGE...\n\n"
             "Prints one JSON line per image, in the order given:\n"
             "  {\"path\": \"IMAGE\", \"embedding\": [512 floats for ViT-B/32]}\n"
             "the projected CLIP image embedding (not normalised), as ClipCap uses it.\n\n"
@@ -38,6 +39,8 @@ static void embed_usage(FILE *out)
             "                  (faster, not bit-exact with Pillow; see docs/image.md)\n"
             "  --batch N       images per forward pass (default 16)\n"
             "  --threads N     compute threads (default: OMP_NUM_THREADS or all cores)\n"
+            "  --precision P   GEMM precision: fp32 (default), tf32, bf16 or fp16 (fp32\n"
+            "                  accumulation; docs/nn.md \"Precision\")\n"
             "  -h, --help      this help\n\n"
             "An image that cannot be read or decoded is reported on stderr as\n"
             "`PATH: reason` and has no output line; the exit status is then 1.\n"
@@ -49,6 +52,7 @@ static void embed_usage(FILE *out)
 typedef struct embed_opts {
     const char *clip_dir;
     int fast_resize, batch, threads;
+    enum ops_precision precision;
 } embed_opts;
 
 static void print_line(const char *path, const float *v, int E)
@@ -75,6 +79,7 @@ static int parse_args(int argc, char **argv, embed_opts *o, err_t *e)
     static const struct option opts[] = {
         {"clip", required_argument, NULL, 'c'},  {"fast-resize", no_argument, NULL, 'f'},
         {"batch", required_argument, NULL, 'b'}, {"threads", required_argument, NULL, 't'},
+        {"precision", required_argument, NULL, 'Q'},
         {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
     };
     *o = (embed_opts){.batch = 16};
@@ -85,6 +90,7 @@ static int parse_args(int argc, char **argv, embed_opts *o, err_t *e)
         case 'f': o->fast_resize = 1; break;
         case 'b': rc = cli_parse_int("batch", optarg, 1, 4096, &o->batch, e); break;
         case 't': rc = cli_parse_int("threads", optarg, 0, 4096, &o->threads, e); break;
+        case 'Q': rc = ops_precision_parse(optarg, &o->precision, e); break;
         case 'h': return 1;
         default: return err_set(e, ERR_ARG, "unknown option (try `clipcap embed --help`)");
         }
@@ -117,6 +123,7 @@ int stage_embed_main(int argc, char **argv)
     clip_vit *m = NULL;
     clip_embed *ce = NULL;
     rc = ops_create(&ops, o.threads, &e);
+    if (!rc) rc = ops_set_precision(ops, o.precision, &e);
     if (!rc) rc = clip_vit_load(&m, ops, o.clip_dir, o.batch, &e);
     if (!rc)
         rc = clip_embed_create(

@@ -18,7 +18,9 @@
 #include "core/fsutil.h"
 #include "core/log.h"
 #include "core/mpictx.h"
+#include "data/manifest.h"
 #include "metrics/cocoeval.h"
+#include "nn/ops_ext.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -39,9 +41,11 @@ static void eval_usage(FILE *out)
             "([{\"image_id\": ID, \"caption\": TEXT}], image_id = the manifest key: the COCO\n"
             "image id), then scores it against A as `clipcap score` does and prints one JSON\n"
             "object (Bleu_1..Bleu_4, METEOR, ROUGE_L, CIDEr, SPICE). Every image of the split\n"
-            "needs an embedding.\n\n"
+            "needs an embedding. Before captioning, the images are checked against the store\n"
+            "and the annotations (every image has an embedding and references).\n\n"
             "  --manifest DIR      manifest (clipcap shard)\n"
-            "  --split S           split(s) to evaluate, comma-separated (default test)\n"
+            "  --split S           split(s) to evaluate, comma-separated (default: the\n"
+            "                      manifest's split when it has only one)\n"
             "  --store STORE       feature store (clipcap extract)\n"
             "  --model CKPT        ClipCap checkpoint: ours (.safetensors) or the paper's .pt\n"
             "  --gpt2 DIR          GPT-2 hub directory (config.json, vocab.json, merges.txt)\n"
@@ -51,8 +55,11 @@ static void eval_usage(FILE *out)
             "  --beam B            beam size (default 1: greedy, the reference's default)\n"
             "  --max-tokens T      longest caption in tokens (default 67)\n"
             "  --normalize-prefix  L2-normalise the embeddings first (if the model was trained so)\n"
+            "  --any-clip          accept a store of another CLIP than the checkpoint's\n"
             "  --batch N           images per captioning call (default 64)\n"
             "  --threads T         compute threads per rank (default OMP_NUM_THREADS)\n"
+            "  --precision P       GEMM precision of mapper and GPT-2: fp32 (default), tf32,\n"
+            "                      bf16 or fp16 (fp32 accumulation; docs/nn.md)\n"
             "  --per-image         add per-image scores (as clipcap score --per-image)\n"
             "  --skip-failed       leave out images whose extraction failed (logged with the\n"
             "                      reason) instead of stopping; unextracted images still stop\n"
@@ -67,6 +74,8 @@ typedef struct {
     const char *annotations, *results;
     cocoeval_opts_t score;
     int threads;
+    enum ops_precision precision;
+    char default_split[64]; /* the manifest's only split, when --split is not given */
 } eval_options;
 
 static int eval_parse(int argc, char **argv, eval_options *o, int *help, err_t *e)
@@ -80,10 +89,10 @@ static int eval_parse(int argc, char **argv, eval_options *o, int *help, err_t *
         {"batch", required_argument, 0, 'b'},      {"threads", required_argument, 0, 't'},
         {"per-image", no_argument, 0, 'p'},        {"skip-failed", no_argument, 0, 'F'},        {"meteor-jar", required_argument, 0, 'J'},
         {"spice-jar", required_argument, 0, 'P'},  {"help", no_argument, 0, 'h'},
+        {"precision", required_argument, 0, 'Q'},  {"any-clip", no_argument, 0, 'A'},
         {0, 0, 0, 0}};
     caption_corpus_options_default(&o->corpus);
     captioner_options_default(&o->cap);
-    o->corpus.splits = "test";
     int c, idx = 0, rc = 0;
     *help = 0;
     optind = 1;
@@ -98,6 +107,7 @@ static int eval_parse(int argc, char **argv, eval_options *o, int *help, err_t *
         case 'a': o->annotations = optarg; break;
         case 'r': o->results = optarg; break;
         case 'n': o->cap.normalize_prefix = 1; break;
+        case 'A': o->cap.any_clip = 1; break;
         case 'p': o->score.per_image = 1; break;
         case 'F': o->corpus.skip_failed = 1; break;
         case 'J': o->score.meteor_jar = optarg; break;
@@ -106,6 +116,7 @@ static int eval_parse(int argc, char **argv, eval_options *o, int *help, err_t *
         case 'T': rc = cli_parse_int("max-tokens", optarg, 1, 1 << 20, &o->cap.decode.max_tokens, e); break;
         case 'b': rc = cli_parse_int("batch", optarg, 1, 1 << 16, &o->corpus.batch, e); break;
         case 't': rc = cli_parse_int("threads", optarg, 0, 4096, &o->threads, e); break;
+        case 'Q': rc = ops_precision_parse(optarg, &o->precision, e); break;
         case 'h': *help = 1; return 0;
         default: return err_set(e, ERR_ARG, "unknown or incomplete option '%s' (try --help)", argv[optind - 1]);
         }
@@ -149,13 +160,74 @@ static int eval_write_results(const char *path, const caption_corpus_item *items
     return rc;
 }
 
+/* Without --split: the manifest's only split; a manifest with several
+ * needs a choice (COCO-2014's are train2014/val2014, Karpathy's
+ * train/restval/val/test). */
+static int eval_default_split(eval_options *o, err_t *e)
+{
+    if (o->corpus.splits) return 0;
+    manifest_t *m = NULL;
+    int rc = manifest_open(&m, o->corpus.manifest, e);
+    if (rc) return rc;
+    if (manifest_num_splits(m) == 1) {
+        snprintf(o->default_split, sizeof o->default_split, "%s", manifest_split(m, 0)->name);
+        o->corpus.splits = o->default_split;
+    } else {
+        char list[512] = "";
+        for (int i = 0; i < manifest_num_splits(m); i++)
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", manifest_split(m, i)->name);
+        rc = err_set(e, ERR_ARG, "%s has %d splits (%s): choose the one to evaluate with --split", o->corpus.manifest,
+                     manifest_num_splits(m), list);
+    }
+    manifest_close(m);
+    return rc;
+}
+
+/* caption_corpus_check's callback: one placeholder result per image. */
+static int eval_add_placeholder(void *ctx, const char *key, err_t *e)
+{
+    json_t *o = json_pack("{s:o, s:s}", "image_id", eval_image_id(key), "caption", "x");
+    if (!o || json_array_append_new(ctx, o)) return err_set(e, ERR_NOMEM, "out of memory");
+    return 0;
+}
+
+/* The selected images' embeddings and references, checked before any
+ * captioning (rank 0): an image without an embedding, or one the
+ * annotations do not know, would otherwise stop eval after captioning the
+ * whole split. The reference check is the scorer's own matching, run on a
+ * results list with a placeholder caption per image. */
+static int eval_check_inputs(const eval_options *o, err_t *e)
+{
+    json_t *res = json_array();
+    int rc = res ? caption_corpus_check(&o->corpus, eval_add_placeholder, res, e) : err_set(e, ERR_NOMEM, "out of memory");
+    char *text = !rc ? json_dumps(res, JSON_COMPACT) : NULL;
+    if (!rc && !text) rc = err_set(e, ERR_NOMEM, "out of memory");
+    cocoeval_captions_t cres = {0}, cann = {0};
+    cocoeval_set_t set = {0};
+    char name[600];
+    snprintf(name, sizeof name, "%s (split %s)", o->corpus.manifest, o->corpus.splits);
+    if (!rc) rc = cocoeval_load_buffer(&cres, text, strlen(text), name, 1, e);
+    if (!rc) rc = cocoeval_load_annotations(&cann, o->annotations, e);
+    if (!rc && cocoeval_match(&set, &cres, &cann, 1, e))
+        rc = err_wrap(e, "--split %s does not match --annotations %s", o->corpus.splits, o->annotations);
+    cocoeval_set_free(&set);
+    cocoeval_captions_free(&cres);
+    cocoeval_captions_free(&cann);
+    free(text);
+    json_decref(res);
+    return rc;
+}
+
 static int eval_generate(const eval_options *o, err_t *e)
 {
     ops_ctx *ctx = NULL;
     captioner *c = NULL;
     caption_corpus_item *items = NULL;
     size_t n = 0;
-    int rc = ops_create(&ctx, o->threads, e);
+    int rc = mpictx_rank() == 0 ? eval_check_inputs(o, e) : 0;
+    rc = mpictx_agree(rc, e);
+    if (!rc) rc = ops_create(&ctx, o->threads, e);
+    if (!rc) rc = ops_set_precision(ctx, o->precision, e);
     if (!rc) rc = captioner_open(&c, ctx, &o->cap, e);
     rc = mpictx_agree(rc, e);
     if (!rc) rc = caption_corpus_collect(&o->corpus, c, &items, &n, e);
@@ -178,6 +250,7 @@ int stage_eval_main(int argc, char **argv)
         eval_usage(stdout);
         return 0;
     }
+    if (eval_default_split(&o, &e)) return err_report("eval", &e);
     if (eval_generate(&o, &e)) return err_report("eval", &e);
     if (mpictx_rank() == 0 && cocoeval_score_files(o.results, o.annotations, &o.score, stdout, &e))
         return err_report("eval", &e);

@@ -23,11 +23,11 @@
 #include "image/clip_preprocess.h"
 #include "nn/clip_vit.h"
 #include "nn/ops.h"
+#include "nn/ops_ext.h"
 #include "store/extract_pipeline.h"
 #include "store/store.h"
 #include "store/store_lock.h"
 
-#include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -75,6 +75,9 @@ static void extract_usage(FILE *out)
             "                    OMP_NUM_THREADS, else 2)\n"
             "  --encoder-threads E  OpenMP/BLAS threads of the CLIP forward (default T);\n"
             "                    see docs/operations.md for sharing cores with decoding\n"
+            "  --precision P     GEMM precision of the CLIP forward: fp32 (default), tf32,\n"
+            "                    bf16 or fp16 (fp32 accumulation; another model\n"
+            "                    fingerprint unless fp32; docs/nn.md \"Precision\")\n"
             "  --max-pixels P    refuse images with more than P pixels (default %llu)\n"
             "  --map-size MIB    initial LMDB map size in MiB (default 64; grows by doubling)\n"
             "  --max-failure-rate R  exit 1 when more than this fraction of the images\n"
@@ -97,6 +100,7 @@ typedef struct extract_opts {
     const char *manifest, *clip, *store;
     int batch, threads, encoder_threads, fast_resize, rehash;
     enum store_dtype dtype;
+    enum ops_precision precision;
     uint64_t max_pixels;
     size_t map_size;
     double max_failure_rate;
@@ -111,7 +115,8 @@ static int extract_parse(int argc, char **argv, extract_opts *o, err_t *e)
         {"dtype", required_argument, NULL, 'd'},    {"fast-resize", no_argument, NULL, 'f'},
         {"threads", required_argument, NULL, 't'},  {"max-pixels", required_argument, NULL, 'p'},
         {"map-size", required_argument, NULL, 'z'}, {"encoder-threads", required_argument, NULL, 'e'},
-        {"max-failure-rate", required_argument, NULL, 'r'}, {"rehash", no_argument, NULL, 'H'},
+        {"max-failure-rate", required_argument, NULL, 'r'}, {"precision", required_argument, NULL, 'Q'},
+        {"rehash", no_argument, NULL, 'H'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     memset(o, 0, sizeof *o);
@@ -142,14 +147,8 @@ static int extract_parse(int argc, char **argv, extract_opts *o, err_t *e)
             rc = cli_parse_size("map-size", optarg, 1, (size_t)1 << 22, &o->map_size, e);
             if (!rc) o->map_size <<= 20;
             break;
-        case 'r': {
-            char *end = NULL;
-            errno = 0;
-            o->max_failure_rate = strtod(optarg, &end);
-            if (errno || end == optarg || *end || !(o->max_failure_rate >= 0 && o->max_failure_rate <= 1))
-                return err_set(e, ERR_ARG, "--max-failure-rate: '%s' is not a number in 0..1", optarg);
-            break;
-        }
+        case 'r': rc = cli_parse_double("max-failure-rate", optarg, 0, 1, &o->max_failure_rate, e); break;
+        case 'Q': rc = ops_precision_parse(optarg, &o->precision, e); break;
         case 'h': extract_usage(stdout); return 1;
         default: return err_set(e, ERR_ARG, "unknown or incomplete option '%s' (try --help)", argv[optind - 1]);
         }
@@ -401,6 +400,7 @@ static int extract_main(const extract_opts *o, err_t *e)
     rc = mpictx_agree(rc, e);
     if (!rc) rc = manifest_open(&man, o->manifest, e);
     if (!rc) rc = ops_create(&ops, o->encoder_threads, e);
+    if (!rc) rc = ops_set_precision(ops, o->precision, e);
     if (!rc) rc = clip_vit_load(&model, ops, o->clip, o->batch, e);
     clip_preprocess_cfg pre;
     if (!rc) {
@@ -426,9 +426,9 @@ static int extract_main(const extract_opts *o, err_t *e)
     }
     if (!rc) rc = workq_open(&units, manifest_num_shards(man), "extract shards", e);
     if (!rc) {
-        log_msg(LOG_INFO, "extract: %d shard(s) over %d rank(s), model %s, %s, batch %d, %d decode + %d encoder "
+        log_msg(LOG_INFO, "extract: %d shard(s) over %d rank(s), model %s, %s, %s, batch %d, %d decode + %d encoder "
                 "thread(s), writing %s/%s",
-                manifest_num_shards(man), size, fp, store_dtype_name(o->dtype), o->batch, o->threads,
+                manifest_num_shards(man), size, fp, ops_precision_impl(ops), store_dtype_name(o->dtype), o->batch, o->threads,
                 o->encoder_threads, o->store, env_name);
         extract_cfg cfg = {.manifest = man, .units = units, .model = model, .pre = pre, .reader = reader,
                            .writer = own, .model_fp = fp, .dtype = o->dtype, .generation = gen, .batch = o->batch,

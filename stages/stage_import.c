@@ -15,6 +15,7 @@
  * Every rank reads the pickle and takes part in shard (its manifest is
  * the same for any rank count); rank 0 alone writes the store, into one
  * environment, so the output does not depend on the rank count. */
+#include "core/cli.h"
 #include "core/fsutil.h"
 #include "core/log.h"
 #include "core/mpictx.h"
@@ -22,7 +23,6 @@
 #include "io/torch_pt.h"
 #include "store/store.h"
 
-#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
@@ -98,14 +98,9 @@ static int import_parse_args(int argc, char **argv, import_opts *o, err_t *e)
         case 's': o->split = optarg; break;
         case 'r': o->images_root = optarg; break;
         case 'n': o->image_name = optarg; break;
-        case 'S': {
-            char *end;
-            errno = 0;
-            long v = strtol(optarg, &end, 10);
-            if (errno || *end || end == optarg || v < 1 || v > 4096) return err_set(e, ERR_ARG, "--shards '%s': expected 1..4096", optarg);
-            o->shards = (int)v;
+        case 'S':
+            if (cli_parse_int("shards", optarg, 1, 4096, &o->shards, e)) return ERR_ARG;
             break;
-        }
         case 'h': return 1;
         default: return err_set(e, ERR_ARG, "bad option (try --help)");
         }

@@ -1,11 +1,11 @@
 /* `clipcap report`: a run folder → one self-contained HTML page
  * (common/report/report.h). Reading a few summaries is one unit of work:
  * rank 0 does it, other ranks exit 0. */
+#include "core/cli.h"
 #include "core/log.h"
 #include "core/mpictx.h"
 #include "report/report.h"
 
-#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,18 +29,6 @@ static void report_usage(FILE *out)
             "  -h, --help     this help\n");
 }
 
-/* An integer flag in [lo, hi], or ERR_ARG naming it. */
-static int int_flag(const char *name, const char *v, long lo, long hi, int *out, err_t *e)
-{
-    char *end;
-    errno = 0;
-    long x = strtol(v, &end, 10);
-    if (errno || end == v || *end || x < lo || x > hi)
-        return err_set(e, ERR_ARG, "--%s must be an integer in %ld..%ld (got '%s')", name, lo, hi, v);
-    *out = (int)x;
-    return 0;
-}
-
 int stage_report_main(int argc, char **argv)
 {
     static const struct option opts[] = {{"out", required_argument, 0, 'o'},
@@ -58,10 +46,10 @@ int stage_report_main(int argc, char **argv)
         switch (c) {
         case 'o': out = optarg; break;
         case 'g':
-            if (int_flag("gallery", optarg, 0, 1000, &o.gallery, &e)) return err_report("report", &e);
+            if (cli_parse_int("gallery", optarg, 0, 1000, &o.gallery, &e)) return err_report("report", &e);
             break;
         case 't':
-            if (int_flag("thumb", optarg, 16, 1024, &o.thumb_side, &e)) return err_report("report", &e);
+            if (cli_parse_int("thumb", optarg, 16, 1024, &o.thumb_side, &e)) return err_report("report", &e);
             break;
         case 'h': report_usage(stdout); return 0;
         default: report_usage(stderr); return 2;

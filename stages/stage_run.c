@@ -348,18 +348,17 @@ static int run_one(const run_plan *p, int s, enum marker_state state, uint64_t f
          * exists) or to start over (--force: only this config's marker and
          * an uncommitted start are there). A folder with no marker of ours
          * is not ours to clear. */
-        size_t n = 0;
         rc = fs_join(path, sizeof path, st->dir, "state.json", e);
-        if (!rc && state == MARK_PARTIAL && fs_exists(path)) rc = run_strv_push(&argv, "--resume", e);
-        else if (!rc && state == MARK_NONE && !(rc = fs_dir_count(st->dir, &n, NULL, 0, e)) && n)
-            rc = err_set(e, ERR_ARG, "%s: not empty and not made by clipcap run; remove it or choose another run folder",
-                         st->dir);
-        else if (!rc) rc = run_strv_push(&argv, "--force", e);
+        if (!rc) rc = run_strv_push(&argv, state == MARK_PARTIAL && fs_exists(path) ? "--resume" : "--force", e);
     }
     /* every rank has looked at the folder before rank 0 writes the marker */
     rc = mpictx_agree(rc, e);
     if (!rc && mpictx_rank() == 0) {
-        rc = fs_join(logs, sizeof logs, p->out, "logs", e);
+        size_t n = 0;
+        if (state == MARK_NONE && !(rc = fs_dir_count(st->dir, &n, NULL, 0, e)) && n && s == RUN_TRAIN)
+            rc = err_set(e, ERR_ARG, "%s: not empty and not made by clipcap run; remove it or choose another run folder",
+                         st->dir);
+        if (!rc) rc = fs_join(logs, sizeof logs, p->out, "logs", e);
         if (!rc) rc = fs_mkdirs(logs, e);
         if (!rc && s != RUN_REPORT) rc = marker_write(st, fp, 0, e);
     }

@@ -42,6 +42,7 @@
 #include "nn/clipcap_model.h"
 #include "nn/ops.h"
 #include "nn/ops_comm.h"
+#include "nn/ops_ext.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -104,12 +105,26 @@ static void train_usage(FILE *out)
             "  --check-every K    compare a weight checksum over ranks every K steps (100)\n"
             "  --ignore-bang      ignore target \"!\" (id 0) as the reference does; by default\n"
             "                     only padding is ignored\n"
+            "  --dropout P        GPT-2's dropout when it is tuned (default: config.json's\n"
+            "                     attn_pdrop, resid_pdrop, embd_pdrop, 0.1 where missing, as\n"
+            "                     the reference trains); 0 trains without; a frozen GPT-2\n"
+            "                     never drops (eval mode, as the reference)\n"
+            "  --normalize-prefix divide each CLIP embedding by its L2 norm (the reference's\n"
+            "                     --normalize_prefix; caption/eval then need it too)\n"
+            "  --max-seq-len N    cut captions to N tokens (default: the manifest's\n"
+            "                     max_seq_len); never more than GPT-2's n_positions minus\n"
+            "                     the prefix length (capped there with a note)\n"
+            "  --keep-checkpoints N  keep only the last N model + optimiser checkpoints\n"
+            "                     (default 0: keep all, as the reference)\n"
             "  --resume           continue bit-exactly from RUN_DIR/state.json (not with\n"
             "                     --init: give the first run's other flags)\n"
             "  --force            start over in a used RUN_DIR: removes the checkpoints,\n"
             "                     state.json and log.jsonl a previous run left there\n"
             "                     (without --resume or --force a non-empty RUN_DIR is refused)\n"
             "  --threads T        compute threads per rank (default OMP_NUM_THREADS)\n"
+            "  --precision P      GEMM precision: fp32 (default), tf32, bf16 or fp16; float32\n"
+            "                     master weights, optimiser state, loss and checkpoints;\n"
+            "                     fp16 with dynamic loss scaling (docs/training.md)\n"
             "  -h, --help         this help\n\n"
             "Rank 0 prints one JSON line per step on stdout (also appended to\n"
             "RUN_DIR/log.jsonl) and progress with an ETA on stderr.\n");
@@ -123,9 +138,11 @@ typedef struct train_opts {
     clipcap_config model;
     int given; /* GIVEN_* */
     int batch, epochs, threads, resume, force, check_every, no_shuffle;
-    long max_steps, save_every, warmup;
-    float lr, weight_decay;
+    long max_steps, save_every, warmup, keep_checkpoints;
+    int max_seq_len, normalize_prefix;
+    float lr, weight_decay, dropout; /* dropout < 0: config.json's */
     uint64_t seed;
+    enum ops_precision precision;
 } train_opts;
 
 /* 0 = parsed, 1 = --help printed, <0 = error */
@@ -141,6 +158,7 @@ static int train_parse(int argc, char **argv, train_opts *o, err_t *e)
     o->lr = 2e-5f;
     o->warmup = 5000;
     o->check_every = 100;
+    o->dropout = -1.0f;
     static const struct option longopts[] = {
         {"manifest", required_argument, 0, 'm'},     {"store", required_argument, 0, 's'},
         {"gpt2", required_argument, 0, 'g'},         {"mapping", required_argument, 0, 'M'},
@@ -154,8 +172,11 @@ static int train_parse(int argc, char **argv, train_opts *o, err_t *e)
         {"check-every", required_argument, 0, 'K'},  {"ignore-bang", no_argument, 0, 'B'},
         {"resume", no_argument, 0, 'R'},             {"threads", required_argument, 0, 't'},
         {"init", required_argument, 0, 'I'},         {"no-shuffle", no_argument, 0, 'N'},
-        {"force", no_argument, 0, 'f'},
-        {"help", no_argument, 0, 'h'},               {0, 0, 0, 0},
+        {"force", no_argument, 0, 'f'},              {"dropout", required_argument, 0, 'D'},
+        {"normalize-prefix", no_argument, 0, 'P'},   {"max-seq-len", required_argument, 0, 'q'},
+        {"keep-checkpoints", required_argument, 0, 'C'},
+        {"precision", required_argument, 0, 'Q'},   {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
     };
     /* step counts: far beyond any run, far below where step arithmetic wraps */
     const long max_steps = 1L << 40;
@@ -173,6 +194,10 @@ static int train_parse(int argc, char **argv, train_opts *o, err_t *e)
         case 'B': o->model.ignore_bang = 1; break;
         case 'R': o->resume = 1; break;
         case 'f': o->force = 1; break;
+        case 'P': o->normalize_prefix = 1; break;
+        case 'D':
+            if (!(rc = cli_parse_double("dropout", optarg, 0, 0.99, &v, e))) o->dropout = (float)v;
+            break;
         case 'I': o->init = optarg; break;
         case 'N': o->no_shuffle = 1; break;
         case 'M':
@@ -207,7 +232,10 @@ static int train_parse(int argc, char **argv, train_opts *o, err_t *e)
         case 'v': rc = cli_parse_long("save-every", optarg, 1, max_steps, &o->save_every, e); break;
         case 'K': rc = cli_parse_int("check-every", optarg, 1, INT_MAX, &o->check_every, e); break;
         case 't': rc = cli_parse_int("threads", optarg, 1, 4096, &o->threads, e); break;
+        case 'Q': rc = ops_precision_parse(optarg, &o->precision, e); break;
         case 'h': train_usage(stdout); return 1;
+        case 'q': rc = cli_parse_int("max-seq-len", optarg, 1, 1 << 20, &o->max_seq_len, e); break;
+        case 'C': rc = cli_parse_long("keep-checkpoints", optarg, 0, max_steps, &o->keep_checkpoints, e); break;
         default: return err_set(e, ERR_ARG, "unknown or incomplete option '%s' (try --help)", argv[optind - 1]);
         }
     }
@@ -263,17 +291,40 @@ typedef struct train_run {
     int epoch;       /* current epoch */
     long in_epoch;   /* steps done in it */
     int gpt2_in_ckpt; /* GPT-2's weights came from a checkpoint, not the --gpt2 dir */
+    /* fp16's dynamic loss scale (torch.cuda.amp.GradScaler's rule) and the
+     * finite steps since it last changed */
+    float loss_scale;
+    long scale_good_steps;
 } train_run;
+
+#define LOSS_SCALE_INIT 65536.0f
+#define LOSS_SCALE_GROWTH_INTERVAL 2000
+/* below this the gradients are not finite whatever the scale: a NaN */
+#define LOSS_SCALE_MIN 0x1p-24f
 
 static json_t *run_config_json(const train_run *r)
 {
     const clipcap_config *c = &r->m.cfg;
-    return json_pack("{s:s, s:i, s:i, s:i, s:i, s:b, s:b, s:i, s:i, s:f, s:I, s:f, s:I, s:I, s:b}", "mapping",
+    const gpt2_dropout *dr = &r->m.gpt.drop;
+    json_t *j = json_pack("{s:s, s:i, s:i, s:i, s:i, s:b, s:b, s:i, s:i, s:f, s:I, s:f, s:I, s:I, s:b}", "mapping",
                      c->mapping == CLIPCAP_MAP_MLP ? "mlp" : "transformer", "clip_dim", c->clip_dim, "prefix_len",
                      c->prefix_len, "clip_len", c->clip_len, "mapper_layers", c->mapper_layers, "freeze_gpt2",
                      c->freeze_gpt2, "ignore_bang", c->ignore_bang, "batch", r->o.batch, "epochs", r->o.epochs, "lr",
                      (double)r->o.lr, "warmup", (json_int_t)r->o.warmup, "weight_decay", (double)r->o.weight_decay,
                      "seed", (json_int_t)r->o.seed, "max_seq_len", (json_int_t)r->d.L, "shuffle", !r->o.no_shuffle);
+    /* what else changes the trained model: GPT-2's dropout (0 when frozen),
+     * the prefix normalisation, and which CLIP made the embeddings */
+    if (j && (json_object_set_new(j, "attn_pdrop", json_real(dr->attn)) ||
+              json_object_set_new(j, "resid_pdrop", json_real(dr->resid)) ||
+              json_object_set_new(j, "embd_pdrop", json_real(dr->embd)) ||
+              json_object_set_new(j, "normalize_prefix", json_boolean(r->o.normalize_prefix)) ||
+              json_object_set_new(j, "clip_fingerprint", json_string(r->d.clip_fp)))) {
+        json_decref(j);
+        j = NULL;
+    }
+    /* only when not fp32: runs started before --precision existed resume */
+    if (j && r->o.precision != OPS_FP32) json_object_set_new(j, "precision", json_string(ops_precision_name(r->o.precision)));
+    return j;
 }
 
 /* st metadata: every value a string */
@@ -313,6 +364,65 @@ static int host_view(train_run *r, const float *p, size_t n, const float **out, 
     ops_download(r->ctx, *owned, p, n);
     *out = *owned;
     return 0;
+}
+
+/* The step of a finished checkpoint file name, or -1. */
+static long checkpoint_step(const char *name)
+{
+    long step = -1;
+    int end = 0;
+    if ((sscanf(name, "model-step-%ld.safetensors%n", &step, &end) == 1 ||
+         sscanf(name, "optim-step-%ld.safetensors%n", &step, &end) == 1) &&
+        end > 0 && !name[end])
+        return step;
+    return -1;
+}
+
+static int cmp_long_desc(const void *a, const void *b)
+{
+    long x = *(const long *)a, y = *(const long *)b;
+    return (x < y) - (x > y);
+}
+
+/* --keep-checkpoints N: after a commit, remove the model and optimiser
+ * files of all but the N newest steps. state.json already names the
+ * newest, so a kill during the removal loses nothing a resume needs. */
+static int prune_checkpoints(const train_run *r, err_t *e)
+{
+    if (r->o.keep_checkpoints <= 0) return 0;
+    DIR *d = opendir(r->o.out);
+    if (!d) return err_set(e, ERR_IO, "%s: cannot open: %s", r->o.out, strerror(errno));
+    long *steps = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    struct dirent *ent;
+    while (!rc && (ent = readdir(d))) {
+        long s = checkpoint_step(ent->d_name);
+        if (s < 0) continue;
+        if (n == cap) {
+            long *t = realloc(steps, (cap = cap ? 2 * cap : 64) * sizeof *t);
+            if (!t) rc = err_set(e, ERR_NOMEM, "%s: out of memory listing checkpoints", r->o.out);
+            else steps = t;
+        }
+        if (!rc) steps[n++] = s;
+    }
+    closedir(d);
+    if (!rc) qsort(steps, n, sizeof *steps, cmp_long_desc);
+    long kept = 0, last = -1;
+    for (size_t i = 0; !rc && i < n; i++) {
+        if (steps[i] == last) continue; /* the model and the optimiser file of one step */
+        last = steps[i];
+        if (++kept <= r->o.keep_checkpoints) continue;
+        static const char *const kinds[2] = {"model", "optim"};
+        for (int k = 0; k < 2 && !rc; k++) {
+            char name[64], path[4200];
+            snprintf(name, sizeof name, "%s-step-%08ld.safetensors", kinds[k], steps[i]);
+            if (!(rc = fs_join(path, sizeof path, r->o.out, name, e)) && unlink(path) && errno != ENOENT)
+                rc = err_set(e, ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
+        }
+    }
+    free(steps);
+    return rc;
 }
 
 static int save_checkpoint(train_run *r, err_t *e)
@@ -366,13 +476,14 @@ static int save_checkpoint(train_run *r, err_t *e)
     json_t *state = json_pack("{s:i, s:I, s:i, s:I, s:s, s:s, s:o}", "version", TRAIN_STATE_VERSION, "step",
                               (json_int_t)r->opt.step, "epoch", r->epoch, "step_in_epoch", (json_int_t)r->in_epoch,
                               "model", model_name, "optimizer", optim_name, "config", run_config_json(r));
+    if (state && r->o.precision == OPS_FP16) json_object_set_new(state, "loss_scale", json_real(r->loss_scale));
     char *text = json_dumps(state, JSON_INDENT(1) | JSON_SORT_KEYS);
     json_decref(state);
     if (!text) return err_set(e, ERR_NOMEM, "state.json: out of memory");
     if (!(rc = fs_join(path, sizeof path, r->o.out, "state.json", e))) rc = fs_write_atomic(path, text, strlen(text), e);
     free(text);
     if (!rc) log_msg(LOG_INFO, "checkpoint %s/%s (step %ld)", r->o.out, model_name, r->opt.step);
-    return rc;
+    return rc ? rc : prune_checkpoints(r, e);
 }
 
 static int load_into(const char *dir, const char *name, int (*fn)(train_run *, const tensorfile *, err_t *),
@@ -471,6 +582,9 @@ static int resume(train_run *r, err_t *e)
     if (rc) goto out;
     if ((rc = load_into(r->o.out, model, load_model_tensors, r, e)) || (rc = load_into(r->o.out, optim, load_optimizer, r, e)))
         goto out;
+    double scale;
+    if (r->o.precision == OPS_FP16 && !(rc = json_get_real(st, "loss_scale", &scale, e))) r->loss_scale = (float)scale;
+    if (rc) goto out;
     r->opt.step = (long)step;
     r->epoch = (int)epoch;
     r->in_epoch = (long)in_epoch;
@@ -758,7 +872,12 @@ static int train_loop(train_run *r, err_t *e)
             long count = 0;
             int frc = train_data_batch(&r->d, ex, nb, clip_host, tokens, e);
             if (!frc) {
+                if (o->normalize_prefix) captioner_normalize_prefix(clip_host, clip_host, nb, d->D);
                 ops_upload(r->ctx, clip, clip_host, (size_t)nb * d->D);
+                /* the masks of step s: the same on any rank count (row0 is
+                 * this rank's place in the global batch) and after --resume */
+                r->m.gpt.drop.key = mix64(mix64(o->seed ^ 0xD20F0D20F0D20F0DULL) + (uint64_t)r->opt.step + 1);
+                r->m.gpt.drop.row0 = lo;
                 frc = clipcap_model_forward(&r->m, clip, tokens, nb, d->L, &sums[0], &count, e);
             }
             sums[1] = (double)count;
@@ -772,8 +891,33 @@ static int train_loop(train_run *r, err_t *e)
             if ((rc = check_finite(r, "loss", loss, e))) goto out;
             clipcap_model_zero_grad(&r->m);
             float scale = sums[1] > 0 ? (float)(1.0 / sums[1]) : 0.0f;
+            if (o->precision == OPS_FP16) scale *= r->loss_scale;
             if ((rc = backward_and_sum(r, &gs, scale, e))) goto out;
-            double gnorm = sqrt(ops_sum_squares(r->ctx, r->m.grads, r->m.n_trainable));
+            double gsq = ops_sum_squares(r->ctx, r->m.grads, r->m.n_trainable);
+            if (o->precision == OPS_FP16) {
+                /* Summed gradients are the same on every rank, and so is
+                 * this decision. A step that overflowed fp16 is redone on
+                 * the same batch at half the scale. */
+                if (!isfinite(gsq)) {
+                    r->loss_scale *= 0.5f;
+                    r->scale_good_steps = 0;
+                    log_msg(LOG_WARN, "step %ld: fp16 gradients overflowed, loss scale now %g", r->opt.step + 1,
+                            (double)r->loss_scale);
+                    if (r->loss_scale < LOSS_SCALE_MIN) {
+                        rc = err_set(e, ERR_INTERNAL, "step %ld: gradients not finite at any loss scale",
+                                     r->opt.step + 1);
+                        goto out;
+                    }
+                    continue;
+                }
+                ops_scale(r->ctx, r->m.grads, 1.0f / r->loss_scale, r->m.n_trainable);
+                gsq /= (double)r->loss_scale * r->loss_scale;
+                if (++r->scale_good_steps == LOSS_SCALE_GROWTH_INTERVAL) {
+                    r->loss_scale *= 2.0f;
+                    r->scale_good_steps = 0;
+                }
+            }
+            double gnorm = sqrt(gsq);
             if ((rc = check_finite(r, "gradient norm", gnorm, e))) goto out;
             float lr = adamw_step(&r->opt, r->m.params, r->m.grads);
             r->in_epoch++;
@@ -812,6 +956,27 @@ out:
     return rc;
 }
 
+/* The reference pads to max_seq_len = min(mean + 10·std, longest) of the
+ * caption lengths, so one huge caption can push it past what GPT-2 can
+ * read after the prefix: cap it there, cutting the longer captions as the
+ * reference cuts captions longer than max_seq_len. */
+static int fit_positions(train_run *r, const gpt2_config *gc, err_t *e)
+{
+    const int room = gc->n_positions - r->m.cfg.prefix_len;
+    if (room < 1)
+        return err_set(e, ERR_ARG, "prefix %d leaves no room for a caption in GPT-2's %d positions",
+                       r->m.cfg.prefix_len, gc->n_positions);
+    if (r->d.L <= room) return 0;
+    const int was = r->d.L;
+    size_t cut = train_data_cut(&r->d, room);
+    log_msg(LOG_WARN,
+            "max_seq_len %d%s + prefix %d exceeds GPT-2's %d positions: captions cut to %d tokens (%zu of %zu "
+            "captions are longer)",
+            was, r->o.max_seq_len ? " (--max-seq-len)" : " (the manifest's)", r->m.cfg.prefix_len, gc->n_positions,
+            room, cut, r->d.n_examples);
+    return 0;
+}
+
 static int train_main(train_opts *o, err_t *e)
 {
     train_run r;
@@ -820,7 +985,7 @@ static int train_main(train_opts *o, err_t *e)
     tensorfile *init = NULL; /* --init's file, open until its weights are loaded */
     int rc = mpictx_agree(mpictx_rank() == 0 ? run_dir_check(o, e) : 0, e);
     if (rc) return rc;
-    rc = train_data_open(&r.d, o->manifest, o->splits, o->store, e);
+    rc = train_data_open_len(&r.d, o->manifest, o->splits, o->store, o->max_seq_len, e);
     if (!rc && r.d.n_examples < (size_t)o->batch)
         rc = err_set(e, ERR_ARG, "%zu examples, fewer than one batch of %d", r.d.n_examples, o->batch);
     if ((rc = mpictx_agree(rc, e))) goto out;
@@ -836,12 +1001,18 @@ static int train_main(train_opts *o, err_t *e)
         if (!rc) rc = init_config(init, o, &gc, r.d.D, &cc, &r.gpt2_in_ckpt, e);
         if ((rc = mpictx_agree(rc, e))) goto out;
     }
-    if ((rc = ops_create(&r.ctx, o->threads, e))) goto out;
+    if ((rc = ops_create(&r.ctx, o->threads, e)) || (rc = ops_set_precision(r.ctx, o->precision, e))) goto out;
+    r.loss_scale = LOSS_SCALE_INIT;
     if ((rc = clipcap_model_init(&r.m, r.ctx, &cc, &gc, e))) goto out;
-    if (cc.prefix_len + r.d.L > gc.n_positions) {
-        rc = err_set(e, ERR_ARG, "prefix %d + max_seq_len %d exceeds GPT-2's %d positions", cc.prefix_len, r.d.L,
-                     gc.n_positions);
-        goto out;
+    if ((rc = fit_positions(&r, &gc, e))) goto out;
+    if (!cc.freeze_gpt2) {
+        /* "MLP + GPT-2 tuning" trains GPT-2 in train mode, as the reference */
+        gpt2_dropout *dr = &r.m.gpt.drop;
+        dr->attn = o->dropout >= 0 ? o->dropout : gc.attn_pdrop;
+        dr->resid = o->dropout >= 0 ? o->dropout : gc.resid_pdrop;
+        dr->embd = o->dropout >= 0 ? o->dropout : gc.embd_pdrop;
+        log_msg(LOG_INFO, "GPT-2 dropout: attn %g, resid %g, embd %g", (double)dr->attn, (double)dr->resid,
+                (double)dr->embd);
     }
     if (!r.gpt2_in_ckpt && (rc = load_into(o->gpt2, NULL, load_gpt2_hub, &r, e))) goto out;
     rc = init ? init_load(&r, init, e) : clipcap_model_init_mapper(&r.m, o->seed, e);
@@ -862,9 +1033,9 @@ static int train_main(train_opts *o, err_t *e)
     if ((rc = mpictx_agree(rc, e))) goto out;
     if (o->resume && (rc = mpictx_agree(resume(&r, e), e))) goto out;
     if (o->resume && (rc = mpictx_agree(mpictx_rank() == 0 ? trim_log(o->out, r.opt.step, e) : 0, e))) goto out;
-    log_msg(LOG_INFO, "%s mapper, GPT-2 %s: %zu trainable of %zu parameters, %ld steps (%ld per epoch)",
+    log_msg(LOG_INFO, "%s mapper, GPT-2 %s: %zu trainable of %zu parameters, %ld steps (%ld per epoch), %s",
             cc.mapping == CLIPCAP_MAP_MLP ? "MLP" : "Transformer", cc.freeze_gpt2 ? "frozen" : "tuned",
-            r.m.n_trainable, r.m.n_params, r.total_steps, r.steps_per_epoch);
+            r.m.n_trainable, r.m.n_params, r.total_steps, r.steps_per_epoch, ops_precision_impl(r.ctx));
     rc = mpictx_agree(train_loop(&r, e), e);
 out:
     tensorfile_close(init);

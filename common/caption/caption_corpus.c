@@ -144,6 +144,7 @@ static int cc_batch_run(cc_batch *b, store *st, const char *store_dir, captioner
         if (b->ent[i].rec.dim != (uint32_t)b->D)
             return err_set(e, ERR_FORMAT, "%s: key %s: embedding size %u, the model takes %d", store_dir, b->key[i],
                            b->ent[i].rec.dim, b->D);
+        if (captioner_check_clip(c, b->ent[i].rec.model, b->key[i], e)) return err_wrap(e, "%s", store_dir);
         b->row[i] = b->m++;
     }
     return b->m ? captioner_run(c, b->clip, b->m, b->out, e) : 0;
@@ -728,6 +729,17 @@ int caption_corpus_run(const caption_corpus_options *opt, captioner *c, err_t *e
 
 /* ---- eval: generate, gather on rank 0 ---- */
 
+/* An evaluated image whose entry is not an embedding: a failure suggests
+ * --skip-failed, an absent key extract. */
+static int cc_no_embedding(const char *store_dir, const char *key, const char *split, const store_entry *ent, err_t *e)
+{
+    if (ent->kind == STORE_ENTRY_FAILURE)
+        return err_set(e, ERR_NOTFOUND, "%s: image %s (split %s): extraction failed (%s: %s); --skip-failed leaves "
+                       "such images out", store_dir, key, split, ent->fail.reason, ent->fail.message);
+    return err_set(e, ERR_NOTFOUND, "%s: image %s (split %s) has no embedding (not_in_store): every evaluated image "
+                   "needs one; run `clipcap extract` for it", store_dir, key, split);
+}
+
 /* One unit's results as "key\0caption\0" pairs, in manifest order. */
 typedef struct {
     char *buf;
@@ -767,12 +779,7 @@ static int cc_collect_flush(cc_run *x, cc_pairs *p, err_t *e)
                 x->skipped++;
                 continue;
             }
-            rc = err_set(e, ERR_NOTFOUND, "%s: image %s (split %s) has no embedding (%s%s%s): every evaluated image "
-                         "needs one; run `clipcap extract` for it",
-                         x->opt->store, b->key[i], b->split[i],
-                         f->kind == STORE_ENTRY_FAILURE ? f->fail.reason : "not_in_store",
-                         f->kind == STORE_ENTRY_FAILURE ? ": " : "",
-                         f->kind == STORE_ENTRY_FAILURE ? f->fail.message : "");
+            rc = cc_no_embedding(x->opt->store, b->key[i], b->split[i], f, e);
             break;
         }
         rc = cc_pairs_add(p, b->key[i], b->out[(size_t)b->row[i] * (size_t)b->K].text, e);
@@ -782,6 +789,40 @@ static int cc_collect_flush(cc_run *x, cc_pairs *p, err_t *e)
         progress_update(&x->prog, x->done, 0);
     }
     cc_batch_clear(b);
+    return rc;
+}
+
+int caption_corpus_check(const caption_corpus_options *opt, caption_corpus_key_fn on_key, void *ctx, err_t *e)
+{
+    cc_splits splits;
+    manifest_t *m = NULL;
+    store *st = NULL;
+    uint64_t n = 0;
+    int rc = cc_check_options(opt, 0, e);
+    if (!rc) rc = cc_splits_parse(opt->splits, &splits, e);
+    if (!rc) rc = manifest_open(&m, opt->manifest, e);
+    if (!rc) rc = store_open(&st, opt->store, NULL, e);
+    for (int s = 0; !rc && s < manifest_num_shards(m); s++) {
+        manifest_shard_reader *r = NULL;
+        manifest_record_t rec;
+        int more = 0;
+        rc = manifest_shard_open(&r, m, s, e);
+        while (!rc && (more = manifest_shard_next(r, &rec, e)) == 1) {
+            if (!cc_splits_match(&splits, rec.split)) continue;
+            n++;
+            store_entry ent;
+            if ((rc = store_lookup(st, rec.key, &ent, e)) != 0) break;
+            if (ent.kind == STORE_ENTRY_EMBEDDING) rc = on_key(ctx, rec.key, e);
+            else if (ent.kind != STORE_ENTRY_FAILURE || !opt->skip_failed)
+                rc = cc_no_embedding(opt->store, rec.key, rec.split, &ent, e);
+        }
+        if (!rc && more < 0) rc = more;
+        manifest_shard_close(r);
+    }
+    if (!rc && n == 0)
+        rc = err_set(e, ERR_NOTFOUND, "%s: no image of split(s) '%s'", opt->manifest, splits.n ? opt->splits : "(any)");
+    store_close(st);
+    manifest_close(m);
     return rc;
 }
 

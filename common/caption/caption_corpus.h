@@ -75,4 +75,13 @@ int caption_corpus_collect(const caption_corpus_options *opt, captioner *c, capt
                            err_t *e);
 void caption_corpus_items_free(caption_corpus_item *items, size_t n);
 
+/* Eval's checks before any captioning, on one rank (no collective): every
+ * selected image has an embedding (an absent key, or an extract failure
+ * without skip_failed, is the error caption_corpus_collect would stop on,
+ * naming the store, key, split and reason), and the selection is not
+ * empty. on_key gets the key of each image that will be captioned, in
+ * manifest order; a non-zero return stops the walk. */
+typedef int (*caption_corpus_key_fn)(void *ctx, const char *key, err_t *e);
+int caption_corpus_check(const caption_corpus_options *opt, caption_corpus_key_fn on_key, void *ctx, err_t *e);
+
 #endif

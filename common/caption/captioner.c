@@ -8,6 +8,7 @@
 
 #include "core/fsutil.h"
 #include "io/tensorfile.h"
+#include "nn/ops_ext.h"
 #include "nn/param_spec.h"
 
 #define CKPT_GPT_PREFIX "gpt.transformer."
@@ -19,7 +20,9 @@ struct captioner {
     clipcap_config cfg;
     gpt2_config gcfg;
     decode_config dcfg;
-    int normalize, max_images;
+    int normalize, max_images, any_clip;
+    char clip_fp[33];       /* the checkpoint's clip_fingerprint, "" if unknown */
+    char checkpoint[1024];
     float *params; /* [mapper | GPT-2], backend */
     size_t n_mapper;
     mapper_mlp mlp;
@@ -277,6 +280,10 @@ static int compute_fingerprint(captioner *c, err_t *e)
                                 c->dcfg.beam,             c->dcfg.num_captions, c->normalize};
     XXH3_128bits_reset(st);
     XXH3_128bits_update(st, settings, sizeof settings);
+    /* captions decoded in another precision are other captions; fp32 adds
+     * nothing, so existing fingerprints stay */
+    const int32_t prec = (int32_t)ops_get_precision(c->ctx);
+    if (prec != OPS_FP32) XXH3_128bits_update(st, &prec, sizeof prec);
     for (size_t off = 0; off < n; off += chunk) {
         size_t cnt = n - off < chunk ? n - off : chunk;
         ops_download(c->ctx, host, c->params + off, cnt);
@@ -309,6 +316,9 @@ static int open_model(captioner *c, const captioner_options *opt, err_t *e)
     if (rc) return rc;
     tensorfile *tf = NULL;
     if ((rc = tensorfile_open(&tf, path, e))) return rc;
+    const char *fp = tensorfile_metadata(tf, "clip_fingerprint");
+    snprintf(c->clip_fp, sizeof c->clip_fp, "%s", fp ? fp : "");
+    snprintf(c->checkpoint, sizeof c->checkpoint, "%s", path);
     if ((rc = captioner_infer_config(tf, path, c->gcfg.n_embd, &c->cfg, e)) ||
         (!c->cfg.freeze_gpt2 && (rc = check_ckpt_gpt2(tf, path, &c->gcfg, opt->gpt2_dir, e)))) {
         tensorfile_close(tf);
@@ -319,7 +329,8 @@ static int open_model(captioner *c, const captioner_options *opt, err_t *e)
     mapper_mlp_config mc = {k->clip_dim, E, k->prefix_len};
     mapper_tf_config tc = {k->clip_dim, E, k->prefix_len, k->clip_len, k->mapper_layers, 8};
     c->n_mapper = k->mapping == CLIPCAP_MAP_MLP ? mapper_mlp_param_count(&mc) : mapper_tf_param_count(&tc);
-    if (!(c->params = ops_alloc(c->ctx, c->n_mapper + gpt2_param_count(&c->gcfg), e))) {
+    const size_t n_params = c->n_mapper + gpt2_param_count(&c->gcfg);
+    if (!(c->params = ops_alloc(c->ctx, n_params, e)) || ops_register_weights(c->ctx, c->params, n_params, e)) {
         tensorfile_close(tf);
         return err_wrap(e, "%s: parameters", path);
     }
@@ -348,6 +359,7 @@ int captioner_open(captioner **out, ops_ctx *ctx, const captioner_options *opt, 
     c->ctx = ctx;
     c->dcfg = opt->decode;
     c->normalize = opt->normalize_prefix;
+    c->any_clip = opt->any_clip;
     c->max_images = opt->max_images > 0 ? opt->max_images : 64;
     int rc = open_model(c, opt, e);
     /* the tokenizer next to the model, unless given once elsewhere */
@@ -497,6 +509,30 @@ static int keep_results(captioner *c, const decode_result *res, size_t count, er
     return 0;
 }
 
+const char *captioner_clip_fingerprint(const captioner *c) { return c->clip_fp; }
+
+int captioner_check_clip(const captioner *c, const char *fp, const char *what, err_t *e)
+{
+    if (c->any_clip || !c->clip_fp[0] || !strcmp(c->clip_fp, fp)) return 0;
+    return err_set(e, ERR_ARG,
+                   "%s: CLIP fingerprint %s, but %s was trained on embeddings of %s (another CLIP or "
+                   "preprocessing; --any-clip to caption anyway)",
+                   what, fp, c->checkpoint, c->clip_fp);
+}
+
+void captioner_normalize_prefix(float *out, const float *in, int n, int D)
+{
+    /* the reference divides by the L2 norm in float32 */
+    for (int i = 0; i < n; i++) {
+        const float *x = in + (size_t)i * D;
+        float *y = out + (size_t)i * D;
+        double ss = 0.0;
+        for (int j = 0; j < D; j++) ss += (double)x[j] * x[j];
+        float norm = (float)sqrt(ss);
+        for (int j = 0; j < D; j++) y[j] = norm > 0.0f ? x[j] / norm : x[j];
+    }
+}
+
 int captioner_run(captioner *c, const float *clip, int n, captioner_caption *out, err_t *e)
 {
     free_results(c);
@@ -509,15 +545,7 @@ int captioner_run(captioner *c, const float *clip, int n, captioner_caption *out
         const int cnt = n - start < c->max_images ? n - start : c->max_images;
         const float *src = clip + (size_t)start * D;
         if (c->normalize) {
-            /* the reference divides by the L2 norm in float32 */
-            for (int i = 0; i < cnt; i++) {
-                const float *x = src + (size_t)i * D;
-                float *y = c->clip_host + (size_t)i * D;
-                double ss = 0.0;
-                for (int j = 0; j < D; j++) ss += (double)x[j] * x[j];
-                float norm = (float)sqrt(ss);
-                for (int j = 0; j < D; j++) y[j] = x[j] / norm;
-            }
+            captioner_normalize_prefix(c->clip_host, src, cnt, D);
             src = c->clip_host;
         }
         ops_upload(c->ctx, c->clip_dev, src, (size_t)cnt * D);

@@ -16,7 +16,8 @@
  * - captioner_run: CLIP embeddings (host [n, D]) → mapper → decode →
  *   text. Results are owned by the captioner until the next call.
  * - The fingerprint hashes the loaded float32 weights, not the file's
- *   bytes, so one model saved as .pt and as safetensors has one fingerprint. */
+ *   bytes, so one model saved as .pt and as safetensors has one fingerprint;
+ *   a context computing in another precision than fp32 adds it. */
 #ifndef CLIPCAP_CAPTIONER_H
 #define CLIPCAP_CAPTIONER_H
 
@@ -35,6 +36,7 @@ typedef struct captioner_options {
     int max_images;         /* images per mapper/decoder call; <= 0: 64 */
     const char *stop_text;  /* NULL: decode.stop_token as given; else its BPE encoding,
                                which must be exactly one token, replaces it */
+    int any_clip;           /* captioner_check_clip accepts any CLIP */
 } captioner_options;
 
 /* decode_config_default, max_images 64, everything else 0/NULL. */
@@ -62,9 +64,22 @@ const char *captioner_gpt2_source(const captioner *c);
  * characters: written beside every dumped caption. */
 const char *captioner_fingerprint(const captioner *c);
 
+/* The model fingerprint (schemas/feature-store.md) of the CLIP whose
+ * embeddings the checkpoint was trained on: its "clip_fingerprint"
+ * metadata (`clipcap train` writes it), "" when the file does not say. */
+const char *captioner_clip_fingerprint(const captioner *c);
+/* Embeddings of CLIP fingerprint fp (what names them, for the message)
+ * must be the ones the checkpoint was trained on: ERR_ARG otherwise, unless
+ * the checkpoint does not say or options.any_clip is set. */
+int captioner_check_clip(const captioner *c, const char *fp, const char *what, err_t *e);
+
 /* clip: host [n, D]. out: n · decode.num_captions captions, image i's at
  * [i·K, (i+1)·K), best first. */
 int captioner_run(captioner *c, const float *clip, int n, captioner_caption *out, err_t *e);
+/* out[i] = in[i] / ||in[i]||₂ for n rows of D (the reference's
+ * normalize_prefix, in float32; an all-zero row stays zero). out may be in.
+ * Training and captioning share it, so both see the same bits. */
+void captioner_normalize_prefix(float *out, const float *in, int n, int D);
 
 /* The text of a caption's bytes as the reference's tokenizer.decode gives
  * it (Python's bytes.decode("utf-8", errors="replace")): each maximal

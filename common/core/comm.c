@@ -1,6 +1,7 @@
 #include "core/comm.h"
 
 #include <limits.h>
+#include <string.h>
 
 #include "core/mpictx.h"
 
@@ -32,3 +33,16 @@ int comm_bcast_int(int *v, int n, err_t *e)
     if (!mpictx_active() || mpictx_size() == 1) return 0;
     return mpictx_check(MPI_Bcast(v, n, MPI_INT, 0, mpictx_comm()), "MPI_Bcast", e);
 }
+
+int comm_allgather_bytes(const void *mine, size_t n, void *all, err_t *e)
+{
+    if (!mpictx_active() || mpictx_size() == 1) {
+        memcpy(all, mine, n);
+        return 0;
+    }
+    if (n > (size_t)INT_MAX) return err_set(e, ERR_LIMIT, "gathering %zu bytes per rank", n);
+    return mpictx_check(MPI_Allgather(mine, (int)n, MPI_BYTE, all, (int)n, MPI_BYTE, mpictx_comm()), "MPI_Allgather",
+                        e);
+}
+
+int comm_sum_u64(uint64_t *buf, size_t n, err_t *e) { return comm_allreduce(buf, n, COMM_U64, COMM_SUM, e); }

@@ -21,10 +21,16 @@ typedef enum { COMM_SUM, COMM_MIN, COMM_MAX } comm_op;
 
 int comm_allreduce(void *buf, size_t n, comm_type t, comm_op op, err_t *e);
 int comm_sum_f32(float *buf, size_t n, err_t *e);
-/* The same for counters (n <= INT_MAX): exact totals on every rank. */
 
 /* comm_bcast_int: v[0..n) of rank 0 replaces v on every rank (MPI_Bcast).
  * Collective. With MPI not initialised or a single rank it does nothing. */
 int comm_bcast_int(int *v, int n, err_t *e);
+
+/* all[r·n .. (r+1)·n) receives rank r's n bytes `mine`, on every rank
+ * (MPI_Allgather of bytes). One rank (or MPI not initialised): a copy. */
+int comm_allgather_bytes(const void *mine, size_t n, void *all, err_t *e);
+
+/* The uint64 sum: exact counter totals on every rank. */
+int comm_sum_u64(uint64_t *buf, size_t n, err_t *e);
 
 #endif

@@ -121,7 +121,8 @@ void manifest_shard_close(manifest_shard_reader *r); /* NULL is allowed */
 
 /* A tar record's bytes are found by offset only; a tar rewritten after
  * `shard` (members reordered, replaced) would hand a key another image's
- * bytes. header: the 512 bytes before rec->loc.offset. ERR_FORMAT naming
+ * bytes. header: the 512 bytes before rec->loc.offset (unused, may be
+ * NULL, when the offset is under 512: refused). ERR_FORMAT naming
  * the tar, the offset and both names unless they are a valid header of a
  * regular member of rec->loc.length bytes whose name gives rec->key (the
  * webdataset rule, reader_cc_key). A name that fills its header field may

@@ -5,6 +5,8 @@
 #include "data/manifest.h"
 #include "data/manifest_tokens.h"
 
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -47,12 +49,13 @@ const char *train_data_key(const train_data *d, size_t k)
 }
 
 /* Map every shard's token file and list the images of the selected splits. */
-static int read_manifest(train_data *d, const char *dir, const char *splits, err_t *e)
+static int read_manifest(train_data *d, const char *dir, const char *splits, int max_len, err_t *e)
 {
     manifest_t *m = NULL;
     int rc = manifest_open(&m, dir, e);
     if (rc) return rc;
-    d->L = (int)manifest_token_stats(m)->max_seq_len;
+    uint64_t L = manifest_token_stats(m)->max_seq_len;
+    d->L = max_len > 0 ? max_len : L > INT_MAX ? INT_MAX : (int)L;
     d->n_shards = manifest_num_shards(m);
     if (d->L < 1) rc = err_set(e, ERR_FORMAT, "%s: max_seq_len is 0 (no tokenised captions)", dir);
     else if (manifest_num_images(m) >= UINT32_MAX)
@@ -95,6 +98,42 @@ static int read_manifest(train_data *d, const char *dir, const char *splits, err
 
 /* Rank r looks up images r, r+N, ...; MAX over ranks merges the markers
  * (each image is set by exactly one rank, 0 elsewhere). */
+/* The model fingerprints one rank saw: the first, and the first other one. */
+typedef struct fp_seen {
+    char fp[2][33];
+    int64_t image[2]; /* -1: none */
+} fp_seen;
+
+static void fp_note(fp_seen *s, const char *fp, size_t image)
+{
+    if (s->image[0] < 0) {
+        snprintf(s->fp[0], sizeof s->fp[0], "%s", fp);
+        s->image[0] = (int64_t)image;
+    } else if (s->image[1] < 0 && strcmp(s->fp[0], fp)) {
+        snprintf(s->fp[1], sizeof s->fp[1], "%s", fp);
+        s->image[1] = (int64_t)image;
+    }
+}
+
+/* Embeddings of two CLIPs (or two preprocessings) in one training set
+ * would train the mapper on two input distributions: refuse, naming one
+ * image of each. Every rank holds every rank's fp_seen here. */
+static int check_fingerprints(train_data *d, const fp_seen *all, int n, err_t *e)
+{
+    fp_seen u = {.image = {-1, -1}};
+    for (int r = 0; r < n; r++)
+        for (int k = 0; k < 2; k++)
+            if (all[r].image[k] >= 0) fp_note(&u, all[r].fp[k], (size_t)all[r].image[k]);
+    if (u.image[1] >= 0)
+        return err_set(e, ERR_FORMAT,
+                       "%s: embeddings of more than one CLIP model: '%s' has model fingerprint %s, '%s' %s "
+                       "(extract every image with one CLIP and one preprocessing)",
+                       d->store_dir, train_data_key(d, (size_t)u.image[0]), u.fp[0],
+                       train_data_key(d, (size_t)u.image[1]), u.fp[1]);
+    snprintf(d->clip_fp, sizeof d->clip_fp, "%s", u.image[0] >= 0 ? u.fp[0] : "");
+    return 0;
+}
+
 static int lookup_dims(train_data *d, uint32_t *dim, err_t *e)
 {
     const int rank = mpictx_rank(), size = mpictx_size();
@@ -102,15 +141,22 @@ static int lookup_dims(train_data *d, uint32_t *dim, err_t *e)
     progress_start(&prog, "train: checking the store", "key", (d->n_images + (size_t)size - 1) / (size_t)size);
     int rc = 0;
     uint64_t done = 0;
+    fp_seen seen = {.image = {-1, -1}};
     for (size_t i = (size_t)rank; i < d->n_images && !rc; i += (size_t)size) {
         store_entry ent;
         if ((rc = store_lookup(d->st, train_data_key(d, i), &ent, e))) break;
         dim[i] = ent.kind == STORE_ENTRY_EMBEDDING ? ent.rec.dim : ent.kind == STORE_ENTRY_FAILURE ? DIM_FAILED : DIM_ABSENT;
+        if (ent.kind == STORE_ENTRY_EMBEDDING) fp_note(&seen, ent.rec.model, i);
         progress_update(&prog, ++done, 0);
     }
     progress_finish(&prog);
     if ((rc = mpictx_agree(rc, e))) return rc;
-    return comm_allreduce(dim, d->n_images, COMM_U32, COMM_MAX, e);
+    fp_seen *all = calloc((size_t)size, sizeof *all);
+    if (!all) rc = err_set(e, ERR_NOMEM, "out of memory");
+    if (!rc) rc = comm_allgather_bytes(&seen, sizeof seen, all, e);
+    if (!rc) rc = check_fingerprints(d, all, size, e);
+    free(all);
+    return rc ? rc : comm_allreduce(dim, d->n_images, COMM_U32, COMM_MAX, e);
 }
 
 /* Every rank holds the same dim[] here, so every rank decides alike. */
@@ -156,9 +202,29 @@ static int apply_dims(train_data *d, const uint32_t *dim, err_t *e)
 
 int train_data_open(train_data *d, const char *manifest_dir, const char *splits, const char *store_dir, err_t *e)
 {
+    return train_data_open_len(d, manifest_dir, splits, store_dir, 0, e);
+}
+
+size_t train_data_cut(train_data *d, int L)
+{
+    if (L < 1 || L >= d->L) return 0;
+    size_t longer = 0;
+    for (size_t k = 0; k < d->n_images; k++) {
+        uint64_t i;
+        const manifest_tokens *t = image_of(d, k, &i);
+        for (uint64_t c = t->cap_first[i]; c < t->cap_first[i + 1]; c++)
+            longer += t->tok_first[c + 1] - t->tok_first[c] > (uint64_t)L;
+    }
+    d->L = L; /* train_data_batch cuts at d->L */
+    return longer;
+}
+
+int train_data_open_len(train_data *d, const char *manifest_dir, const char *splits, const char *store_dir,
+                        int max_len, err_t *e)
+{
     memset(d, 0, sizeof *d);
     d->store_dir = store_dir;
-    int rc = read_manifest(d, manifest_dir, splits, e);
+    int rc = read_manifest(d, manifest_dir, splits, max_len, e);
     if (!rc) rc = store_open(&d->st, store_dir, NULL, e);
     if ((rc = mpictx_agree(rc, e))) return rc;
     uint32_t *dim = calloc(d->n_images, sizeof *dim);

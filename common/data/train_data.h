@@ -19,7 +19,8 @@
  * captions, with a warning; an image with no entry at all is an error (the
  * store is incomplete: run `clipcap extract` on this manifest); every
  * embedding must have the same size D, and D becomes the mapper's CLIP
- * size. Under MPI the ranks split the lookups (image i is checked by rank
+ * size; every embedding must come from the same CLIP (one model
+ * fingerprint, schemas/feature-store.md), which is kept in clip_fp. Under MPI the ranks split the lookups (image i is checked by rank
  * i mod N) and combine them, so every rank ends with the same example list.
  * Collective: every rank calls it. */
 #ifndef CLIPCAP_TRAIN_DATA_H
@@ -44,11 +45,19 @@ typedef struct train_data {
     uint32_t *img;          /* [n_images] manifest image index of each kept image */
     uint64_t *ex_first;     /* [n_images + 1] kept image k's examples are [ex_first[k], ex_first[k+1]) */
     store *st;              /* open for the per-batch lookups */
+    char clip_fp[33];       /* the store's model fingerprint, the same for every embedding */
     const char *store_dir;  /* for error messages (the caller's string) */
 } train_data;
 
 /* splits: comma-separated manifest splits to use, NULL = all. */
 int train_data_open(train_data *d, const char *manifest_dir, const char *splits, const char *store_dir, err_t *e);
+/* The same with captions cut to max_len tokens instead of the manifest's
+ * max_seq_len (max_len 0: the manifest's). */
+int train_data_open_len(train_data *d, const char *manifest_dir, const char *splits, const char *store_dir,
+                        int max_len, err_t *e);
+/* Cut every example to at most L < d->L tokens (L becomes d->L); returns
+ * how many examples are longer than L. */
+size_t train_data_cut(train_data *d, int L);
 void train_data_close(train_data *d); /* also after a failed open */
 
 /* Examples ex[0..n): clip [n, D] receives their embeddings, tokens [n, L]

@@ -52,6 +52,12 @@ void tensorfile_close(tensorfile *tf)
     free(tf);
 }
 
+const char *tensorfile_metadata(const tensorfile *tf, const char *key)
+{
+    const json_t *md = tf->st ? st_metadata(tf->st) : NULL;
+    return md ? json_string_value(json_object_get(md, key)) : NULL;
+}
+
 int tensorfile_count(const tensorfile *tf) { return tf->st ? st_count(tf->st) : pt_count(tf->pt); }
 
 /* The fields tensorfile needs, from either reader. */

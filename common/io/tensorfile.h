@@ -20,6 +20,9 @@ int tensorfile_count(const tensorfile *tf);
 const char *tensorfile_name(const tensorfile *tf, int i);
 /* Index or -1. */
 int tensorfile_find(const tensorfile *tf, const char *name);
+/* A safetensors file's __metadata__ string value, or NULL (absent, or a
+ * .pt, which has none). Borrowed until tensorfile_close. */
+const char *tensorfile_metadata(const tensorfile *tf, const char *key);
 /* shape must hold TENSORFILE_MAX_DIMS entries; ERR_ARG if i out of range. */
 int tensorfile_shape(const tensorfile *tf, int i, int64_t *shape, int *ndim);
 /* Load tensor `name` into dst (float32) after checking that its shape is

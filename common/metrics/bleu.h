@@ -14,8 +14,10 @@
 
 #include "metrics/metric.h"
 
-/* corpus[k] = BLEU-(k+1); per_image (NULL or n*4 doubles, image-major)
- * receives each image's BLEU-1..4. Every item needs >= 1 reference. */
-int bleu_score(const metric_item_t *items, size_t n, double corpus[4], double *per_image, err_t *e);
+/* corpus[k] = BLEU-(k+1) of the set g (metric_grams_build); per_image
+ * (NULL or n*4 doubles, image-major) receives each image's BLEU-1..4.
+ * Images are scored in parallel (OpenMP); the result does not depend on
+ * the number of threads. */
+int bleu_score(const metric_grams_t *g, double corpus[4], double *per_image, err_t *e);
 
 #endif

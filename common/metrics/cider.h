@@ -15,6 +15,9 @@
 
 #include "metrics/metric.h"
 
-int cider_d_score(const metric_item_t *items, size_t n, double *mean, double *per_image, err_t *e);
+/* *mean over the images of the set g (metric_grams_build); per_image (NULL
+ * or n doubles). Images are scored in parallel (OpenMP); the result does
+ * not depend on the number of threads. */
+int cider_d_score(const metric_grams_t *g, double *mean, double *per_image, err_t *e);
 
 #endif

@@ -91,13 +91,6 @@ static int caption_cmp(const void *pa, const void *pb)
     return c ? c : (a->record > b->record) - (a->record < b->record);
 }
 
-static int blank(const char *s)
-{
-    for (; *s; s++)
-        if (!strchr(" \t\r\n\v\f", *s)) return 0;
-    return 1;
-}
-
 static int read_record(cocoeval_caption_t *c, const json_t *rec, const json_t *first_id, err_t *e)
 {
     if (!json_is_object(rec)) return err_set(e, ERR_FORMAT, "not an object");
@@ -112,7 +105,7 @@ static int read_record(cocoeval_caption_t *c, const json_t *rec, const json_t *f
         return err_set(e, ERR_FORMAT, "field 'image_id' is %s, but the first record's is %s",
                        json_is_string(c->id) ? "a string" : "an integer",
                        json_is_string(first_id) ? "a string" : "an integer");
-    if (blank(c->text)) return err_set(e, ERR_FORMAT, "field 'caption' is empty");
+    /* "" and "  " tokenise to no tokens: the toolkit scores them as the empty caption */
     return ptb_tokenize(c->text, strlen(c->text), &c->tokens, e);
 }
 
@@ -280,15 +273,20 @@ int cocoeval_score(const cocoeval_set_t *set, const cocoeval_opts_t *o, cocoeval
             return err_set(e, ERR_NOMEM, "out of memory for the scores of %zu images", n);
         }
     }
+    metric_grams_t grams;
     double t0 = clock_now();
-    int rc = bleu_score(set->items, n, s->bleu, s->bleu_img, e);
+    int rc = metric_grams_build(&grams, set->items, n, e);
     double t1 = clock_now();
-    if (!rc) rc = rouge_l_score(set->items, n, &s->rouge_l, s->rouge_img, e);
+    if (!rc) rc = bleu_score(&grams, s->bleu, s->bleu_img, e);
     double t2 = clock_now();
-    if (!rc) rc = cider_d_score(set->items, n, &s->cider, s->cider_img, e);
+    if (!rc) rc = rouge_l_score(set->items, n, &s->rouge_l, s->rouge_img, e);
     double t3 = clock_now();
+    if (!rc) rc = cider_d_score(&grams, &s->cider, s->cider_img, e);
+    double t4 = clock_now();
     if (!rc)
-        log_msg(LOG_INFO, "score: %zu images: BLEU %.3f s, ROUGE-L %.3f s, CIDEr-D %.3f s", n, t1 - t0, t2 - t1, t3 - t2);
+        log_msg(LOG_INFO, "score: %zu images: n-grams %.3f s (BLEU's and CIDEr-D's), BLEU %.3f s, ROUGE-L %.3f s, "
+                "CIDEr-D %.3f s", n, t1 - t0, t2 - t1, t3 - t2, t4 - t3);
+    metric_grams_free(&grams);
     if (!rc && o->meteor_jar) {
         log_msg(LOG_INFO, "score: METEOR of %zu images with %s", n, o->meteor_jar);
         rc = meteor_score(o->meteor_jar, set->items, n, &s->meteor, s->meteor_img, e);

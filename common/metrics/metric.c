@@ -57,13 +57,6 @@ int metric_word_eq(const metric_word_t *a, const metric_word_t *b)
     return a->h == b->h && a->len == b->len && !memcmp(a->p, b->p, a->len);
 }
 
-int metric_ngram_eq(const metric_word_t *w, const metric_word_t *v, int n)
-{
-    for (int i = 0; i < n; i++)
-        if (!metric_word_eq(&w[i], &v[i])) return 0;
-    return 1;
-}
-
 void metric_vocab_init(metric_vocab_t *v)
 {
     memset(v, 0, sizeof *v);
@@ -115,107 +108,248 @@ int metric_vocab_id(metric_vocab_t *v, const metric_word_t *w, uint32_t *id, err
     return 0;
 }
 
-ngram_key_t ngram_key(const uint32_t *ids, int n)
+/* ---- n-gram numbers ---- */
+
+/* An n-gram is (number of its first n-1 words' n-gram, last word), or
+ * (GRAM_NONE, word) for a unigram: one 64-bit key whatever n is. The table
+ * holds 8 bytes a slot, the n-gram's number + 1 (0: empty) and 32 bits of
+ * its key's hash, and the keys live densely in key[index]: a look-up that
+ * finds its n-gram reads a key created moments ago (same image) or a
+ * frequent one, both in the cache. */
+#define GRAM_NONE 0xFFFFFFFFu
+
+typedef struct {
+    uint32_t gram1, fp;
+} gram_slot_t;
+
+typedef struct {
+    gram_slot_t *slot;
+    uint64_t *key;
+    size_t cap, count, bytes;
+} gram_table_t;
+
+/* splitmix64's finalizer */
+static uint64_t key_hash(uint64_t k)
 {
-    uint32_t k[4] = {UINT32_MAX, UINT32_MAX, UINT32_MAX, UINT32_MAX};
-    for (int i = 0; i < n; i++) k[i] = ids[i];
-    return (ngram_key_t){(uint64_t)k[0] | (uint64_t)k[1] << 32, (uint64_t)k[2] | (uint64_t)k[3] << 32};
+    k ^= k >> 30;
+    k *= 0xBF58476D1CE4E5B9ull;
+    k ^= k >> 27;
+    k *= 0x94D049BB133111EBull;
+    return k ^ (k >> 31);
 }
 
-/* splitmix64's finalizer over both halves */
-uint64_t ngram_key_hash(ngram_key_t k)
+/* Zeroed slots straight from the kernel (no second pass to clear them), on
+ * huge pages where it allows: random look-ups into megabytes would
+ * otherwise miss the TLB almost every time. */
+static gram_slot_t *map_slots(size_t cap, size_t *bytes)
 {
-    uint64_t h = k.a * 0x9E3779B97F4A7C15ull ^ (k.b + 0x632BE59BD9B4E019ull) * 0xBF58476D1CE4E5B9ull;
-    h ^= h >> 31;
-    h *= 0x94D049BB133111EBull;
-    return h ^ (h >> 29);
+    size_t huge = (size_t)2 << 20;
+    *bytes = (cap * sizeof(gram_slot_t) + huge - 1) / huge * huge;
+    void *p = mmap(NULL, *bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+    (void)madvise(p, *bytes, MADV_HUGEPAGE); /* advice only: without it the table works, slower */
+    return p;
 }
 
-static int key_eq(ngram_key_t x, ngram_key_t y)
+static gram_slot_t *gram_probe(const gram_table_t *t, uint64_t key, uint64_t h)
 {
-    return x.a == y.a && x.b == y.b;
+    uint32_t fp = (uint32_t)(h >> 32);
+    for (size_t i = (size_t)h & (t->cap - 1);; i = (i + 1) & (t->cap - 1)) {
+        gram_slot_t *s = &t->slot[i];
+        if (!s->gram1 || (s->fp == fp && t->key[METRIC_GRAM_INDEX(s->gram1 - 1)] == key)) return s;
+    }
 }
 
-void ngram_map_init(ngram_map_t *m)
+/* Room for `more` new n-grams at a load of at most 1/2. */
+static int gram_reserve(gram_table_t *t, size_t more, err_t *e)
 {
-    memset(m, 0, sizeof *m);
-}
-
-void ngram_map_free(ngram_map_t *m)
-{
-    free(m->slot);
-    memset(m, 0, sizeof *m);
-}
-
-void ngram_map_clear(ngram_map_t *m)
-{
-    if (m->slot) memset(m->slot, 0, m->cap * sizeof *m->slot);
-    m->count = 0;
-}
-
-static ngram_entry_t *probe(const ngram_map_t *m, ngram_key_t k, uint64_t h)
-{
-    size_t i = (size_t)h & (m->cap - 1);
-    while (m->slot[i].n && !key_eq(m->slot[i].key, k)) i = (i + 1) & (m->cap - 1);
-    return &m->slot[i];
-}
-
-/* Zeroed slots; a table of megabytes on huge pages where the kernel
- * allows it: random look-ups into it would otherwise miss the TLB almost
- * every time. */
-static ngram_entry_t *alloc_slots(size_t cap)
-{
-    size_t bytes = cap * sizeof(ngram_entry_t), huge = (size_t)2 << 20;
-    if (bytes < huge) return calloc(cap, sizeof(ngram_entry_t));
-    void *p = aligned_alloc(huge, (bytes + huge - 1) / huge * huge);
-    if (!p) return NULL;
-    (void)madvise(p, bytes, MADV_HUGEPAGE); /* advice only: without it the table works, slower */
-    return memset(p, 0, bytes);
-}
-
-static int grow_to(ngram_map_t *m, size_t cap, err_t *e)
-{
-    ngram_entry_t *old = m->slot, *slot = alloc_slots(cap);
-    if (!slot) return err_set(e, ERR_NOMEM, "out of memory for %zu n-grams", cap);
-    size_t old_cap = m->cap;
-    m->slot = slot;
-    m->cap = cap;
-    for (size_t i = 0; i < old_cap; i++)
-        if (old[i].n) *probe(m, old[i].key, ngram_key_hash(old[i].key)) = old[i];
-    free(old);
+    if (2 * (t->count + more) <= t->cap) return 0;
+    size_t cap = t->cap ? t->cap : (size_t)1 << 12, bytes;
+    while (cap < 2 * (t->count + more)) cap *= 2;
+    gram_slot_t *slot = map_slots(cap, &bytes);
+    uint64_t *key = realloc(t->key, cap / 2 * sizeof *key);
+    if (key) t->key = key;
+    if (!slot || !key) {
+        if (slot) munmap(slot, bytes);
+        return err_set(e, ERR_NOMEM, "out of memory for %zu n-grams", cap / 2);
+    }
+    gram_table_t old = *t;
+    t->slot = slot;
+    t->cap = cap;
+    t->bytes = bytes;
+    for (size_t i = 0; i < old.cap; i++)
+        if (old.slot[i].gram1) {
+            uint64_t k = t->key[METRIC_GRAM_INDEX(old.slot[i].gram1 - 1)];
+            *gram_probe(t, k, key_hash(k)) = old.slot[i];
+        }
+    if (old.slot) munmap(old.slot, old.bytes);
     return 0;
 }
 
-int ngram_map_reserve(ngram_map_t *m, size_t count, err_t *e)
+/* Caption c's n-grams (of its words ids[0..len)) into g->gram. The
+ * look-ups of one n are independent: their slots are prefetched together
+ * so that the memory waits of a table larger than the caches overlap. */
+static int grams_of_caption(metric_grams_t *g, size_t c, gram_table_t *t, const uint32_t *ids, uint32_t *prev,
+                            uint64_t *hash, err_t *e)
 {
-    size_t cap = m->cap ? m->cap : 256;
-    while (cap < 2 * (count + 1)) cap *= 2;
-    return cap > m->cap ? grow_to(m, cap, e) : 0;
+    size_t len = g->len[c];
+    uint32_t *out = g->gram + g->start[c];
+    int rc = gram_reserve(t, METRIC_MAX_N * len, e);
+    for (size_t k = 1; k <= METRIC_MAX_N && k <= len && !rc; k++) {
+        size_t m = len - k + 1;
+        for (size_t p = 0; p < m; p++) {
+            hash[p] = key_hash((uint64_t)(k == 1 ? GRAM_NONE : prev[p]) << 32 | ids[p + k - 1]);
+            __builtin_prefetch(&t->slot[(size_t)hash[p] & (t->cap - 1)]);
+        }
+        for (size_t p = 0; p < m; p++) {
+            uint64_t key = (uint64_t)(k == 1 ? GRAM_NONE : prev[p]) << 32 | ids[p + k - 1];
+            gram_slot_t *s = gram_probe(t, key, hash[p]);
+            if (!s->gram1) {
+                if (t->count > METRIC_GRAM_INDEX(UINT32_MAX) - 1)
+                    return err_set(e, ERR_LIMIT, "more than 2^30 distinct n-grams");
+                t->key[t->count] = key;
+                *s = (gram_slot_t){((uint32_t)(k - 1) << 30 | (uint32_t)t->count++) + 1, (uint32_t)(hash[p] >> 32)};
+            }
+            prev[p] = *out++ = s->gram1 - 1;
+        }
+    }
+    return rc;
 }
 
-void ngram_map_prefetch(const ngram_map_t *m, uint64_t h)
+/* Python's len(s.split()) */
+static size_t count_words(const char *s)
 {
-    if (m->cap) __builtin_prefetch(&m->slot[(size_t)h & (m->cap - 1)]);
+    size_t n = 0;
+    for (int in = 0; *s; s++) {
+        int sp = *s == ' ' || *s == '\t' || *s == '\n' || *s == '\r' || *s == '\v' || *s == '\f';
+        n += !sp && !in;
+        in = !sp;
+    }
+    return n;
 }
 
-int ngram_map_get(ngram_map_t *m, ngram_key_t k, int n, uint64_t h, ngram_entry_t **out, err_t *e)
+void metric_grams_free(metric_grams_t *g)
 {
-    if (2 * (m->count + 1) > m->cap) {
-        int rc = grow_to(m, m->cap ? m->cap * 2 : 256, e);
-        if (rc) return rc;
+    free(g->gram);
+    free(g->len);
+    free(g->start);
+    free(g->first);
+    memset(g, 0, sizeof *g);
+}
+
+/* Two passes: word counts size every array exactly (and the table for half
+ * the n-grams being distinct), then the n-grams are numbered. */
+int metric_grams_build(metric_grams_t *g, const metric_item_t *items, size_t n, err_t *e)
+{
+    memset(g, 0, sizeof *g);
+    size_t caps = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!items[i].n_refs) return err_set(e, ERR_ARG, "image %zu: no reference captions", i);
+        caps += 1 + items[i].n_refs;
     }
-    ngram_entry_t *s = probe(m, k, h);
-    if (!s->n) {
-        *s = (ngram_entry_t){k, 0.0, UINT32_MAX, (uint32_t)n};
-        m->count++;
+    g->n_items = n;
+    g->n_caps = caps;
+    g->first = malloc((n + 1) * sizeof *g->first);
+    g->start = malloc((caps + 1) * sizeof *g->start);
+    g->len = malloc((caps ? caps : 1) * sizeof *g->len);
+    int rc = g->first && g->start && g->len ? 0 : err_set(e, ERR_NOMEM, "out of memory for %zu captions", caps);
+    size_t longest = 0, c = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        g->first[i] = c;
+        for (size_t r = 0; r <= items[i].n_refs; r++, c++) {
+            size_t len = count_words(r ? items[i].refs[r - 1] : items[i].cand), grams = 0;
+            if (len >= UINT32_MAX) rc = err_set(e, ERR_LIMIT, "image %zu: a caption of %zu words", i, len);
+            for (size_t k = 1; k <= METRIC_MAX_N && k <= len; k++) grams += len - k + 1;
+            g->len[c] = (uint32_t)len;
+            g->start[c + 1] = (c ? g->start[c] : 0) + grams;
+            if (len > longest) longest = len;
+        }
     }
-    *out = s;
+    if (rc) {
+        metric_grams_free(g);
+        return rc;
+    }
+    g->first[n] = caps;
+    g->start[0] = 0;
+    metric_vocab_t vocab;
+    metric_vocab_init(&vocab);
+    metric_words_t w = {0};
+    gram_table_t t = {0};
+    g->gram = malloc((g->start[caps] ? g->start[caps] : 1) * sizeof *g->gram);
+    uint32_t *ids = malloc((longest + 1) * sizeof *ids), *prev = malloc((longest + 1) * sizeof *prev);
+    uint64_t *hash = malloc((longest + 1) * sizeof *hash);
+    if (!g->gram || !ids || !prev || !hash) rc = err_set(e, ERR_NOMEM, "out of memory for %zu n-grams", g->start[caps]);
+    if (!rc) rc = gram_reserve(&t, g->start[caps] / 2, e);
+    for (size_t i = 0, c = 0; i < n && !rc; i++)
+        for (size_t r = 0; r <= items[i].n_refs && !rc; r++, c++) {
+            rc = metric_split(r ? items[i].refs[r - 1] : items[i].cand, &w, e);
+            for (size_t k = 0; k < w.n && !rc; k++) rc = metric_vocab_id(&vocab, &w.w[k], &ids[k], e);
+            if (!rc) rc = grams_of_caption(g, c, &t, ids, prev, hash, e);
+        }
+    g->n_distinct = t.count;
+    free(ids), free(prev), free(hash);
+    if (t.slot) munmap(t.slot, t.bytes);
+    free(t.key);
+    free(w.w);
+    metric_vocab_free(&vocab);
+    if (rc) metric_grams_free(g);
+    return rc;
+}
+
+/* ---- one caption's term frequencies ---- */
+
+void metric_tf_free(metric_tf_t *t)
+{
+    free(t->slot);
+    free(t->order);
+    memset(t, 0, sizeof *t);
+}
+
+static size_t tf_home(const metric_tf_t *t, uint32_t gram)
+{
+    return (size_t)((gram * 0x9E3779B1u) >> (32 - t->bits));
+}
+
+int metric_tf_fill(metric_tf_t *t, const uint32_t *grams, size_t n, err_t *e)
+{
+    if (2 * n > t->cap || !t->slot) {
+        int bits = 6;
+        while (((size_t)1 << bits) < 2 * n) bits++;
+        if (bits > 31) return err_set(e, ERR_LIMIT, "a caption of %zu n-grams", n);
+        size_t cap = (size_t)1 << bits;
+        metric_tf_slot_t *slot = calloc(cap, sizeof *slot);
+        uint32_t *order = malloc(cap * sizeof *order);
+        if (!slot || !order) {
+            free(slot), free(order);
+            return err_set(e, ERR_NOMEM, "out of memory for a caption of %zu n-grams", n);
+        }
+        free(t->slot), free(t->order);
+        *t = (metric_tf_t){slot, order, cap, 0, 0, bits};
+    }
+    if (++t->stamp == 0) { /* wrapped: a stale slot could look current */
+        for (size_t s = 0; s < t->cap; s++) t->slot[s].stamp = 0;
+        t->stamp = 1;
+    }
+    t->n_distinct = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t s = tf_home(t, grams[i]);
+        while (t->slot[s].stamp == t->stamp && t->slot[s].gram != grams[i]) s = (s + 1) & (t->cap - 1);
+        metric_tf_slot_t *x = &t->slot[s];
+        if (x->stamp != t->stamp) {
+            *x = (metric_tf_slot_t){grams[i], 0, t->stamp, 0, 0.0};
+            t->order[t->n_distinct++] = (uint32_t)s;
+        }
+        x->count++;
+    }
     return 0;
 }
 
-const ngram_entry_t *ngram_map_find(const ngram_map_t *m, ngram_key_t k, uint64_t h)
+metric_tf_slot_t *metric_tf_find(const metric_tf_t *t, uint32_t gram)
 {
-    if (!m->cap) return NULL;
-    const ngram_entry_t *s = probe(m, k, h);
-    return s->n ? s : NULL;
+    if (!t->slot) return NULL;
+    for (size_t s = tf_home(t, gram);; s = (s + 1) & (t->cap - 1)) {
+        metric_tf_slot_t *x = &t->slot[s];
+        if (x->stamp != t->stamp) return NULL;
+        if (x->gram == gram) return x;
+    }
 }

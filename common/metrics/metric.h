@@ -9,11 +9,11 @@
  * space separates, so "" is one empty word).
  *
  * A metric_vocab_t numbers distinct words (its keys point into the
- * caller's strings, which must outlive it). An ngram_map_t maps n-grams
- * (n <= METRIC_MAX_N) of word numbers, held inline in the entry, to a
- * value: a look-up touches one slot and no caption text, which matters
- * when the map (CIDEr's document frequencies) is far larger than the
- * caches. */
+ * caller's strings, which must outlive it). metric_grams_t numbers the
+ * n-grams (n <= METRIC_MAX_N) of every caption of a set once, so that BLEU
+ * and CIDEr count, clip and weight plain integers; a metric_tf_t holds one
+ * caption's distinct n-grams with their counts, in a table small enough to
+ * stay in the L1 cache. */
 #ifndef CLIPCAP_METRIC_H
 #define CLIPCAP_METRIC_H
 
@@ -45,8 +45,6 @@ int metric_split(const char *s, metric_words_t *out, err_t *e);
 /* Python's s.split(" ") into *out. */
 int metric_split_space(const char *s, metric_words_t *out, err_t *e);
 int metric_word_eq(const metric_word_t *a, const metric_word_t *b);
-/* w[0..n) == v[0..n) */
-int metric_ngram_eq(const metric_word_t *w, const metric_word_t *v, int n);
 
 typedef struct {
     metric_word_t *slot; /* p == NULL marks a free slot */
@@ -59,38 +57,47 @@ void metric_vocab_free(metric_vocab_t *v);
 /* The number of w (0, 1, ... in order of first appearance). */
 int metric_vocab_id(metric_vocab_t *v, const metric_word_t *w, uint32_t *id, err_t *e);
 
-/* Up to METRIC_MAX_N word numbers; unused places hold UINT32_MAX. */
+/* Every caption of a set as n-gram numbers. Captions are numbered image by
+ * image: image i's candidate is caption first[i], its references follow up
+ * to first[i + 1]. Caption c has len[c] words (Python's split()) and its
+ * n-grams in gram[start[c] .. start[c + 1]): every unigram in order, then
+ * every bigram, trigram and 4-gram. Equal n-grams have equal numbers; a
+ * number holds n and a dense index < n_distinct (over all n), for arrays
+ * indexed by n-gram. */
 typedef struct {
-    uint64_t a, b;
-} ngram_key_t;
+    uint32_t *gram, *len;
+    size_t *start, *first;
+    size_t n_items, n_caps, n_distinct;
+} metric_grams_t;
+
+#define METRIC_GRAM_N(g) ((int)((g) >> 30) + 1)
+#define METRIC_GRAM_INDEX(g) ((g) & 0x3FFFFFFFu)
+
+/* Every item needs >= 1 reference (ERR_ARG naming the image). */
+int metric_grams_build(metric_grams_t *g, const metric_item_t *items, size_t n, err_t *e);
+void metric_grams_free(metric_grams_t *g);
+
+/* metric_tf_fill: the distinct n-grams of grams[0..n) with their counts;
+ * order[0..n_distinct) lists their slots in order of first appearance.
+ * aux and w are the caller's (zeroed by fill). A table is reused from
+ * caption to caption (one per thread); a slot belongs to the current fill
+ * when its stamp is the table's. */
+typedef struct {
+    uint32_t gram, count, stamp, aux;
+    double w;
+} metric_tf_slot_t;
 
 typedef struct {
-    ngram_key_t key;
-    double value; /* a count or a weight, the user's choice */
-    uint32_t tag; /* free for the user (CIDEr: last image counted) */
-    uint32_t n;   /* words in the n-gram; 0 marks a free slot */
-} ngram_entry_t;
+    metric_tf_slot_t *slot;
+    uint32_t *order;
+    size_t cap, n_distinct;
+    uint32_t stamp;
+    int bits;
+} metric_tf_t;
 
-typedef struct {
-    ngram_entry_t *slot;
-    size_t cap, count;
-} ngram_map_t;
-
-ngram_key_t ngram_key(const uint32_t *ids, int n);
-uint64_t ngram_key_hash(ngram_key_t k);
-void ngram_map_init(ngram_map_t *m);
-void ngram_map_free(ngram_map_t *m);
-void ngram_map_clear(ngram_map_t *m);
-/* The entry of the n-gram, created with value 0 and tag UINT32_MAX if
- * absent. h is ngram_key_hash(k). */
-int ngram_map_get(ngram_map_t *m, ngram_key_t k, int n, uint64_t h, ngram_entry_t **out, err_t *e);
-/* The entry or NULL. */
-const ngram_entry_t *ngram_map_find(const ngram_map_t *m, ngram_key_t k, uint64_t h);
-/* Room for count entries without growing (a large map is then allocated
- * once instead of rehashed while it fills). */
-int ngram_map_reserve(ngram_map_t *m, size_t count, err_t *e);
-/* Start loading the slot where an n-gram of hash h would be: independent
- * look-ups into a map larger than the caches overlap their memory waits. */
-void ngram_map_prefetch(const ngram_map_t *m, uint64_t h);
+int metric_tf_fill(metric_tf_t *t, const uint32_t *grams, size_t n, err_t *e);
+/* The slot of gram in the current fill, or NULL. */
+metric_tf_slot_t *metric_tf_find(const metric_tf_t *t, uint32_t gram);
+void metric_tf_free(metric_tf_t *t);
 
 #endif

@@ -280,6 +280,10 @@ static int load_params(clip_vit *m, const char *dir, const tensorfile *tf, clip_
     char cfg[256];
     int len = snprintf(cfg, sizeof cfg, "clip_vit W%d I%d H%d L%d S%d P%d E%d act%d eps%.9g", c->width, c->inter,
                        c->heads, c->layers, c->image, c->patch, c->proj, c->gelu_erf, (double)c->eps);
+    /* Embeddings computed in another precision are other numbers: a store
+     * must not mix them. FP32 adds nothing, so existing stores stay valid. */
+    enum ops_precision prec = ops_get_precision(m->ops);
+    if (prec != OPS_FP32) len += snprintf(cfg + len, sizeof cfg - (size_t)len, " precision %s", ops_precision_name(prec));
     XXH3_128bits_update(h, cfg, (size_t)len);
     size_t off = 0;
     for (int i = 0; i < n; i++) {
@@ -361,7 +365,7 @@ int clip_vit_load(clip_vit **out, ops_ctx *ops, const char *dir, int max_batch, 
     int n = clip_tensors(m, specs);
     for (int i = 0; i < n; i++) m->n_params += specs[i].count;
     m->params = ops_alloc(ops, m->n_params, e);
-    if (!m->params) {
+    if (!m->params || ops_register_weights(ops, m->params, m->n_params, e)) {
         rc = err_wrap(e, "%s: weights", dir);
         goto fail;
     }

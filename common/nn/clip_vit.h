@@ -39,7 +39,8 @@ int clip_vit_embed_dim(const clip_vit *m); /* projection_dim */
  * loaded parameter's float32 bytes, in load order, as 32 hex characters.
  * Two directories with the same vision weights (in any dtype that converts
  * to the same floats) give the same fingerprint; the text tower is not part
- * of it. */
+ * of it. A context computing in another precision than fp32 (ops_ext.h)
+ * adds its name to the hash: its embeddings are other numbers. */
 const char *clip_vit_fingerprint(const clip_vit *m);
 /* images: host float [B,3,S,S] already preprocessed (clip_preprocess);
  * out: host float [B, embed_dim], projected, NOT normalised.

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nn/ops_ext.h"
 #include "nn/param_spec.h"
 
 int clipcap_model_init(clipcap_model *m, ops_ctx *ctx, const clipcap_config *cfg, const gpt2_config *gcfg,
@@ -34,6 +35,10 @@ int clipcap_model_init(clipcap_model *m, ops_ctx *ctx, const clipcap_config *cfg
     m->n_params = m->n_mapper + n_gpt;
     m->n_trainable = m->n_mapper + (cfg->freeze_gpt2 ? 0 : n_gpt);
     m->params = ops_alloc(ctx, m->n_params, e);
+    if (m->params && ops_register_weights(ctx, m->params, m->n_params, e)) {
+        ops_free(ctx, m->params);
+        m->params = NULL;
+    }
     m->grads = m->params ? ops_alloc(ctx, m->n_trainable, e) : NULL;
     if (!m->grads) {
         clipcap_model_free(m);

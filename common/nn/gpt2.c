@@ -213,6 +213,10 @@ int gpt2_open(gpt2 *g, ops_ctx *ctx, const char *dir, err_t *e)
     if (rc) return rc;
     float *p = ops_alloc(ctx, gpt2_param_count(&cfg), e);
     if (!p) return e ? e->code : ERR_NOMEM;
+    if ((rc = ops_register_weights(ctx, p, gpt2_param_count(&cfg), e))) {
+        ops_free(ctx, p);
+        return rc;
+    }
     gpt2_init(g, ctx, &cfg, p, NULL);
     g->own_params = p;
     char path[4096];

@@ -25,16 +25,16 @@ void ops_matmul_backward(ops_ctx *ctx, float *din, float *dw, float *dbias, cons
     if (din) {
         /* NK: din[M,K] += dout[M,N]·W[N,K];  KN: din += dout·W[K,N]ᵀ */
         if (layout == OPS_W_NK)
-            ops_cpu_gemm(ctx, 0, 0, M, K, N, 1.0f, dout, N, w, K, 1.0f, din, K);
+            ops_cpu_gemm_prec(ctx, 0, 0, M, K, N, dout, N, w, K, 1.0f, din, K);
         else
-            ops_cpu_gemm(ctx, 0, 1, M, K, N, 1.0f, dout, N, w, N, 1.0f, din, K);
+            ops_cpu_gemm_prec(ctx, 0, 1, M, K, N, dout, N, w, N, 1.0f, din, K);
     }
     if (dw) {
         /* NK: dW[N,K] += doutᵀ·in;  KN: dW[K,N] += inᵀ·dout */
         if (layout == OPS_W_NK)
-            ops_cpu_gemm(ctx, 1, 0, N, K, M, 1.0f, dout, N, in, K, 1.0f, dw, K);
+            ops_cpu_gemm_prec(ctx, 1, 0, N, K, M, dout, N, in, K, 1.0f, dw, K);
         else
-            ops_cpu_gemm(ctx, 1, 0, K, N, M, 1.0f, in, K, dout, N, 1.0f, dw, N);
+            ops_cpu_gemm_prec(ctx, 1, 0, K, N, M, in, K, dout, N, 1.0f, dw, N);
     }
     if (dbias) {
 #pragma omp parallel for num_threads(par_threads(ctx, (size_t)M * N)) schedule(static)

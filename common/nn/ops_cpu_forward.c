@@ -45,7 +45,12 @@ int ops_create(ops_ctx **ctx, int threads, err_t *e)
     return 0;
 }
 
-void ops_destroy(ops_ctx *ctx) { free(ctx); }
+void ops_destroy(ops_ctx *ctx)
+{
+    if (!ctx) return;
+    ops_cpu_lowp_destroy(ctx);
+    free(ctx);
+}
 
 const char *ops_backend_name(const ops_ctx *ctx) { return "cpu"; }
 
@@ -61,10 +66,15 @@ float *ops_alloc(ops_ctx *ctx, size_t count, err_t *e)
     return p;
 }
 
-void ops_free(ops_ctx *ctx, void *p) { free(p); }
+void ops_free(ops_ctx *ctx, void *p)
+{
+    if (p) ops_cpu_lowp_forget(ctx, p);
+    free(p);
+}
 
 void ops_upload(ops_ctx *ctx, float *dst, const float *host_src, size_t count)
 {
+    ops_lowp_touch(&ctx->lowp, dst, count);
     if (count) memcpy(dst, host_src, count * sizeof(float));
 }
 
@@ -75,12 +85,14 @@ void ops_download(ops_ctx *ctx, float *host_dst, const float *src, size_t count)
 
 void ops_fill(ops_ctx *ctx, float *x, float value, size_t count)
 {
+    ops_lowp_touch(&ctx->lowp, x, count);
 #pragma omp parallel for num_threads(ctx->threads) if (count >= OPS_CPU_PAR_MIN) schedule(static)
     for (size_t i = 0; i < count; i++) x[i] = value;
 }
 
 void ops_copy(ops_ctx *ctx, float *dst, const float *src, size_t count)
 {
+    ops_lowp_touch(&ctx->lowp, dst, count);
     if (count && dst != src) memmove(dst, src, count * sizeof(float));
 }
 
@@ -136,9 +148,9 @@ void ops_matmul(ops_ctx *ctx, float *out, const float *in, const float *w, const
         return;
     }
     if (layout == OPS_W_NK)
-        ops_cpu_gemm(ctx, 0, 1, M, N, K, 1.0f, in, K, w, K, beta, out, N);
+        ops_cpu_gemm_prec(ctx, 0, 1, M, N, K, in, K, w, K, beta, out, N);
     else
-        ops_cpu_gemm(ctx, 0, 0, M, N, K, 1.0f, in, K, w, N, beta, out, N);
+        ops_cpu_gemm_prec(ctx, 0, 0, M, N, K, in, K, w, N, beta, out, N);
 }
 
 void ops_layernorm(ops_ctx *ctx, float *out, float *mean, float *rstd, const float *in,
@@ -424,6 +436,7 @@ void ops_adamw(ops_ctx *ctx, float *params, const float *grads, float *m, float 
     const float step_size = lr / bc1;
     const float bc2_sqrt = sqrtf(bc2);
     const float decay = 1.0f - lr * weight_decay;
+    ops_lowp_touch(&ctx->lowp, params, n);
 #pragma omp parallel for num_threads(ctx->threads) if (n >= OPS_CPU_PAR_MIN) schedule(static)
     for (size_t i = 0; i < n; i++) {
         float g = grads[i];
@@ -445,6 +458,7 @@ double ops_sum_squares(ops_ctx *ctx, const float *x, size_t n)
 
 void ops_scale(ops_ctx *ctx, float *x, float s, size_t n)
 {
+    ops_lowp_touch(&ctx->lowp, x, n);
 #pragma omp parallel for simd num_threads(ctx->threads) if (n >= OPS_CPU_PAR_MIN) schedule(static)
     for (size_t i = 0; i < n; i++) x[i] *= s;
 }

@@ -79,6 +79,7 @@ void ops_destroy(ops_ctx *c)
     ops_cuda_enter(c);
     if (c->stream) cudaStreamSynchronize(c->stream);
     if (c->comm && c->comm_free) c->comm_free(c->comm);
+    ops_cuda_lowp_destroy(c);
     cudaFree(c->idx);
     cudaFree(c->work);
     cudaFree(c->ones);
@@ -119,6 +120,7 @@ void ops_free(ops_ctx *c, void *p)
     ops_cuda_enter(c);
     /* queued kernels may still use p */
     ops_cuda_check(cudaStreamSynchronize(c->stream), "ops_free");
+    ops_cuda_lowp_forget(c, p);
     ops_cuda_check(cudaFree(p), "ops_free");
 }
 
@@ -127,6 +129,7 @@ void ops_upload(ops_ctx *c, float *dst, const float *host_src, size_t count)
 {
     if (!count) return;
     ops_cuda_enter(c);
+    ops_lowp_touch(&c->lowp, dst, count);
     ops_cuda_check(cudaMemcpyAsync(dst, host_src, count * sizeof(float), cudaMemcpyHostToDevice, c->stream), "ops_upload");
     ops_cuda_check(cudaStreamSynchronize(c->stream), "ops_upload");
 }
@@ -149,6 +152,7 @@ void ops_fill(ops_ctx *c, float *x, float value, size_t count)
 {
     if (!count) return;
     ops_cuda_enter(c);
+    ops_lowp_touch(&c->lowp, x, count);
     k_fill<<<ops_cuda_blocks(count, OPS_CUDA_THREADS), OPS_CUDA_THREADS, 0, c->stream>>>(x, value, count);
     ops_cuda_check_launch("ops_fill");
 }
@@ -157,6 +161,7 @@ void ops_copy(ops_ctx *c, float *dst, const float *src, size_t count)
 {
     if (!count || dst == src) return;
     ops_cuda_enter(c);
+    ops_lowp_touch(&c->lowp, dst, count);
     const size_t bytes = count * sizeof(float);
     if (dst < src + count && src < dst + count) { /* memmove: through scratch */
         float *tmp = ops_cuda_work(c, count);
@@ -269,9 +274,9 @@ void ops_matmul(ops_ctx *c, float *out, const float *in, const float *w, const f
         return;
     }
     if (layout == OPS_W_NK)
-        ops_cuda_gemm(c, 0, 1, M, N, K, 1.0f, in, K, w, K, beta, out, N);
+        ops_cuda_gemm_prec(c, 0, 1, M, N, K, in, K, w, K, beta, out, N);
     else
-        ops_cuda_gemm(c, 0, 0, M, N, K, 1.0f, in, K, w, N, beta, out, N);
+        ops_cuda_gemm_prec(c, 0, 0, M, N, K, in, K, w, N, beta, out, N);
 }
 
 /* ---- LayerNorm: one warp per row ---- */
@@ -354,7 +359,11 @@ void ops_quick_gelu(ops_ctx *c, float *out, const float *in, size_t n) { map(c, 
 void ops_gelu_erf(ops_ctx *c, float *out, const float *in, size_t n) { map(c, out, in, n, f_gelu_erf(), "ops_gelu_erf"); }
 void ops_tanh(ops_ctx *c, float *out, const float *in, size_t n) { map(c, out, in, n, f_tanh(), "ops_tanh"); }
 void ops_relu(ops_ctx *c, float *out, const float *in, size_t n) { map(c, out, in, n, f_relu(), "ops_relu"); }
-void ops_scale(ops_ctx *c, float *x, float s, size_t n) { map(c, x, x, n, f_scale{s}, "ops_scale"); }
+void ops_scale(ops_ctx *c, float *x, float s, size_t n)
+{
+    ops_lowp_touch(&c->lowp, x, n);
+    map(c, x, x, n, f_scale{s}, "ops_scale");
+}
 
 __global__ void k_add(float *out, const float *a, const float *b, size_t n)
 {
@@ -497,6 +506,7 @@ void ops_adamw(ops_ctx *c, float *params, const float *grads, float *m, float *v
 {
     if (!n) return;
     ops_cuda_enter(c);
+    ops_lowp_touch(&c->lowp, params, n);
     /* the bias corrections exactly as the CPU backend computes them */
     const float bc1 = 1.0f - powf(beta1, (float)step);
     const float bc2 = 1.0f - powf(beta2, (float)step);

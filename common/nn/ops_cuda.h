@@ -27,6 +27,7 @@ extern "C" { /* the op interface is C; the .cu files define it */
 #endif
 #include "nn/ops.h"
 #include "nn/ops_ext.h"
+#include "nn/ops_lowp.h"
 #ifdef __cplusplus
 }
 #endif
@@ -48,6 +49,11 @@ struct ops_ctx {
      * through comm_free so that code which never reduces never links NCCL. */
     void *comm;
     void (*comm_free)(void *comm);
+    /* --precision (ops_cuda_lowp.cu): weight copies in bf16/fp16 and the
+     * scratch other GEMM operands are converted into */
+    ops_lowp lowp;
+    void *lp_scratch[2];
+    size_t lp_scratch_cap[2];
 };
 
 #ifdef __cplusplus
@@ -79,6 +85,16 @@ double *ops_cuda_red(ops_ctx *c, size_t n);
  * transpose, so the operands swap). FP32 math throughout. */
 void ops_cuda_gemm(ops_ctx *c, int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
                    const float *B, int ldb, float beta, float *C, int ldc);
+/* The same (alpha 1) at the context's precision: TF32 tensor cores
+ * (CUBLAS_COMPUTE_32F_FAST_TF32) on the float32 operands, or BF16/FP16
+ * operands (registered weights from their copy, the rest converted into
+ * scratch) with float32 accumulation and a float32 C (cublasGemmEx,
+ * CUBLAS_COMPUTE_32F). */
+void ops_cuda_gemm_prec(ops_ctx *c, int trans_a, int trans_b, int M, int N, int K, const float *A, int lda,
+                        const float *B, int ldb, float beta, float *C, int ldc);
+/* ops_free and ops_destroy's share of the precision state. */
+void ops_cuda_lowp_forget(ops_ctx *c, void *p);
+void ops_cuda_lowp_destroy(ops_ctx *c);
 
 #ifdef __cplusplus
 }

@@ -17,16 +17,16 @@ void ops_matmul_backward(ops_ctx *c, float *din, float *dw, float *dbias, const 
     if (din) {
         /* NK: din[M,K] += dout[M,N]·W[N,K];  KN: din += dout·W[K,N]ᵀ */
         if (layout == OPS_W_NK)
-            ops_cuda_gemm(c, 0, 0, M, K, N, 1.0f, dout, N, w, K, 1.0f, din, K);
+            ops_cuda_gemm_prec(c, 0, 0, M, K, N, dout, N, w, K, 1.0f, din, K);
         else
-            ops_cuda_gemm(c, 0, 1, M, K, N, 1.0f, dout, N, w, N, 1.0f, din, K);
+            ops_cuda_gemm_prec(c, 0, 1, M, K, N, dout, N, w, N, 1.0f, din, K);
     }
     if (dw) {
         /* NK: dW[N,K] += doutᵀ·in;  KN: dW[K,N] += inᵀ·dout */
         if (layout == OPS_W_NK)
-            ops_cuda_gemm(c, 1, 0, N, K, M, 1.0f, dout, N, in, K, 1.0f, dw, K);
+            ops_cuda_gemm_prec(c, 1, 0, N, K, M, dout, N, in, K, 1.0f, dw, K);
         else
-            ops_cuda_gemm(c, 1, 0, K, N, M, 1.0f, in, K, dout, N, 1.0f, dw, N);
+            ops_cuda_gemm_prec(c, 1, 0, K, N, M, in, K, dout, N, 1.0f, dw, N);
     }
     if (dbias) {
         /* dbias[N] += doutᵀ·1: dout read column-major is the [N, M] matrix */

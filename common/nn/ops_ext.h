@@ -57,4 +57,37 @@ void ops_attention_dropout_backward(ops_ctx *ctx, float *dq, float *dk, float *d
                                     int Tq, int Tk, int H, int D, int q_stride, int kv_stride, float scale, float p,
                                     uint64_t key, uint64_t offset);
 
+/* ---- compute precision (docs/nn.md, "Precision") ----
+ *
+ * A context computes its GEMMs (ops_matmul, ops_matmul_backward) in one
+ * precision: both operands rounded to it, products accumulated in float32,
+ * results written as float32. Every other op (LayerNorm, softmax,
+ * attention on the CPU, the loss, the optimiser) stays float32, and so do
+ * all buffers the caller sees: precision is the backend's business.
+ * OPS_FP32 (the default) is exactly the code path of a context that never
+ * heard of precision. OPS_TF32 is float32 on the CPU and TF32 tensor cores
+ * on CUDA. A backend without the instructions emulates BF16/FP16 (operands
+ * rounded, float32 GEMM), so every precision runs everywhere. */
+enum ops_precision { OPS_FP32 = 0, OPS_TF32 = 1, OPS_BF16 = 2, OPS_FP16 = 3 };
+
+/* "fp32", "tf32", "bf16", "fp16" -> *p; anything else is ERR_ARG. */
+int ops_precision_parse(const char *name, enum ops_precision *p, err_t *e);
+const char *ops_precision_name(enum ops_precision p);
+
+/* Before any ops_register_weights on the context. ERR_ARG after. */
+int ops_set_precision(ops_ctx *ctx, enum ops_precision p, err_t *e);
+enum ops_precision ops_get_precision(const ops_ctx *ctx);
+/* How the context computes its precision, for logs and benches:
+ * "fp32", "bf16 (oneDNN brg:avx512_core_bf16)", "fp16 (emulated)", ... */
+const char *ops_precision_impl(const ops_ctx *ctx);
+
+/* Declare [p, p+n) (backend memory from ops_alloc) a model's weights: the
+ * backend keeps them once more in the compute precision and GEMMs read
+ * that copy instead of rounding the weight on every call. The copy follows
+ * writes made through ops (upload, copy, fill, scale, adamw): the part
+ * written is converted again before its next use, so training updates the
+ * float32 master weights and the next forward sees them. Nothing at
+ * OPS_FP32/TF32. Dropped by ops_free(ctx, p). At most 16 ranges. */
+int ops_register_weights(ops_ctx *ctx, const float *p, size_t n, err_t *e);
+
 #endif

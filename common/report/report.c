@@ -152,11 +152,12 @@ static void sec_training(rep *r)
         const json_t *v;
         json_object_foreach((json_t *)cfg, k, v)
         {
-            char *txt = json_dumps(v, JSON_ENCODE_ANY | JSON_REAL_PRECISION(6));
+            /* strings as text, other values as JSON */
+            char *txt = json_is_string(v) ? NULL : json_dumps(v, JSON_ENCODE_ANY | JSON_REAL_PRECISION(6));
             sb_puts(sb, "<tr><td>");
             html_text(sb, k);
             sb_puts(sb, "</td><td>");
-            html_text(sb, txt ? txt : "?");
+            html_text(sb, json_is_string(v) ? json_string_value(v) : txt ? txt : "?");
             sb_puts(sb, "</td></tr>");
             free(txt);
         }

@@ -211,7 +211,7 @@ def clip_image_embed(params, vc, images, device="cpu"):
             h = r + lin(z, "mlp.fc2")
         pooled = F.layer_norm(h[:, 0], (W,), t["vision_model.post_layernorm.weight"],
                               t["vision_model.post_layernorm.bias"], eps)
-        return F.linear(pooled, t["visual_projection.weight"]).cpu().numpy()
+        return F.linear(pooled, t["visual_projection.weight"]).float().cpu().numpy()
 
 
 def hub_config(vc, projection_dim, text_width):

@@ -4,7 +4,8 @@ tokenized captions with the BLEU-1..4, ROUGE-L and CIDEr-D scores (corpus
 and per image) of the COCO caption toolkit; and, for `clipcap score`, the
 first set as COCO results.json / annotations.json written the way people
 write captions (capitals, glued clitics, final punctuation, which the
-toolkit's PTB tokenisation undoes) with its scores in expected.txt.
+toolkit's PTB tokenisation undoes) with its scores in expected.txt; and a
+small pair whose captions are empty or only whitespace (blank_*.json).
 
 The scorers below are a plain-Python transcription of pycocoevalcap's
 bleu_scorer.py (option "closest"), rouge.py and cider_scorer.py (CIDEr-D,
@@ -221,8 +222,8 @@ def raw_caption(rng, tokens):
     """A caption as a person writes it that the toolkit's PTB tokenisation
     turns back into `tokens`: clitics glued to the previous word, the first
     letter capitalised, a final period or comma-free punctuation. An empty
-    token list becomes "." (an empty caption is an input error for
-    `clipcap score`; one the tokenisation empties is scored as empty)."""
+    token list becomes "." (one the tokenisation empties; blank captions
+    are in write_blank_files)."""
     words = tokens.split()
     if not words:
         return "."
@@ -267,6 +268,38 @@ def write_coco_files(rng, set_, out_dir):
         f.write("\n")
 
 
+def write_blank_files(out_dir):
+    """blank_results.json / blank_annotations.json: captions that are empty
+    or only whitespace, in either file. pycocoevalcap's PTB tokenisation
+    turns each into "" and scores it as the empty caption (with rouge.py's
+    "".split(" ") == [""]); the scores, corpus and per image keyed by image
+    id, in blank_expected.json. The other captions are lower-case words, so
+    their tokens are the text split at whitespace."""
+    raw = [(" ", ["a dog on the beach", "two dogs"]),
+           ("a dog", ["\t", "a dog"]),
+           ("\n \t", [" "]),
+           ("", ["", "a cat"]),
+           ("a cat sitting", ["a cat", "the cat sits"])]
+    gts = {i: [" ".join(r.split()) for r in refs] for i, (_, refs) in enumerate(raw)}
+    res = {i: [" ".join(c.split())] for i, (c, _) in enumerate(raw)}
+    s = score_set("blank", gts, res)
+    def scores(b, r, c):
+        out = {"Bleu_%d" % (n + 1): b[n] for n in range(4)}
+        out.update(ROUGE_L=r, CIDEr=c)
+        return out
+    expected = {"corpus": scores(s["Bleu"], s["ROUGE_L"], s["CIDEr"]),
+                "per_image": {str(i + 1): scores(img["Bleu"], img["ROUGE_L"], img["CIDEr"])
+                              for i, img in enumerate(s["images"])}}
+    results = [{"image_id": i + 1, "caption": c} for i, (c, _) in enumerate(raw)]
+    annotations = [{"image_id": i + 1, "id": 10 * i + k, "caption": r}
+                   for i, (_, refs) in enumerate(raw) for k, r in enumerate(refs)]
+    for name, obj in (("blank_results.json", results), ("blank_annotations.json", {"annotations": annotations}),
+                      ("blank_expected.json", expected)):
+        with open(os.path.join(out_dir, name), "w") as f:
+            json.dump(obj, f, indent=1)
+            f.write("\n")
+
+
 def main():
     rng = random.Random(20240531)
     special = [
@@ -283,6 +316,7 @@ def main():
             score_set("small", *make_set(rng, 5))]
     out_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "metrics")
     write_coco_files(rng, sets[0], out_dir)
+    write_blank_files(out_dir)
     out = os.path.join(out_dir, "scores.json")
     with open(out, "w") as f:
         json.dump({"generator": "tests/gen/gen_metric_fixtures.py", "sets": sets}, f, indent=1)

@@ -12,13 +12,16 @@
 #    images than the split, as users run it) only the split is scored;
 #  - mpirun -np 2 writes the same results file and scores;
 #  - a split without embeddings, an unknown split and a missing flag are
-#    clear errors; images whose extraction failed are an error too, unless
-#    --skip-failed leaves them out (logged, not silently).
+#    clear errors; images whose extraction failed are an error too (naming
+#    --skip-failed), unless --skip-failed leaves them out (logged, not
+#    silently); these and annotations that lack the split's images are
+#    found before any captioning;
+#  - without --split: the manifest's only split, or an error listing them.
 source "$(dirname "$0")/caption_dump_lib.bash"
 
 make_data 40
 ann="$WORK/test_ann.json"
-ev=("$CLIPCAP" eval --manifest "$WORK/man" --store "$WORK/store" --model "$MODEL" --gpt2 "$GPT2"
+ev=("$CLIPCAP" eval --manifest "$WORK/man" --split test --store "$WORK/store" --model "$MODEL" --gpt2 "$GPT2"
     --annotations "$ann" --batch 2)
 
 "${ev[@]}" --results "$WORK/r1.json" >"$WORK/s1.json" 2>"$WORK/e1.log" || { cat "$WORK/e1.log"; fail "eval np 1"; }
@@ -64,7 +67,7 @@ if d != {x["image_id"]: x["caption"] for x in r}: sys.exit("eval captions differ
 print("eval ok: %d images, CIDEr %.4f" % (len(r), s["CIDEr"]))
 PYEOF
 
-expect_error() { # PATTERN args...: fails with a message matching PATTERN
+expect_error() { # PATTERN args...: fails with a message matching PATTERN, before captioning anything
     local pat=$1
     shift
     set +e
@@ -73,9 +76,25 @@ expect_error() { # PATTERN args...: fails with a message matching PATTERN
     set -e
     [ "$rc" -ne 0 ] || fail "succeeded: $*"
     grep -q -- "$pat" "$WORK/err.log" || { cat "$WORK/err.log"; fail "message lacks '$pat'"; }
+    [ ! -e "$WORK/bad.json" ] || { cat "$WORK/err.log"; fail "captioned everything before the error: $*"; }
 }
 expect_error "no embedding (not_in_store" "${ev[@]}" --split val --results "$WORK/bad.json"
 expect_error "no image of split" "${ev[@]}" --split nosuch --results "$WORK/bad.json"
+expect_error "has 4 splits (.*): choose the one to evaluate with --split" "$CLIPCAP" eval --manifest "$WORK/man" \
+    --store "$WORK/store" --model "$MODEL" --gpt2 "$GPT2" --annotations "$ann" --results "$WORK/bad.json"
+# references of another split: found before captioning, naming an image
+"$CLIPCAP" shard --format karpathy --input "$WORK/syn/karpathy/dataset_coco.json" --images-root "$WORK/syn/coco" \
+    --gpt2 "$CLIPCAP_FIXTURES/gpt2" --shards 2 --no-image-check --splits test --write-annotations "test:$WORK/t_ann.json" \
+    --out "$WORK/man_test" >/dev/null 2>"$WORK/shard_test.log" || { cat "$WORK/shard_test.log"; fail "shard test"; }
+"$CLIPCAP" shard --format karpathy --input "$WORK/syn/karpathy/dataset_coco.json" --images-root "$WORK/syn/coco" \
+    --gpt2 "$CLIPCAP_FIXTURES/gpt2" --shards 2 --no-image-check --splits restval --write-annotations "restval:$WORK/rv_ann.json" \
+    --out "$WORK/man_rv" >/dev/null 2>>"$WORK/shard_test.log" || { cat "$WORK/shard_test.log"; fail "shard restval"; }
+expect_error "does not match --annotations .*rv_ann.json: .*image_id [0-9]* is not in the annotations" \
+    "${ev[@]}" --annotations "$WORK/rv_ann.json" --results "$WORK/bad.json"
+# a manifest of one split: it is the default
+"$CLIPCAP" eval --manifest "$WORK/man_test" --store "$WORK/store" --model "$MODEL" --gpt2 "$GPT2" --annotations "$ann" \
+    --batch 2 --results "$WORK/r4.json" >"$WORK/s4.json" 2>"$WORK/e4.log" || { cat "$WORK/e4.log"; fail "default split"; }
+cmp "$WORK/s1.json" "$WORK/s4.json" || fail "the default split of a one-split manifest is not its split"
 
 # the train split holds the images synth made bad (extract recorded them as
 # failures): an error naming the reason, unless --skip-failed leaves them
@@ -83,7 +102,8 @@ expect_error "no image of split" "${ev[@]}" --split nosuch --results "$WORK/bad.
 "$CLIPCAP" shard --format karpathy --input "$WORK/syn/karpathy/dataset_coco.json" --images-root "$WORK/syn/coco" \
     --gpt2 "$CLIPCAP_FIXTURES/gpt2" --shards 4 --no-image-check --write-annotations "train:$WORK/train_ann.json" \
     --out "$WORK/man_train" >/dev/null 2>"$WORK/shard_train.log" || { cat "$WORK/shard_train.log"; fail "shard"; }
-expect_error "extract" "${ev[@]}" --split train --annotations "$WORK/train_ann.json" --results "$WORK/bad.json"
+expect_error "extraction failed (.*); --skip-failed leaves such images out" "${ev[@]}" --split train \
+    --annotations "$WORK/train_ann.json" --results "$WORK/bad.json"
 "${MPI2[@]}" "${ev[@]}" --split train --skip-failed --annotations "$WORK/train_ann.json" --results "$WORK/rs.json" \
     >"$WORK/ss.json" 2>"$WORK/es.log" || { cat "$WORK/es.log"; fail "eval --skip-failed"; }
 "$PY" - "$WORK/rs.json" "$WORK/train_ann.json" "$WORK/es.log" <<'PYEOF'

@@ -10,6 +10,7 @@
 #   - the image whose duplicate rows disagree is a failure with reason
 #     inconsistent_duplicates, not an embedding;
 #   - --annotations naming another file's captions is refused;
+#   - two ranks write the same manifest and store;
 #   - train runs a few steps on it, with GPT-2 given as model.safetensors and
 #     as pytorch_model.bin (an older hub snapshot): the same checkpoint bytes.
 set -euo pipefail
@@ -40,6 +41,12 @@ caps = json.load(open(fx + "/train_caption.json"))
 assert man["images"] == len(want) and man["captions"] == len(caps), (man["images"], man["captions"])
 print("import: %d embeddings, %d failure, %d captions" % (len(got), len(want) - len(agree), man["captions"]))
 PY
+
+# two ranks: the same manifest and store
+on_ranks 2 "$CLIPCAP" import "$fx/import/features.pkl" --gpt2 "$fx/gpt2" --out "$tmp/run2" >/dev/null 2>"$tmp/import2.log"
+cmp "$tmp/run/manifest/shard-00000-of-00001.jsonl.zst" "$tmp/run2/manifest/shard-00000-of-00001.jsonl.zst"
+"$CLIPCAP" store dump --store "$tmp/run2/store" --format jsonl --out "$tmp/dump2.jsonl" 2>/dev/null
+cmp "$tmp/dump.jsonl" "$tmp/dump2.jsonl"
 
 # a caption that is not in the annotations file: refused, naming it
 python3 -c 'import json,sys; a=json.load(open(sys.argv[1])); a[3]["caption"]="something else"; json.dump(a, open(sys.argv[2], "w"))' \

@@ -29,7 +29,8 @@ train() { # RANKS OUT args...
     echo "train $out ($ranks ranks) failed:"; cat "$out.log"; exit 1; }
 }
 
-"$CLIPCAP" train --help | grep -q -- '--freeze-gpt2'
+"$CLIPCAP" train --help >"$tmp/help.txt" # not piped into grep -q, which may end it with SIGPIPE
+grep -q -- '--freeze-gpt2' "$tmp/help.txt"
 
 # np 1 vs np 2, and a straight run vs stop + resume
 train 1 "$tmp/np1" --mapping mlp --max-steps 6 --save-every 3

@@ -34,6 +34,28 @@ static inline float *fx_npy_in(const char *area, const char *name, size_t *count
 /* train/NAME.npy, see fx_npy_in. */
 static inline float *fx_npy(const char *name, size_t *count) { return fx_npy_in("train", name, count); }
 
+/* Tensor NAME of an open safetensors fixture as malloc'd floats (any
+ * dtype st_read_f32 converts); *count (may be NULL) its element count.
+ * NULL, after a failed CHECK, when it is missing or unreadable. */
+static inline float *fx_st_floats(st_file *f, const char *name, size_t *count)
+{
+    const st_tensor *t = st_find(f, name);
+    CHECK_MSG(t != NULL, "fixture tensor %s missing", name);
+    if (!t) return NULL;
+    size_t n = 1;
+    for (int d = 0; d < t->ndim; d++) n *= (size_t)t->shape[d];
+    float *buf = malloc((n ? n : 1) * sizeof(float));
+    err_t e = {0};
+    int rc = buf ? st_read_f32(f, t, buf, n, &e) : -1;
+    CHECK_MSG(rc == 0, "%s: %s", name, buf ? e.msg : "out of memory");
+    if (rc) {
+        free(buf);
+        return NULL;
+    }
+    if (count) *count = n;
+    return buf;
+}
+
 /* A malloc'd host copy of n floats of backend memory. */
 static inline float *fx_download(ops_ctx *ctx, const float *dev, size_t n)
 {

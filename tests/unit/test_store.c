@@ -4,13 +4,17 @@
  * tiny size, failures and embeddings replace each other, consolidation
  * resolves each key of several environments and the pack to its newest
  * entry (in sorted order), drops what it supersedes and removes what it
- * merged, and the pack stays within 1.15x the payload's bytes on disk. */
+ * merged, and the pack stays within 1.15x the payload's bytes on disk; a
+ * data.mdb cut at any page is refused before LMDB maps it (it used to die
+ * of SIGBUS). */
 #include "check.h"
 #include "core/fsutil.h"
 #include "store/store.h"
+#include "store/store_envfile.h"
 
 #include <dirent.h>
 #include <lmdb.h>
+#include <unistd.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #define XXH_STATIC_LINKING_ONLY
@@ -236,6 +240,71 @@ static void test_map_growth(void)
     CHECK_OK(store_env_stat(env, &info, &e), &e);
     CHECK(info.embeddings == 610 && info.encoded_total == 610);
     store_env_close(env);
+}
+
+/* Every page-aligned cut of a data file, and a few unaligned ones: a cut
+ * shorter than the meta page's (last_pg + 1) pages is ERR_FORMAT naming
+ * the file from store_check_env_file and from store_consolidate (which
+ * LMDB would have turned into SIGBUS), a whole file passes. The required
+ * size is read here with LMDB's own API, not our parser. */
+static void test_truncated_env(void)
+{
+    char dir[4096], data[4300], good[4300];
+    err_t e = {0};
+    store_env *env = scratch_env(dir, "store-cut", 0);
+    if (!env) return;
+    CHECK_OK(write_embeddings(env, 0, 200, 50, 64, 1, FP_A, &e), &e);
+    store_env_close(env);
+    snprintf(data, sizeof data, "%s/rank-00000-of-00001/data.mdb", dir);
+    MDB_env *lm = NULL;
+    MDB_envinfo info;
+    MDB_stat st;
+    char envdir[4300];
+    snprintf(envdir, sizeof envdir, "%s/rank-00000-of-00001", dir);
+    CHECK(mdb_env_create(&lm) == 0 && mdb_env_set_maxdbs(lm, 4) == 0 && mdb_env_open(lm, envdir, MDB_RDONLY, 0644) == 0);
+    CHECK(mdb_env_info(lm, &info) == 0 && mdb_env_stat(lm, &st) == 0);
+    mdb_env_close(lm);
+    const uint64_t need = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    CHECK_OK(fs_read_all(data, &bytes, &len, &e), &e);
+    CHECK(len >= need && need > 4 * (uint64_t)st.ms_psize);
+    /* a second environment, whole */
+    snprintf(good, sizeof good, "%s/rank-00000-of-00002", dir);
+    CHECK_OK(fs_mkdirs(good, &e), &e);
+    snprintf(good, sizeof good, "%s/rank-00000-of-00002/data.mdb", dir);
+    CHECK_OK(fs_write_atomic(good, bytes, len, &e), &e);
+    uint64_t cuts[64];
+    int n = 0;
+    for (uint64_t c = 2 * st.ms_psize; c < need && n < 56; c += st.ms_psize) cuts[n++] = c;
+    cuts[n++] = 100;                 /* inside meta page 0 */
+    cuts[n++] = st.ms_psize + 7;     /* inside meta page 1 */
+    cuts[n++] = need - 1;
+    cuts[n++] = need;
+    for (int i = 0; i < n; i++) {
+        CHECK_OK(fs_write_atomic(data, bytes, (size_t)cuts[i], &e), &e);
+        int rc = store_check_env_file(data, &e);
+        if (cuts[i] >= need) {
+            CHECK_MSG(rc == 0, "cut at %llu of %llu needed: %s", (unsigned long long)cuts[i], (unsigned long long)need,
+                      e.msg);
+            continue;
+        }
+        CHECK_MSG(rc == ERR_FORMAT && strstr(e.msg, data), "cut at %llu: rc %d: %s", (unsigned long long)cuts[i], rc,
+                  e.msg);
+        /* consolidation is what opens environments now: it stops, publishing nothing */
+        store_consolidation c;
+        CHECK(store_consolidate(dir, &c, &e) == ERR_FORMAT && strstr(e.msg, "rank-00000-of-00001/data.mdb"));
+        char cur[4300];
+        snprintf(cur, sizeof cur, "%s/CURRENT", dir);
+        CHECK(!fs_exists(cur));
+    }
+    bytes[0] ^= 0xff; /* a page number byte: harmless */
+    bytes[sizeof(size_t) + 8] ^= 0xff; /* the magic, after the page header */
+    CHECK_OK(fs_write_atomic(data, bytes, len, &e), &e);
+    CHECK(store_check_env_file(data, &e) == ERR_FORMAT && strstr(e.msg, "not an LMDB meta page"));
+    CHECK(unlink(data) == 0);
+    CHECK_OK(store_check_env_file(data, &e), &e); /* absent: a new environment */
+    free(bytes);
 }
 
 static void test_failures_table(void)
@@ -564,6 +633,7 @@ int main(void)
     CHECK_RUN(test_codec_damage);
     CHECK_RUN(test_codec_version1);
     CHECK_RUN(test_map_growth);
+    CHECK_RUN(test_truncated_env);
     CHECK_RUN(test_failures_table);
     CHECK_RUN(test_consolidate);
     CHECK_RUN(test_bytes_per_embedding);

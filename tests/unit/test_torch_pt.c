@@ -5,6 +5,7 @@
  * included). Non-contiguous, wrapped, legacy, foreign-callable and
  * unknown-opcode files fail with the documented codes and messages. */
 #include "check.h"
+#include "core/fsutil.h"
 #include "io_fixture.h"
 #include "io/tensorfile.h"
 #include "io/torch_pt.h"
@@ -126,6 +127,54 @@ static void test_tensorfile_pt(void)
     CHECK(tensorfile_open(&tf, check_fixture(p, sizeof p, "io/legacy.pt"), &e) == ERR_UNSUPPORTED);
 }
 
+/* parse_coco.py's plain pickle (tests/gen/gen_import_fixtures.py): the
+ * caption records and the fp16 tensor rebuilt from _load_from_bytes, equal
+ * to the generator's values; every truncation of the file is an error,
+ * never a crash or a read past the end. */
+static void test_plain_pickle(void)
+{
+    char p[4096], ex[4096], tmp[4096], cut[4300];
+    err_t e = {0};
+    pt_pickle *pk = NULL;
+    CHECK_OK(pt_pickle_open(&pk, check_fixture(p, sizeof p, "import/features.pkl"), &e), &e);
+    json_t *exp = NULL;
+    CHECK_OK(json_load_path(&exp, check_fixture(ex, sizeof ex, "import/expected.json"), &e), &e);
+    if (!pk || !exp) {
+        pt_pickle_close(pk);
+        json_decref(exp);
+        return;
+    }
+    const pt_value *root = pt_pickle_root(pk), *caps = pt_dict_get(root, "captions");
+    CHECK(pt_value_kind(root) == PT_DICT && pt_value_kind(caps) == PT_LIST && pt_value_len(caps) == 20);
+    CHECK(pt_value_kind(pt_dict_get(root, "nope")) == PT_ABSENT);
+    const pt_value *c0 = pt_value_at(caps, 0);
+    CHECK(pt_value_int(pt_dict_get(c0, "image_id")) == 391895 && pt_value_int(pt_dict_get(c0, "id")) == 1000);
+    CHECK(!strcmp(pt_value_str(pt_dict_get(c0, "caption")), "A red circle on a white background."));
+    pt_tensor t;
+    CHECK_OK(pt_value_tensor(pk, pt_dict_get(root, "clip_embedding"), "clip_embedding", &t, &e), &e);
+    CHECK(t.dtype == ST_F16 && t.ndim == 2 && t.shape[0] == 20 && t.shape[1] == 32);
+    float row[32];
+    pt_tensor_f32(&t, 0, 32, row);
+    const json_t *want = json_object_get(json_object_get(exp, "391895"), "embedding");
+    for (size_t i = 0; i < 32; i++) CHECK(row[i] == (float)json_real_value(json_array_get(want, i)));
+    CHECK(pt_value_tensor(pk, c0, "c0", &t, &e) == ERR_FORMAT);
+    pt_pickle_close(pk);
+    json_decref(exp);
+
+    uint8_t *data = NULL;
+    size_t len = 0;
+    CHECK_OK(fs_read_all(p, &data, &len, &e), &e);
+    check_tmpdir(tmp, sizeof tmp, "plain_pickle");
+    snprintf(cut, sizeof cut, "%s/cut.pkl", tmp);
+    for (size_t n = 1; data && n < len; n += n < 200 ? 1 : 37) {
+        CHECK_OK(fs_write_atomic(cut, data, n, &e), &e);
+        int rc = pt_pickle_open(&pk, cut, &e);
+        CHECK_MSG(rc < 0 && pk == NULL, "a pickle cut at %zu bytes opened", n);
+        pt_pickle_close(pk);
+    }
+    free(data);
+}
+
 int main(void)
 {
     CHECK_RUN(test_state_dict);
@@ -135,5 +184,6 @@ int main(void)
     CHECK_RUN(test_dtypes_and_offsets);
     CHECK_RUN(test_rejections);
     CHECK_RUN(test_tensorfile_pt);
+    CHECK_RUN(test_plain_pickle);
     return check_summary();
 }

@@ -1,0 +1,270 @@
+/* The CPU backend's reduced precisions (ops_ext.h): BF16 (and FP16 where
+ * the CPU has it) through oneDNN's matmul with float32 accumulation, and an
+ * emulation everywhere else that gives the same numbers up to the order of
+ * the float32 sums: both operands rounded to the precision and multiplied
+ * by the float32 GEMM. A product of two bf16 (8-bit significand) or fp16
+ * (11-bit) values is exact in float32, so the emulation differs from a
+ * native unit only in how the float32 partial sums are ordered.
+ *
+ * TF32 is float32 here: a CPU has no TF32 unit, and rounding to 10 bits
+ * would only lose accuracy without gaining speed. */
+#include "nn/ops_cpu.h"
+#include "core/fsutil.h"
+
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef CLIPCAP_HAVE_DNNL
+#include <oneapi/dnnl/dnnl.h>
+
+typedef struct cpu_dnnl {
+    dnnl_engine_t engine;
+    dnnl_stream_t stream;
+    dnnl_data_type_t dt;
+} cpu_dnnl;
+#endif
+
+/* elements converted per thread below which conversion stays on one */
+#define CONVERT_PAR_MIN (1 << 16)
+
+static size_t elem_size(const ops_ctx *ctx) { return ctx->lowp.native ? 2 : sizeof(float); }
+
+/* Conversion loops, one per target type so that each vectorises. The
+ * fp16 ones get an x86-64-v3 copy (F16C converts 8 floats per
+ * instruction; baseline x86-64 calls a libgcc routine per element, which
+ * made fp16 training 6x slower than bf16). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define CONVERT_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define CONVERT_CLONES
+#endif
+
+static void to_bf16_bits(uint16_t *dst, const float *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++) dst[i] = ops_bf16_bits(src[i]);
+}
+
+static void to_bf16_float(float *dst, const float *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++) dst[i] = ops_bf16_float(ops_bf16_bits(src[i]));
+}
+
+CONVERT_CLONES static void to_fp16_bits(_Float16 *dst, const float *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++) dst[i] = (_Float16)src[i];
+}
+
+CONVERT_CLONES static void to_fp16_float(float *dst, const float *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++) dst[i] = (float)(_Float16)src[i];
+}
+
+/* src -> dst in the compute type: bf16/fp16 bits when native, rounded
+ * floats when emulated; one contiguous block per thread. */
+static void convert(void *user, void *dst, const float *src, size_t n)
+{
+    const ops_ctx *ctx = user;
+    const int bf16 = ctx->lowp.prec == OPS_BF16, native = ctx->lowp.native;
+#pragma omp parallel num_threads(n < CONVERT_PAR_MIN ? 1 : ctx->threads)
+    {
+        size_t t = (size_t)omp_get_thread_num(), nt = (size_t)omp_get_num_threads();
+        size_t lo = n * t / nt, hi = n * (t + 1) / nt;
+        if (native && bf16) to_bf16_bits((uint16_t *)dst + lo, src + lo, hi - lo);
+        else if (native) to_fp16_bits((_Float16 *)dst + lo, src + lo, hi - lo);
+        else if (bf16) to_bf16_float((float *)dst + lo, src + lo, hi - lo);
+        else to_fp16_float((float *)dst + lo, src + lo, hi - lo);
+    }
+}
+
+#ifdef CLIPCAP_HAVE_DNNL
+static dnnl_status_t matmul_pd(cpu_dnnl *d, int M, int N, int K, int ta, int tb, int lda, int ldb, int ldc, int accumulate,
+                               dnnl_primitive_desc_t *pd)
+{
+    dnnl_memory_desc_t a, b, c;
+    dnnl_dims_t da = {M, K}, db = {K, N}, dc = {M, N};
+    dnnl_dims_t sa = {ta ? 1 : lda, ta ? lda : 1}, sb = {tb ? 1 : ldb, tb ? ldb : 1}, sc = {ldc, 1};
+    dnnl_matmul_desc_t md;
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t po = NULL;
+    dnnl_status_t s;
+    if ((s = dnnl_memory_desc_init_by_strides(&a, 2, da, d->dt, sa)) ||
+        (s = dnnl_memory_desc_init_by_strides(&b, 2, db, d->dt, sb)) ||
+        (s = dnnl_memory_desc_init_by_strides(&c, 2, dc, dnnl_f32, sc)) || (s = dnnl_matmul_desc_init(&md, &a, &b, NULL, &c)))
+        return s;
+    if (accumulate) { /* C += A·B: the sum post-op adds the old C */
+        if ((s = dnnl_primitive_attr_create(&attr)) || (s = dnnl_post_ops_create(&po)) ||
+            (s = dnnl_post_ops_append_sum(po, 1.0f)) || (s = dnnl_primitive_attr_set_post_ops(attr, po)))
+            goto out;
+    }
+    s = dnnl_primitive_desc_create(pd, &md, attr, d->engine, NULL);
+out:
+    if (po) dnnl_post_ops_destroy(po);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    return s;
+}
+
+/* One oneDNN matmul on operands already in the compute type; oneDNN keeps
+ * the primitives it built in its own cache, so a repeated shape costs
+ * microseconds. It runs on OpenMP like the rest of the backend: the team
+ * size is the context's for the duration of the call. */
+static int onednn_gemm(ops_ctx *ctx, int ta, int tb, int M, int N, int K, const void *A, int lda, const void *B, int ldb,
+                     int accumulate, float *C, int ldc)
+{
+    cpu_dnnl *d = ctx->dnnl;
+    const int saved = omp_get_max_threads();
+    if (saved != ctx->threads) omp_set_num_threads(ctx->threads);
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_t p = NULL;
+    dnnl_memory_t ma = NULL, mb = NULL, mc = NULL;
+    dnnl_status_t s = matmul_pd(d, M, N, K, ta, tb, lda, ldb, ldc, accumulate, &pd);
+    if (!s) s = dnnl_primitive_create(&p, pd);
+    if (!s) s = dnnl_memory_create(&ma, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), d->engine, (void *)A);
+    if (!s) s = dnnl_memory_create(&mb, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), d->engine, (void *)B);
+    if (!s) s = dnnl_memory_create(&mc, dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0), d->engine, C);
+    if (!s) {
+        dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}};
+        s = dnnl_primitive_execute(p, d->stream, 3, args);
+        if (!s) s = dnnl_stream_wait(d->stream);
+    }
+    if (mc) dnnl_memory_destroy(mc);
+    if (mb) dnnl_memory_destroy(mb);
+    if (ma) dnnl_memory_destroy(ma);
+    if (p) dnnl_primitive_destroy(p);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (saved != ctx->threads) omp_set_num_threads(saved);
+    return s == dnnl_success ? 0 : -1;
+}
+
+/* Native when oneDNN has a non-reference matmul for the type on this CPU
+ * (brgemm with AVX512-BF16 or AMX for bf16; fp16 needs AVX512-FP16). */
+static void onednn_probe(ops_ctx *ctx)
+{
+    cpu_dnnl *d = calloc(1, sizeof *d);
+    if (!d) return;
+    d->dt = ctx->lowp.prec == OPS_BF16 ? dnnl_bf16 : dnnl_f16;
+    dnnl_primitive_desc_t pd = NULL;
+    const char *impl = NULL;
+    if (dnnl_engine_create(&d->engine, dnnl_cpu, 0) || dnnl_stream_create(&d->stream, d->engine, dnnl_stream_default_flags) ||
+        matmul_pd(d, 64, 64, 64, 0, 1, 64, 64, 64, 1, &pd) || dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) ||
+        !impl || !strncmp(impl, "ref", 3)) {
+        if (pd) dnnl_primitive_desc_destroy(pd);
+        if (d->stream) dnnl_stream_destroy(d->stream);
+        if (d->engine) dnnl_engine_destroy(d->engine);
+        free(d);
+        return;
+    }
+    snprintf(ctx->lowp.impl, sizeof ctx->lowp.impl, "%s (oneDNN %s)", ops_precision_name(ctx->lowp.prec), impl);
+    dnnl_primitive_desc_destroy(pd);
+    ctx->dnnl = d;
+    ctx->lowp.native = 1;
+}
+
+static void onednn_free(ops_ctx *ctx)
+{
+    cpu_dnnl *d = ctx->dnnl;
+    if (!d) return;
+    dnnl_stream_destroy(d->stream);
+    dnnl_engine_destroy(d->engine);
+    free(d);
+    ctx->dnnl = NULL;
+}
+#endif
+
+int ops_set_precision(ops_ctx *ctx, enum ops_precision p, err_t *e)
+{
+    if ((unsigned)p > OPS_FP16) return err_set(e, ERR_ARG, "ops: unknown precision %d", (int)p);
+    if (ctx->lowp.nranges) return err_set(e, ERR_ARG, "ops: precision set after weights were registered");
+#ifdef CLIPCAP_HAVE_DNNL
+    onednn_free(ctx);
+#endif
+    ctx->lowp.prec = p;
+    ctx->lowp.native = 0;
+    snprintf(ctx->lowp.impl, sizeof ctx->lowp.impl, "%s", ops_precision_name(p));
+    if (p == OPS_TF32) snprintf(ctx->lowp.impl, sizeof ctx->lowp.impl, "tf32 (fp32 on the CPU)");
+    if (p < OPS_BF16) return 0;
+    /* CLIPCAP_LOWP=emulate keeps the emulation where the CPU could do
+     * better: tests compare the two paths on one machine with it. */
+    const char *force = getenv("CLIPCAP_LOWP");
+#ifdef CLIPCAP_HAVE_DNNL
+    if (!force || strcmp(force, "emulate")) onednn_probe(ctx);
+#endif
+    if (!ctx->lowp.native) snprintf(ctx->lowp.impl, sizeof ctx->lowp.impl, "%s (emulated)", ops_precision_name(p));
+    return 0;
+}
+
+enum ops_precision ops_get_precision(const ops_ctx *ctx) { return ctx->lowp.prec; }
+
+const char *ops_precision_impl(const ops_ctx *ctx) { return ctx->lowp.impl[0] ? ctx->lowp.impl : "fp32"; }
+
+int ops_register_weights(ops_ctx *ctx, const float *p, size_t n, err_t *e)
+{
+    if (ctx->lowp.prec < OPS_BF16 || !n) return 0;
+    ops_lowp_range *r = ops_lowp_add(&ctx->lowp, p, n, e);
+    if (!r) return e ? e->code : ERR_LIMIT;
+    if (!(r->shadow = mem_alloc_aligned(n * elem_size(ctx)))) {
+        ops_lowp_remove(&ctx->lowp, p);
+        return err_set(e, ERR_NOMEM, "ops: cannot allocate the %s copy of %zu weights", ops_precision_name(ctx->lowp.prec), n);
+    }
+    return 0;
+}
+
+void ops_cpu_lowp_forget(ops_ctx *ctx, void *p) { free(ops_lowp_remove(&ctx->lowp, p)); }
+
+void ops_cpu_lowp_destroy(ops_ctx *ctx)
+{
+    while (ctx->lowp.nranges) free(ops_lowp_remove(&ctx->lowp, ctx->lowp.r[0].base));
+    free(ctx->scratch[0]);
+    free(ctx->scratch[1]);
+#ifdef CLIPCAP_HAVE_DNNL
+    onednn_free(ctx);
+#endif
+}
+
+/* The operand [p, p + n) in the compute type: a registered weight's copy
+ * (brought up to date first) or a conversion into scratch slot `slot`.
+ * NULL when scratch cannot grow. */
+static const void *operand(ops_ctx *ctx, int slot, const float *p, size_t n)
+{
+    const size_t es = elem_size(ctx);
+    const void *copy = ops_lowp_copy_of(&ctx->lowp, p, n, es, convert, ctx);
+    if (copy) return copy;
+    if (n > ctx->scratch_cap[slot]) {
+        free(ctx->scratch[slot]);
+        ctx->scratch_cap[slot] = 0;
+        if (!(ctx->scratch[slot] = mem_alloc_aligned(n * es))) return NULL;
+        ctx->scratch_cap[slot] = n;
+    }
+    convert(ctx, ctx->scratch[slot], p, n);
+    return ctx->scratch[slot];
+}
+
+void ops_cpu_gemm_prec(ops_ctx *ctx, int trans_a, int trans_b, int M, int N, int K, const float *A, int lda,
+                       const float *B, int ldb, float beta, float *C, int ldc)
+{
+    if (ctx->lowp.prec < OPS_BF16 || M <= 0 || N <= 0 || K <= 0) {
+        ops_cpu_gemm(ctx, trans_a, trans_b, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    const void *a = operand(ctx, 0, A, ops_lowp_extent(trans_a, M, K, lda));
+    const void *b = a ? operand(ctx, 1, B, ops_lowp_extent(trans_b, K, N, ldb)) : NULL;
+    if (!a || !b) {
+        /* Out of memory for a rounded copy: a void op cannot fail, and the
+         * float32 product is the closest answer there is. */
+        log_msg(LOG_WARN, "ops: no memory to round a %dx%dx%d GEMM's operands; computed in fp32", M, N, K);
+        ops_cpu_gemm(ctx, trans_a, trans_b, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+#ifdef CLIPCAP_HAVE_DNNL
+    if (ctx->lowp.native) {
+        if (!onednn_gemm(ctx, trans_a, trans_b, M, N, K, a, lda, b, ldb, beta != 0.0f, C, ldc)) return;
+        /* A void op cannot report the failure: abort, as the CUDA
+         * backend does when cuBLAS fails (oneDNN accepts every shape the
+         * models make). */
+        log_msg(LOG_ERROR, "ops: oneDNN refused a %dx%dx%d %s GEMM", M, N, K, ops_precision_name(ctx->lowp.prec));
+        abort();
+    }
+#endif
+    ops_cpu_gemm(ctx, trans_a, trans_b, M, N, K, 1.0f, a, lda, b, ldb, beta, C, ldc);
+}
