@@ -54,6 +54,8 @@ static int fill(const char *man, const char *dir, int dim, err_t *e)
     free(emb);
     store_env_close(env);
     manifest_close(m);
+    store_consolidation c;
+    if (!rc) rc = store_consolidate(dir, &c, e);
     return rc;
 }
 

@@ -2,7 +2,7 @@
 # The main job end to end on the embedded default, as one `clipcap run` of
 # launch/examples/demo.json on ${CLIPCAP_DEMO_RANKS:-2} MPI ranks: a
 # synthetic shapes data set (clipcap synth, COCO layout) → manifest (shard)
-# → CLIP features in LMDB (extract, the tiny CLIP trained on synthetic
+# → CLIP features in the feature store (extract, the tiny CLIP trained on synthetic
 # shapes: tests/fixtures/clip/shapes) → data-parallel training of the MLP
 # mapper + GPT-2 (the tiny GPT-2 pre-trained on synthetic caption text) on
 # train2014 → evaluation on the held-out val2014 images (BLEU/ROUGE-L/CIDEr-D

@@ -6,7 +6,7 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev libomp-14-dev
       libopenmpi-dev openmpi-bin liblmdb-dev libuv1-dev libwebp-dev libzstd-dev zstd
       libjpeg62-turbo-dev libpng-dev libopenblas-dev libdnnl-dev libjansson-dev libxxhash-dev
-      libutf8proc-dev python3 time openjdk-17-jdk-headless chromium)
+      libutf8proc-dev python3 time openjdk-17-jdk-headless chromium strace util-linux)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

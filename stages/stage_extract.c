@@ -1,18 +1,22 @@
 /* `clipcap extract`: CLIP embeddings of every image of a manifest into the
- * LMDB feature store (docs/store.md, schemas/feature-store.md).
+ * feature store (docs/store.md, schemas/feature-store.md).
  *
- * The ranks take shards from a shared work queue (core/workq.h), run the
- * extraction pipeline (common/store/extract_pipeline.h) on each and write
- * their own environment STORE/rank-R-of-N; it looks keys up in the union of every
- * environment in STORE, so re-runs with any N encode only what is new,
- * changed or from another model. A run's generation (what makes its
- * entries win over older copies) is the larger of rank 0's clock in
- * microseconds and one more than the largest generation already stored. */
+ * Rank 0 first consolidates what a killed run left (store_consolidate);
+ * then the ranks take shards from a shared work queue (core/workq.h), run
+ * the extraction pipeline (common/store/extract_pipeline.h) on each and
+ * write their own LMDB environment STORE/rank-R-of-N, looking keys up in
+ * the consolidated pack (and their own environment), so re-runs with any N
+ * encode only what is new, changed or from another model. After every rank
+ * has closed its environment, rank 0 consolidates them into the next pack.
+ * A run's generation (what makes its entries win over older copies) is the
+ * larger of rank 0's clock in microseconds and one more than the largest
+ * generation already stored. */
 #include "core/cli.h"
 #include "core/comm.h"
 #include "core/fsutil.h"
 #include "core/log.h"
 #include "core/mpictx.h"
+#include "core/progress.h"
 #include "core/workq.h"
 #include "data/manifest.h"
 #include "io/json_util.h"
@@ -31,7 +35,7 @@
 #include <string.h>
 #include <sys/time.h>
 
-const char stage_extract_summary[] = "CLIP embeddings of a manifest's images into the LMDB feature store";
+const char stage_extract_summary[] = "CLIP embeddings of a manifest's images into the feature store";
 
 static void extract_usage(FILE *out)
 {
@@ -44,7 +48,10 @@ static void extract_usage(FILE *out)
             "one embedding per image key into the feature store. Re-running on the same\n"
             "store encodes only images that are new, whose bytes changed (XXH3-128), or\n"
             "that were encoded with another model fingerprint (weights + image size +\n"
-            "--fast-resize) or --dtype. Bad images (missing, unreadable, truncated, too\n"
+            "--fast-resize) or --dtype; an image whose size and mtime (and tar member\n"
+            "offset) equal the ones recorded is not even opened. Each rank writes its\n"
+            "own LMDB environment; at the end rank 0 consolidates them into the store's\n"
+            "read-only pack (see `clipcap store`). Bad images (missing, unreadable, truncated, too\n"
             "large, corrupt, unsupported) are recorded in the store's failures table with\n"
             "their reason, listed in the summary, and retried by the next run.\n\n"
             "options:\n"
@@ -52,7 +59,11 @@ static void extract_usage(FILE *out)
             "  --clip PATH       CLIP model: a Hugging Face hub directory (config.json +\n"
             "                    model.safetensors) or openai's file (ViT-B-32.pt, ...)\n"
             "  --store DIR       feature store directory (created); rank R of N writes\n"
-            "                    DIR/rank-R-of-N/, readers see every rank-*-of-*/\n"
+            "                    DIR/rank-R-of-N/ until the run ends, readers see\n"
+            "                    the consolidated pack DIR/packs/gen-S/ CURRENT names\n"
+            "  --rehash          read and hash every image even when its size and mtime\n"
+            "                    are unchanged (for file systems with coarse mtimes, or\n"
+            "                    tools that restore mtimes after writing)\n"
             "  --batch B         images per forward pass (default 32); record i of a\n"
             "                    shard is always row i %% B of a B-row pass, so for the\n"
             "                    same B and --encoder-threads the embeddings are\n"
@@ -87,7 +98,7 @@ static void extract_usage(FILE *out)
 
 typedef struct extract_opts {
     const char *manifest, *clip, *store;
-    int batch, threads, encoder_threads, fast_resize;
+    int batch, threads, encoder_threads, fast_resize, rehash;
     enum store_dtype dtype;
     enum ops_precision precision;
     uint64_t max_pixels;
@@ -105,6 +116,7 @@ static int extract_parse(int argc, char **argv, extract_opts *o, err_t *e)
         {"threads", required_argument, NULL, 't'},  {"max-pixels", required_argument, NULL, 'p'},
         {"map-size", required_argument, NULL, 'z'}, {"encoder-threads", required_argument, NULL, 'e'},
         {"max-failure-rate", required_argument, NULL, 'r'}, {"precision", required_argument, NULL, 'Q'},
+        {"rehash", no_argument, NULL, 'H'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     memset(o, 0, sizeof *o);
@@ -123,6 +135,7 @@ static int extract_parse(int argc, char **argv, extract_opts *o, err_t *e)
         case 'c': o->clip = optarg; break;
         case 's': o->store = optarg; break;
         case 'f': o->fast_resize = 1; break;
+        case 'H': o->rehash = 1; break;
         case 'd':
             if (store_dtype_parse(optarg, &o->dtype, e)) return err_wrap(e, "--dtype");
             break;
@@ -152,12 +165,13 @@ static json_t *extract_rank_summary(const extract_stats *st, const char *fp, con
                                     uint64_t generation, const char *env_name)
 {
     double rate = st->t_wall > 0 ? (double)st->encoded / st->t_wall : 0;
-    return json_pack("{s:i, s:i, s:s, s:O, s:I, s:I, s:I, s:I, s:I, s:O, s:O, s:{s:f, s:f, s:f, s:f, s:f}, s:f, "
-                     "s:s, s:s, s:I, s:s}",
+    return json_pack("{s:i, s:i, s:s, s:O, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:O, s:O, s:{s:f, s:f, s:f, s:f, s:f}, "
+                     "s:f, s:s, s:s, s:I, s:s}",
                      "rank", mpictx_rank(), "ranks", mpictx_size(), "store_env", env_name, "shards", st->shards,
                      "images",
                      (json_int_t)st->images, "encoded", (json_int_t)st->encoded, "skipped_unchanged",
-                     (json_int_t)st->skipped, "failed", (json_int_t)st->failed, "batches", (json_int_t)st->batches,
+                     (json_int_t)st->skipped, "skipped_unread", (json_int_t)st->skipped_unread,
+                     "source_metadata_updated", (json_int_t)st->metadata_updated, "failed", (json_int_t)st->failed, "batches", (json_int_t)st->batches,
                      "failures_by_reason", st->failures_by_reason, "failures", st->failures, "seconds", "read",
                      st->t_read, "decode", st->t_decode, "encode", st->t_encode, "write", st->t_write, "wall",
                      st->t_wall, "encoded_per_second", rate, "model_fingerprint", fp, "dtype",
@@ -175,7 +189,8 @@ static int failure_key_cmp(const void *a, const void *b)
  * is the slowest rank, failures are listed sorted by key). */
 static json_t *extract_merge(json_t **ranks, int n)
 {
-    static const char *const counts[] = {"images", "encoded", "skipped_unchanged", "failed", "batches"};
+    static const char *const counts[] = {"images",         "encoded", "skipped_unchanged", "skipped_unread",
+                                         "source_metadata_updated", "failed",  "batches"};
     static const char *const phases[] = {"read", "decode", "encode", "write"};
     json_t *out = json_object(), *by = json_object(), *fails = json_array(), *sec = json_object();
     double wall = 0;
@@ -224,8 +239,9 @@ static json_t *extract_merge(json_t **ranks, int n)
 }
 
 /* Every rank writes its own summary; rank 0 gathers them, writes the merged
- * one and prints it. */
-static int extract_summaries(json_t *mine, const char *store_dir, const char *env_name, err_t *e)
+ * one (with what the final consolidation did) and prints it. */
+static int extract_summaries(json_t *mine, json_t *consolidated, const char *store_dir, const char *env_name,
+                             err_t *e)
 {
     char path[4200], name[128];
     char *text = json_dumps(mine, JSON_INDENT(2) | JSON_SORT_KEYS);
@@ -260,6 +276,7 @@ static int extract_summaries(json_t *mine, const char *store_dir, const char *en
         if (!ranks) rc = err_set(e, ERR_NOMEM, "extract: cannot merge summaries");
         if (!rc) {
             json_t *merged = extract_merge(ranks, size);
+            json_object_set(merged, "consolidation", consolidated ? consolidated : json_null());
             char *out = json_dumps(merged, JSON_INDENT(2) | JSON_SORT_KEYS);
             rc = out ? fs_join(path, sizeof path, store_dir, "extract-summary.json", e)
                      : err_set(e, ERR_NOMEM, "extract: cannot serialise the summary");
@@ -334,6 +351,29 @@ static uint64_t now_us(void)
     return (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
 }
 
+/* Rank 0 consolidates the store while the others wait (the whole step is
+ * collective). The result goes into *out (rank 0) when out is not NULL. */
+static int extract_consolidate(const char *dir, json_t **out, err_t *e)
+{
+    int rc = 0;
+    if (mpictx_rank() == 0) {
+        store_consolidation c;
+        double t0 = clock_now();
+        rc = store_consolidate(dir, &c, e);
+        if (!rc && c.published)
+            log_msg(LOG_INFO, "extract: consolidated %llu environment(s) into %s (%llu keys, %llu superseded dropped, "
+                    "%.1f MiB) in %.2f s", (unsigned long long)c.environments, c.pack.name,
+                    (unsigned long long)c.pack.keys, (unsigned long long)c.superseded, (double)c.pack.bytes / 1048576.0,
+                    clock_now() - t0);
+        if (!rc && out)
+            *out = json_pack("{s:b, s:I, s:I, s:s, s:I, s:I, s:f}", "published", c.published, "environments",
+                             (json_int_t)c.environments, "superseded", (json_int_t)c.superseded, "pack",
+                             c.pack.name, "keys", (json_int_t)c.pack.keys, "bytes", (json_int_t)c.pack.bytes,
+                             "seconds", clock_now() - t0);
+    }
+    return mpictx_agree(rc, e);
+}
+
 static int extract_main(const extract_opts *o, err_t *e)
 {
     int rank = mpictx_rank(), size = mpictx_size();
@@ -348,7 +388,7 @@ static int extract_main(const extract_opts *o, err_t *e)
     store_env *own = NULL;
     store *reader = NULL;
     workq *units = NULL;
-    json_t *summary = NULL;
+    json_t *summary = NULL, *consolidated = NULL;
     extract_stats st = {0};
     char env_name[64], fp[33];
     store_env_name(env_name, sizeof env_name, rank, size);
@@ -368,19 +408,20 @@ static int extract_main(const extract_opts *o, err_t *e)
         pre.fast_resize = o->fast_resize;
         pre.limits.max_pixels = o->max_pixels;
         store_model_fingerprint(clip_vit_fingerprint(model), pre.image_size, pre.fast_resize, pre.mean, pre.std, fp);
-        rc = store_env_create(&own, o->store, env_name, o->map_size, e);
     }
-    /* Every rank's environment exists before any rank lists the store. */
+    /* What a killed run (or a version 1 store) left is consolidated before
+     * any rank looks a key up: ranks read only the pack and their own
+     * environment, never another's. */
     rc = mpictx_agree(rc, e);
-    if (!rc && size > 1) rc = mpictx_check(MPI_Barrier(mpictx_comm()), "MPI_Barrier", e);
+    if (!rc) rc = extract_consolidate(o->store, NULL, e);
+    if (!rc) rc = store_env_create(&own, o->store, env_name, o->map_size, e);
     if (!rc) rc = store_open(&reader, o->store, own, e);
-    uint64_t gen = 0, gmax = 0;
-    if (!rc) rc = store_generation_max(reader, &gmax, e);
+    uint64_t gen = 0;
+    if (!rc) rc = store_generation_max(reader, &gen, e);
     rc = mpictx_agree(rc, e);
     if (!rc) {
-        uint64_t local = gmax + 1;
-        if (rank == 0 && now_us() > local) local = now_us();
-        gen = local;
+        gen++;
+        if (rank == 0 && now_us() > gen) gen = now_us();
         rc = comm_allreduce(&gen, 1, COMM_U64, COMM_MAX, e);
     }
     if (!rc) rc = workq_open(&units, manifest_num_shards(man), "extract shards", e);
@@ -391,25 +432,28 @@ static int extract_main(const extract_opts *o, err_t *e)
                 o->encoder_threads, o->store, env_name);
         extract_cfg cfg = {.manifest = man, .units = units, .model = model, .pre = pre, .reader = reader,
                            .writer = own, .model_fp = fp, .dtype = o->dtype, .generation = gen, .batch = o->batch,
-                           .max_failures_listed = 1000};
+                           .rehash = o->rehash, .max_failures_listed = 1000};
         rc = extract_run(&cfg, &st, e);
         err_t ce = {0};
         int crc = workq_close(units, &ce);
         if (crc && !rc) rc = crc, *e = ce;
     }
+    store_close(reader);
+    store_env_close(own);
+    /* Every environment is closed before rank 0 merges them. */
     rc = mpictx_agree(rc, e);
+    if (!rc) rc = extract_consolidate(o->store, &consolidated, e);
     if (!rc) {
         summary = extract_rank_summary(&st, fp, o, gen, env_name);
         rc = summary ? 0 : err_set(e, ERR_NOMEM, "extract: cannot build the summary");
         rc = mpictx_agree(rc, e);
     }
-    if (!rc) rc = extract_summaries(summary, o->store, env_name, e);
+    if (!rc) rc = extract_summaries(summary, consolidated, o->store, env_name, e);
     if (!rc) rc = mpictx_agree(extract_verdict(&st, o, e), e);
     json_decref(summary);
+    json_decref(consolidated);
     extract_stats_free(&st);
     workq_free(units);
-    store_close(reader);
-    store_env_close(own);
     clip_vit_free(model);
     ops_destroy(ops);
     manifest_close(man);

@@ -228,7 +228,8 @@ typedef struct import_counts {
     size_t images, encoded, inconsistent;
 } import_counts;
 
-/* One embedding (or failure) per image into DIR/store, one transaction. */
+/* One embedding (or failure) per image into DIR/store, one transaction,
+ * then consolidated into the store's pack. */
 static int import_write_store(const import_opts *o, const pt_tensor *emb, const import_row *rows, size_t n,
                               import_counts *cnt, err_t *e)
 {
@@ -297,6 +298,9 @@ static int import_write_store(const import_opts *o, const pt_tensor *emb, const 
     if (!rc) rc = store_env_write(env, items, n_img, e);
     store_close(s); /* the union first: it borrows env */
     store_env_close(env);
+    /* readers use the consolidated pack (docs/store.md) */
+    store_consolidation c;
+    if (!rc) rc = store_consolidate(dir, &c, e);
     free(items), free(recs), free(fails), free(vecs), free(other), free(keys);
     return rc;
 }

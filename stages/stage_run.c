@@ -351,6 +351,8 @@ static int run_one(const run_plan *p, int s, enum marker_state state, uint64_t f
         rc = fs_join(path, sizeof path, st->dir, "state.json", e);
         if (!rc) rc = run_strv_push(&argv, state == MARK_PARTIAL && fs_exists(path) ? "--resume" : "--force", e);
     }
+    /* every rank has looked at the folder before rank 0 writes the marker */
+    rc = mpictx_agree(rc, e);
     if (!rc && mpictx_rank() == 0) {
         size_t n = 0;
         if (state == MARK_NONE && !(rc = fs_dir_count(st->dir, &n, NULL, 0, e)) && n && s == RUN_TRAIN)

@@ -1,13 +1,14 @@
-/* `clipcap store stats|dump`: read the feature store as one logical store,
- * whatever number of ranks wrote it (common/store/store.h: every
- * rank-*-of-* environment, newest entry per key). Output is independent of
- * how many ranks wrote the store: keys in byte order, no environment names
- * or generations in the dump. */
+/* `clipcap store stats|dump|consolidate`: read the feature store's
+ * consolidated pack (common/store/store.h), or consolidate the writers'
+ * environments into a new one. Output is independent of how many ranks
+ * wrote the store: keys in byte order, no environment names or
+ * generations in the dump. */
 #include "core/fsutil.h"
 #include "core/log.h"
 #include "core/mpictx.h"
 #include "io/npy.h"
 #include "store/store.h"
+#include "store/store_lock.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -24,14 +25,17 @@ static void store_usage(FILE *out)
 {
     fprintf(out,
             "usage: clipcap store stats --store DIR\n"
-            "       clipcap store dump --store DIR --format jsonl|npy --out PATH\n\n"
-            "Reads every environment of the store (DIR/rank-R-of-N/, from any number of\n"
-            "ranks and runs); each key resolves to its newest entry.\n\n"
+            "       clipcap store dump --store DIR --format jsonl|npy --out PATH\n"
+            "       clipcap store consolidate --store DIR\n\n"
+            "stats and dump read the store's consolidated pack (DIR/CURRENT names it)\n"
+            "read-only: no lock file, no write access needed. consolidate merges what\n"
+            "extract's ranks wrote (DIR/rank-R-of-N/, e.g. left by a killed run or a\n"
+            "version 1 store) into a new pack; extract does it by itself at its start\n"
+            "and end. Each key resolves to its newest entry.\n\n"
             "  stats   one JSON object on stdout: keys, embeddings, failures by reason,\n"
-            "          model fingerprints, dtypes, dims, per-environment counts,\n"
-            "          encoded_total (embeddings ever committed), shadowed entries, and\n"
-            "          damaged_environments (errors of environments that cannot be\n"
-            "          read, e.g. a truncated data.mdb; then the exit status is 1)\n"
+            "          model fingerprints, dtypes, dims, encoded_total (embeddings ever\n"
+            "          encoded), the pack (name, bytes, bytes per embedding, entries\n"
+            "          superseded by its consolidation), environments not consolidated\n"
             "  dump    the embeddings in key byte order:\n"
             "          jsonl: PATH gets one line per key {\"key\", \"embedding\", \"dim\",\n"
             "                 \"dtype\", \"model_fingerprint\", \"content_hash\", \"width\",\n"
@@ -41,7 +45,11 @@ static void store_usage(FILE *out)
             "                 (PATH without a .npy suffix, plus .keys.txt) the N keys,\n"
             "                 one per line, in row order; every embedding must have\n"
             "                 the same dim\n"
-            "          Failed keys are not dumped (see stats).\n\n"
+            "          Both stream: memory does not grow with the store.\n"
+            "          Failed keys are not dumped (see stats).\n"
+            "  consolidate  one JSON object on stdout: published, environments merged,\n"
+            "          superseded entries dropped, the pack. Needs write access; no\n"
+            "          extract may be running on DIR.\n\n"
             "options:\n"
             "  --store DIR         the feature store written by `clipcap extract`\n"
             "  --format jsonl|npy  dump format (default jsonl)\n"
@@ -56,23 +64,22 @@ static void json_count(json_t *obj, const char *key)
     json_object_set_new(obj, key, json_integer(c ? json_integer_value(c) + 1 : 1));
 }
 
+static json_t *pack_json(const store_pack_info *p)
+{
+    if (!p) return json_null();
+    return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:f}", "name", p->name, "sequence", (json_int_t)p->sequence,
+                     "generation_max", (json_int_t)p->generation_max, "bytes", (json_int_t)p->bytes,
+                     "superseded_dropped", (json_int_t)p->superseded, "encoded_total", (json_int_t)p->encoded_total,
+                     "bytes_per_embedding", p->embeddings ? (double)p->bytes / (double)p->embeddings : 0.0);
+}
+
 static int store_stats(store *s, const char *dir, err_t *e)
 {
-    json_t *out = json_object(), *envs = json_array(), *by = json_object(), *fps = json_object(),
-           *dtypes = json_object(), *dims = json_object();
-    uint64_t encoded_total = 0, keys = 0, n_emb = 0, n_fail = 0, shadowed = 0;
-    int rc = 0;
-    for (int i = 0; !rc && i < store_num_envs(s); i++) {
-        store_env_info info;
-        if ((rc = store_env_stat(s, i, &info, e)) != 0) break;
-        encoded_total += info.encoded_total;
-        json_array_append_new(envs, json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "name", info.name, "embeddings",
-                                              (json_int_t)info.embeddings, "failures", (json_int_t)info.failures,
-                                              "encoded_total", (json_int_t)info.encoded_total, "generation_max",
-                                              (json_int_t)info.generation_max, "map_bytes", (json_int_t)info.mapsize));
-    }
+    json_t *out = json_object(), *by = json_object(), *fps = json_object(), *dtypes = json_object(),
+           *dims = json_object();
+    uint64_t keys = 0, n_emb = 0, n_fail = 0;
     store_iter *it = NULL;
-    if (!rc) rc = store_iter_open(&it, s, e);
+    int rc = store_iter_open(&it, s, e);
     const char *key;
     store_entry ent;
     const float *emb;
@@ -83,7 +90,6 @@ static int store_stats(store *s, const char *dir, err_t *e)
             break;
         }
         keys++;
-        shadowed += (uint64_t)ent.shadowed;
         if (ent.kind == STORE_ENTRY_FAILURE) {
             n_fail++;
             json_count(by, ent.fail.reason);
@@ -98,6 +104,7 @@ static int store_stats(store *s, const char *dir, err_t *e)
     }
     store_iter_close(it);
     if (!rc) {
+        const store_pack_info *pack = store_current_pack(s);
         json_object_set_new(out, "store", json_string(dir));
         json_object_set_new(out, "format_version", json_integer(STORE_FORMAT_VERSION));
         json_object_set_new(out, "keys", json_integer((json_int_t)keys));
@@ -107,21 +114,15 @@ static int store_stats(store *s, const char *dir, err_t *e)
         json_object_set(out, "model_fingerprints", fps);
         json_object_set(out, "dtypes", dtypes);
         json_object_set(out, "dims", dims);
-        json_object_set_new(out, "encoded_total", json_integer((json_int_t)encoded_total));
-        json_object_set_new(out, "shadowed_entries", json_integer((json_int_t)shadowed));
-        json_object_set(out, "environments", envs);
-        json_t *damaged = json_array();
-        for (int i = 0; i < store_num_damaged(s); i++) json_array_append_new(damaged, json_string(store_damaged(s, i)));
-        json_object_set_new(out, "damaged_environments", damaged);
+        json_object_set_new(out, "encoded_total", json_integer(pack ? (json_int_t)pack->encoded_total : 0));
+        json_object_set_new(out, "pack", pack_json(pack));
+        json_object_set_new(out, "pending_environments", json_integer(store_pending_envs(s)));
         char *text = json_dumps(out, JSON_INDENT(2) | JSON_SORT_KEYS);
         if (text) printf("%s\n", text);
         else rc = err_set(e, ERR_NOMEM, "store stats: cannot serialise");
         free(text);
     }
-    json_decref(out), json_decref(envs), json_decref(by), json_decref(fps), json_decref(dtypes), json_decref(dims);
-    if (!rc && store_num_damaged(s))
-        rc = err_set(e, ERR_FORMAT, "%d environment(s) could not be read (damaged_environments): %s",
-                     store_num_damaged(s), store_damaged(s, 0));
+    json_decref(out), json_decref(by), json_decref(fps), json_decref(dtypes), json_decref(dims);
     return rc;
 }
 
@@ -152,29 +153,73 @@ static void keys_path(char *out, size_t cap, const char *npy)
     snprintf(out, cap, "%.*s.keys.txt", (int)n, npy);
 }
 
+/* A file written beside its target and renamed over it once complete: a
+ * killed dump never leaves a half file under the real name. */
+typedef struct dump_file {
+    char path[4200], tmp[4300];
+    FILE *f;
+} dump_file;
+
+static int dump_open(dump_file *d, const char *path, err_t *e)
+{
+    snprintf(d->path, sizeof d->path, "%s", path);
+    snprintf(d->tmp, sizeof d->tmp, "%s.tmp.%d", path, (int)getpid());
+    if (!(d->f = fopen(d->tmp, "w"))) return err_set(e, ERR_IO, "%s: cannot create: %s", d->tmp, strerror(errno));
+    return 0;
+}
+
+/* ok: fsync, close and rename; else close and remove. */
+static int dump_close(dump_file *d, int ok, err_t *e)
+{
+    if (!d->f) return 0;
+    int rc = 0;
+    if (ok && (fflush(d->f) != 0 || ferror(d->f) || fsync(fileno(d->f)) != 0))
+        rc = err_set(e, ERR_IO, "%s: write failed: %s", d->tmp, strerror(errno));
+    if (fclose(d->f) != 0 && ok && !rc) rc = err_set(e, ERR_IO, "%s: write failed: %s", d->tmp, strerror(errno));
+    d->f = NULL;
+    if (ok && !rc && rename(d->tmp, d->path) != 0)
+        rc = err_set(e, ERR_IO, "%s: cannot rename to %s: %s", d->tmp, d->path, strerror(errno));
+    if (ok && !rc) rc = fs_fsync_dir_of(d->path, e);
+    if (!ok || rc) remove(d->tmp);
+    return rc;
+}
+
+/* The npy header once the dim is known (n rows: the pack's count of
+ * embeddings, checked at the end). */
+static int dump_npy_header(dump_file *d, uint64_t n, uint32_t dim, err_t *e)
+{
+    uint8_t head[NPY_HEADER_MAX];
+    size_t hlen;
+    int64_t shape[2] = {(int64_t)n, (int64_t)dim};
+    int rc = npy_header_f32(head, &hlen, shape, 2, d->path, e);
+    if (!rc && fwrite(head, 1, hlen, d->f) != hlen) rc = err_set(e, ERR_IO, "%s: write failed", d->tmp);
+    return rc;
+}
+
+/* Streams: one embedding in memory at a time, whatever the store's size. */
 static int store_dump(store *s, const char *format, const char *out, err_t *e)
 {
     int jsonl = !strcmp(format, "jsonl");
     if (!jsonl && strcmp(format, "npy"))
         return err_set(e, ERR_ARG, "--format '%s': expected jsonl or npy", format);
-    if (!jsonl && !strcmp(out, "-")) return err_set(e, ERR_ARG, "--format npy needs a file for --out");
-    char tmp[4200], kpath[4200], ktmp[4300];
-    /* Written beside the target and renamed at the end: a killed dump never
-     * leaves a half file under the real name. */
     int to_stdout = !strcmp(out, "-");
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", out, (int)getpid());
+    if (!jsonl && to_stdout) return err_set(e, ERR_ARG, "--format npy needs a file for --out");
+    const store_pack_info *pack = store_current_pack(s);
+    uint64_t expect = pack ? pack->embeddings : 0;
+    dump_file dst = {0}, keys = {0};
+    char kpath[4200];
     keys_path(kpath, sizeof kpath, out);
-    snprintf(ktmp, sizeof ktmp, "%s.tmp.%d", kpath, (int)getpid());
-    FILE *f = to_stdout ? stdout : fopen(jsonl ? tmp : ktmp, "w");
-    if (!f) return err_set(e, ERR_IO, "%s: cannot create: %s", jsonl ? tmp : ktmp, strerror(errno));
-    float *mat = NULL;
-    size_t n = 0, cap = 0;
+    int rc = to_stdout ? 0 : dump_open(&dst, out, e);
+    if (!rc && !jsonl) rc = dump_open(&keys, kpath, e);
+    FILE *f = to_stdout ? stdout : dst.f;
+    uint64_t n = 0;
     uint32_t dim = 0;
     store_iter *it = NULL;
-    int rc = store_iter_open(&it, s, e), r;
+    if (!rc) rc = store_iter_open(&it, s, e);
     const char *key;
     store_entry ent;
     const float *emb;
+    int r;
     while (!rc && (r = store_iter_next(it, &key, &ent, &emb, e)) != 0) {
         if (r < 0) {
             rc = r;
@@ -184,45 +229,52 @@ static int store_dump(store *s, const char *format, const char *out, err_t *e)
         if (jsonl) {
             rc = dump_jsonl_line(f, key, &ent, emb, e);
         } else {
-            if (n == 0) dim = ent.rec.dim;
+            if (n == 0 && (rc = dump_npy_header(&dst, expect, dim = ent.rec.dim, e)) != 0) break;
             if (ent.rec.dim != dim) {
                 rc = err_set(e, ERR_FORMAT, "key '%s': dim %u differs from the first key's %u; npy needs one dim", key,
                              ent.rec.dim, dim);
                 break;
             }
-            if (n == cap) {
-                cap = cap ? 2 * cap : 1024;
-                float *nm = realloc(mat, cap * dim * sizeof *nm);
-                if (!nm) {
-                    rc = err_set(e, ERR_NOMEM, "dump: cannot hold %zu embeddings of dim %u", cap, dim);
-                    break;
-                }
-                mat = nm;
-            }
-            memcpy(mat + n * dim, emb, dim * sizeof *emb);
-            fprintf(f, "%s\n", key);
+            /* The host is little-endian, as '<f4' requires (io/npy.h). */
+            if (fwrite(emb, sizeof *emb, dim, f) != dim) rc = err_set(e, ERR_IO, "%s: write failed", dst.tmp);
+            fprintf(keys.f, "%s\n", key);
         }
         n++;
     }
     store_iter_close(it);
-    if (to_stdout) {
-        if (fflush(stdout) != 0 && !rc) rc = err_set(e, ERR_IO, "stdout: write failed: %s", strerror(errno));
-    } else if ((ferror(f) | fclose(f)) && !rc) {
-        rc = err_set(e, ERR_IO, "%s: write failed: %s", jsonl ? tmp : ktmp, strerror(errno));
-    }
-    if (!rc && !jsonl) {
-        int64_t shape[2] = {(int64_t)n, (int64_t)dim};
-        const float empty = 0;
-        rc = npy_write_f32(out, mat ? mat : &empty, shape, 2, e);
-        if (!rc && rename(ktmp, kpath) != 0)
-            rc = err_set(e, ERR_IO, "%s: cannot rename to %s: %s", ktmp, kpath, strerror(errno));
-    }
-    if (!rc && jsonl && !to_stdout && rename(tmp, out) != 0)
-        rc = err_set(e, ERR_IO, "%s: cannot rename to %s: %s", tmp, out, strerror(errno));
-    if (rc && !to_stdout) remove(jsonl ? tmp : ktmp);
-    free(mat);
-    if (!rc) log_msg(LOG_INFO, "store dump: %zu embeddings to %s", n, out);
+    if (!rc && !jsonl && n == 0) rc = dump_npy_header(&dst, 0, 0, e);
+    if (!rc && !jsonl && n != expect)
+        rc = err_set(e, ERR_INTERNAL, "%s: %llu embeddings dumped, the pack counts %llu", out, (unsigned long long)n,
+                     (unsigned long long)expect);
+    if (to_stdout && fflush(stdout) != 0 && !rc) rc = err_set(e, ERR_IO, "stdout: write failed: %s", strerror(errno));
+    int krc = dump_close(&keys, !rc, e);
+    if (!rc) rc = krc;
+    int mrc = dump_close(&dst, !rc, e);
+    if (!rc) rc = mrc;
+    if (!rc) log_msg(LOG_INFO, "store dump: %llu embeddings to %s", (unsigned long long)n, out);
     return rc;
+}
+
+/* Under extract's lock: never while an extract writes the store. */
+static int store_consolidate_cmd(const char *dir, err_t *e)
+{
+    if (!fs_exists(dir)) return err_set(e, ERR_NOTFOUND, "%s: no such store", dir);
+    store_consolidation c;
+    int lock_fd = -1;
+    int rc = store_lock(dir, &lock_fd, e);
+    if (!rc) rc = store_consolidate(dir, &c, e);
+    store_unlock(lock_fd);
+    if (rc) return rc;
+    json_t *out = json_pack("{s:s, s:b, s:I, s:I, s:o}", "store", dir, "published", c.published, "environments",
+                            (json_int_t)c.environments, "superseded", (json_int_t)c.superseded, "pack",
+                            pack_json(c.pack.name[0] ? &c.pack : NULL));
+    char *text = out ? json_dumps(out, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
+    json_decref(out);
+    if (!text) return err_set(e, ERR_NOMEM, "store consolidate: cannot serialise");
+    printf("%s\n", text);
+    free(text);
+    log_msg(LOG_INFO, "store consolidate: %s", c.published ? "published a new pack" : "nothing new to consolidate");
+    return 0;
 }
 
 int stage_store_main(int argc, char **argv)
@@ -238,9 +290,9 @@ int stage_store_main(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     const char *cmd = argv[1], *dir = NULL, *format = "jsonl", *out = NULL;
-    int is_stats = !strcmp(cmd, "stats"), is_dump = !strcmp(cmd, "dump");
-    if (!is_stats && !is_dump) {
-        err_set(&e, ERR_ARG, "unknown command '%s' (expected stats or dump; try --help)", cmd);
+    int is_stats = !strcmp(cmd, "stats"), is_dump = !strcmp(cmd, "dump"), is_cons = !strcmp(cmd, "consolidate");
+    if (!is_stats && !is_dump && !is_cons) {
+        err_set(&e, ERR_ARG, "unknown command '%s' (expected stats, dump or consolidate; try --help)", cmd);
         return err_report("store", &e);
     }
     optind = 1;
@@ -262,10 +314,9 @@ int stage_store_main(int argc, char **argv)
     else if (is_dump && !out) err_set(&e, ERR_ARG, "dump needs --out PATH (or - for stdout)");
     if (e.code) return err_report("store", &e);
     if (mpictx_rank() != 0) return 0;
+    if (is_cons) return store_consolidate_cmd(dir, &e) ? err_report("store", &e) : 0;
     store *s = NULL;
-    /* stats reports damaged environments beside the others' counts; a
-     * dump must not silently lack their keys */
-    int rc = is_stats ? store_open_readable(&s, dir, &e) : store_open(&s, dir, NULL, &e);
+    int rc = store_open(&s, dir, NULL, &e);
     if (!rc) rc = is_stats ? store_stats(s, dir, &e) : store_dump(s, format, out, &e);
     store_close(s);
     return rc ? err_report("store", &e) : 0;

@@ -8,34 +8,45 @@
 
 /* The header dict as numpy writes it, padded with spaces and a '\n' so that
  * magic + lengths + header is a multiple of 64 bytes. */
-int npy_write_f32(const char *path, const float *data, const int64_t *shape, int ndim, err_t *e)
+int npy_header_f32(uint8_t out[NPY_HEADER_MAX], size_t *len, const int64_t *shape, int ndim, const char *path, err_t *e)
 {
     if (ndim < 0 || ndim > NPY_MAX_DIMS) return err_set(e, ERR_ARG, "%s: %d dimensions (at most %d)", path, ndim, NPY_MAX_DIMS);
     char dict[512];
     int n = snprintf(dict, sizeof dict, "{'descr': '<f4', 'fortran_order': False, 'shape': (");
-    size_t count = 1;
     for (int i = 0; i < ndim; i++) {
         if (shape[i] < 0) return err_set(e, ERR_ARG, "%s: negative dimension %lld", path, (long long)shape[i]);
         n += snprintf(dict + n, sizeof dict - (size_t)n, "%lld%s", (long long)shape[i], ndim == 1 ? "," : (i + 1 < ndim ? ", " : ""));
-        count *= (size_t)shape[i];
     }
     n += snprintf(dict + n, sizeof dict - (size_t)n, "), }");
     size_t hlen = (size_t)n + 1; /* + '\n' */
     size_t total_head = 10 + hlen;
     size_t pad = (64 - total_head % 64) % 64;
     hlen += pad;
-    size_t bytes = 10 + hlen + count * sizeof(float);
+    memcpy(out, "\x93NUMPY\x01\x00", 8);
+    out[8] = (uint8_t)(hlen & 0xff);
+    out[9] = (uint8_t)(hlen >> 8);
+    memcpy(out + 10, dict, (size_t)n);
+    memset(out + 10 + n, ' ', pad);
+    out[10 + hlen - 1] = '\n';
+    *len = 10 + hlen;
+    return 0;
+}
+
+int npy_write_f32(const char *path, const float *data, const int64_t *shape, int ndim, err_t *e)
+{
+    uint8_t head[NPY_HEADER_MAX];
+    size_t hlen;
+    int rc = npy_header_f32(head, &hlen, shape, ndim, path, e);
+    if (rc) return rc;
+    size_t count = 1;
+    for (int i = 0; i < ndim; i++) count *= (size_t)shape[i];
+    size_t bytes = hlen + count * sizeof(float);
     uint8_t *buf = malloc(bytes);
     if (!buf) return err_set(e, ERR_NOMEM, "%s: cannot allocate %zu bytes", path, bytes);
-    memcpy(buf, "\x93NUMPY\x01\x00", 8);
-    buf[8] = (uint8_t)(hlen & 0xff);
-    buf[9] = (uint8_t)(hlen >> 8);
-    memcpy(buf + 10, dict, (size_t)n);
-    memset(buf + 10 + n, ' ', pad);
-    buf[10 + hlen - 1] = '\n';
+    memcpy(buf, head, hlen);
     /* The host is little-endian (x86-64, aarch64), as '<f4' requires. */
-    if (count) memcpy(buf + 10 + hlen, data, count * sizeof(float));
-    int rc = fs_write_atomic(path, buf, bytes, e);
+    if (count) memcpy(buf + hlen, data, count * sizeof(float));
+    rc = fs_write_atomic(path, buf, bytes, e);
     free(buf);
     return rc;
 }

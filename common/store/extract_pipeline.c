@@ -4,6 +4,7 @@
 #include "core/workq.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 
 typedef struct ex_pipe ex_pipe;
 typedef struct ex_batch ex_batch;
+typedef struct ex_stat_work ex_stat_work;
 
 /* One record from the moment a slot is taken until its pixels are copied
  * into a batch (or it is skipped or fails). */
@@ -28,6 +30,10 @@ typedef struct ex_job {
     size_t len, got;
     float *pixels; /* the slot */
     char hash[33];
+    store_entry prev; /* the key's entry in the store when the record was started */
+    uint64_t src_size; /* the source's stat() when it was opened */
+    int64_t src_mtime_ns;
+    int same_source;   /* the skip check's stat() matched the stored one */
     image_info info;
     const char *reason; /* non-NULL: the record failed */
     char msg[900];
@@ -53,12 +59,18 @@ typedef struct ex_item { /* an image in the batch being encoded */
     char *key;
     char hash[33];
     int width, height, row;
+    uint64_t src_size, src_offset;
+    int64_t src_mtime_ns;
 } ex_item;
 
-typedef struct ex_failure {
+/* Written with the next batch: a failure, or (emb != NULL) an embedding
+ * already stored whose source changed its stat() but not its bytes. */
+typedef struct ex_pending {
     char *key;
     store_failure f;
-} ex_failure;
+    store_record rec;
+    float *emb;
+} ex_pending;
 
 struct ex_pipe {
     const extract_cfg *cfg;
@@ -75,8 +87,9 @@ struct ex_pipe {
     ex_job **job_mem;
     int n_open, n_free_batch, n_batch_cap;
     int shard, rec_i, input_done; /* shard: the unit being read */
+    ex_stat_work *stat_fill; /* skip checks waiting to be sent to the pool */
     manifest_shard_reader *reader;
-    ex_failure *pending;
+    ex_pending *pending;
     int n_pending;
     /* the batch: touched by the loop only while the encoder is idle */
     float *batch_in, *batch_out;
@@ -111,6 +124,12 @@ static void ex_progress(ex_pipe *p)
     progress_update(&p->prog, st->encoded + st->skipped + st->failed, st->failed);
 }
 
+static void ex_free_pending(ex_pipe *p)
+{
+    for (int i = 0; i < p->n_pending; i++) free(p->pending[i].key), free(p->pending[i].emb);
+    p->n_pending = 0;
+}
+
 static int ex_write(ex_pipe *p, size_t n_embeddings)
 {
     const extract_cfg *cfg = p->cfg;
@@ -123,13 +142,19 @@ static int ex_write(ex_pipe *p, size_t n_embeddings)
         r->width = (uint32_t)p->items[i].width;
         r->height = (uint32_t)p->items[i].height;
         r->generation = cfg->generation;
+        r->src_size = p->items[i].src_size;
+        r->src_mtime_ns = p->items[i].src_mtime_ns;
+        r->src_offset = p->items[i].src_offset;
         snprintf(r->model, sizeof r->model, "%s", cfg->model_fp);
         memcpy(r->content_hash, p->items[i].hash, 33);
         const float *emb = p->batch_out + (size_t)p->items[i].row * r->dim;
         p->puts[n] = (store_put){.key = p->items[i].key, .rec = r, .embedding = emb};
     }
-    for (int i = 0; i < p->n_pending; i++, n++)
-        p->puts[n] = (store_put){.key = p->pending[i].key, .failure = &p->pending[i].f};
+    for (int i = 0; i < p->n_pending; i++, n++) {
+        ex_pending *q = &p->pending[i];
+        p->puts[n] = q->emb ? (store_put){.key = q->key, .rec = &q->rec, .embedding = q->emb, .copied = 1}
+                            : (store_put){.key = q->key, .failure = &q->f};
+    }
     if (n == 0) return 0;
     err_t e = {0};
     double t0 = clock_now();
@@ -139,8 +164,7 @@ static int ex_write(ex_pipe *p, size_t n_embeddings)
         ex_set_fatal(p, &e);
         return rc;
     }
-    for (int i = 0; i < p->n_pending; i++) free(p->pending[i].key);
-    p->n_pending = 0;
+    ex_free_pending(p);
     return 0;
 }
 
@@ -166,14 +190,21 @@ static void ex_job_failed(ex_job *j)
         json_array_append_new(st->failures,
                               json_pack("{s:s, s:s, s:s}", "key", j->key, "reason", j->reason, "message", j->msg));
     log_msg(LOG_WARN, "extract: %s: %s: %s", j->key, j->reason, j->msg);
-    ex_failure *f = &p->pending[p->n_pending++];
+    ex_pending *f = &p->pending[p->n_pending];
     memset(f, 0, sizeof *f);
-    f->key = j->key;
-    j->key = NULL;
     f->f.generation = p->cfg->generation;
     snprintf(f->f.reason, sizeof f->f.reason, "%s", j->reason);
     snprintf(f->f.message, sizeof f->f.message, "%s", j->msg);
     snprintf(f->f.content_hash, sizeof f->f.content_hash, "%s", j->hash);
+    /* The same failure as last time changes nothing: not written, so an
+     * unchanged re-run leaves the store as it was. */
+    const store_failure *old = j->prev.kind == STORE_ENTRY_FAILURE ? &j->prev.fail : NULL;
+    if (!old || strcmp(old->reason, f->f.reason) || strcmp(old->message, f->f.message) ||
+        strcmp(old->content_hash, f->f.content_hash)) {
+        f->key = j->key;
+        j->key = NULL;
+        p->n_pending++;
+    }
     ex_release(j);
     /* Failures ride along with the next batch; a long run of bad samples
      * is written on its own so that the pending list stays bounded (the
@@ -237,6 +268,75 @@ static void ex_decode_done(uv_work_t *w, int status)
 
 /* ---- reading: open, fstat, read until full, close ---- */
 
+/* The store holds this run's embedding of the key (same model and dtype),
+ * for whichever bytes it was computed from. */
+static int ex_encoded_here(const ex_pipe *p, const store_entry *ent)
+{
+    return ent->kind == STORE_ENTRY_EMBEDDING && !strcmp(ent->rec.model, p->cfg->model_fp) &&
+           ent->rec.dtype == p->cfg->dtype;
+}
+
+/* The source's stat() equals the one recorded with the embedding: its bytes
+ * are taken as unchanged without reading them (unless --rehash). Records
+ * without source metadata (format version 1) never match. */
+static int ex_same_source(const ex_job *j, uint64_t size, int64_t mtime_ns)
+{
+    const store_record *r = &j->prev.rec;
+    return (r->src_size | (uint64_t)r->src_mtime_ns) != 0 && r->src_size == size && r->src_mtime_ns == mtime_ns &&
+           r->src_offset == j->offset;
+}
+
+static int64_t ex_ns(int64_t sec, int64_t nsec) { return sec * 1000000000LL + nsec; }
+
+static void ex_skip_quiet(ex_job *j)
+{
+    ex_pipe *p = j->p;
+    p->st->skipped++;
+    p->inflight--;
+    j->batch->resolved++;
+    ex_release(j);
+}
+
+static void ex_skip(ex_job *j)
+{
+    ex_pipe *p = j->p;
+    ex_skip_quiet(j);
+    ex_progress(p);
+    ex_kick(p);
+}
+
+/* Unchanged bytes under a new stat(): the stored embedding is written again
+ * with the new source metadata, so that the next run need not read them. */
+static void ex_copy_forward(ex_job *j)
+{
+    ex_pipe *p = j->p;
+    if (ex_same_source(j, j->src_size, j->src_mtime_ns)) return;
+    ex_pending *q = &p->pending[p->n_pending];
+    memset(q, 0, sizeof *q);
+    err_t e = {0};
+    uint32_t dim = j->prev.rec.dim;
+    if (!(q->emb = malloc((size_t)dim * sizeof *q->emb))) {
+        err_set(&e, ERR_NOMEM, "record %s: cannot allocate", j->key);
+        ex_set_fatal(p, &e);
+        return;
+    }
+    if (store_lookup_embedding(p->cfg->reader, j->key, &j->prev, q->emb, dim, &e) != 0) {
+        free(q->emb);
+        ex_set_fatal(p, &e);
+        return;
+    }
+    q->rec = j->prev.rec;
+    q->rec.generation = p->cfg->generation;
+    q->rec.src_size = j->src_size;
+    q->rec.src_mtime_ns = j->src_mtime_ns;
+    q->rec.src_offset = j->offset;
+    q->key = j->key;
+    j->key = NULL;
+    p->n_pending++;
+    p->st->metadata_updated++;
+    if (p->n_pending >= p->cfg->batch && !p->fatal) ex_write(p, 0);
+}
+
 /* The header in front of a tar member must still name the record's key;
  * then only the member's bytes are kept. */
 static void ex_check_tar_member(ex_job *j)
@@ -260,18 +360,9 @@ static void ex_after_read(ex_job *j)
     if (!j->reason && j->is_tar) ex_check_tar_member(j);
     if (!j->reason) {
         hash_hex128(j->data, j->len, j->hash);
-        store_entry ent;
-        err_t e = {0};
-        if (store_lookup(p->cfg->reader, j->key, &ent, &e) != 0) {
-            ex_set_fatal(p, &e);
-        } else if (ent.kind == STORE_ENTRY_EMBEDDING && !strcmp(ent.rec.model, p->cfg->model_fp) &&
-                   !strcmp(ent.rec.content_hash, j->hash) && ent.rec.dtype == p->cfg->dtype) {
-            p->st->skipped++;
-            p->inflight--;
-            j->batch->resolved++;
-            ex_release(j);
-            ex_progress(p);
-            ex_kick(p);
+        if (ex_encoded_here(p, &j->prev) && !strcmp(j->prev.rec.content_hash, j->hash)) {
+            ex_copy_forward(j);
+            ex_skip(j);
             return;
         }
         if (!p->fatal) {
@@ -337,6 +428,8 @@ static void ex_on_stat(uv_fs_t *req)
     ex_pipe *p = j->p;
     ssize_t r = req->result;
     uint64_t size = req->statbuf.st_size, mode = req->statbuf.st_mode;
+    j->src_size = size;
+    j->src_mtime_ns = ex_ns(req->statbuf.st_mtim.tv_sec, req->statbuf.st_mtim.tv_nsec);
     uv_fs_req_cleanup(req);
     size_t max_bytes = p->cfg->pre.limits.max_bytes ? p->cfg->pre.limits.max_bytes : IMAGE_DEFAULT_MAX_BYTES;
     if (r < 0) {
@@ -378,6 +471,79 @@ static void ex_on_open(uv_fs_t *req)
         ex_fail(j, "read_error", "cannot stat: %s", uv_strerror(rc));
         ex_close(j);
     }
+}
+
+static void ex_open(ex_job *j)
+{
+    j->req.data = j;
+    /* O_NONBLOCK: a FIFO would block a pool thread forever in open(); the
+     * stat refuses it, and reads of a regular file ignore the flag. */
+    int rc = uv_fs_open(&j->p->loop, &j->req, j->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK, 0, ex_on_open);
+    if (rc != 0) {
+        ex_fail(j, "read_error", "cannot open: %s", uv_strerror(rc));
+        ex_after_read(j);
+    }
+}
+
+/* The skip checks' stat() calls go to the pool in groups: one pool job per
+ * record would cost two thread hand-offs for a microsecond of work, which
+ * dominated an unchanged re-run. */
+#define EX_STAT_GROUP 64
+struct ex_stat_work {
+    uv_work_t work;
+    ex_pipe *p;
+    int n;
+    ex_job *jobs[EX_STAT_GROUP];
+};
+
+static void ex_stat_work_fn(uv_work_t *w)
+{
+    ex_stat_work *sw = w->data;
+    for (int i = 0; i < sw->n; i++) {
+        ex_job *j = sw->jobs[i];
+        struct stat st;
+        j->same_source = stat(j->path, &st) == 0 &&
+                         ex_same_source(j, (uint64_t)st.st_size, ex_ns(st.st_mtim.tv_sec, st.st_mtim.tv_nsec));
+    }
+}
+
+static void ex_stat_done(uv_work_t *w, int status)
+{
+    ex_stat_work *sw = w->data;
+    ex_pipe *p = sw->p;
+    for (int i = 0; i < sw->n; i++) {
+        ex_job *j = sw->jobs[i];
+        if (status == 0 && j->same_source) {
+            p->st->skipped_unread++;
+            ex_skip_quiet(j);
+        } else {
+            ex_open(j);
+        }
+    }
+    free(sw);
+    ex_progress(p);
+    ex_kick(p);
+}
+
+static void ex_stat_flush(ex_pipe *p)
+{
+    ex_stat_work *sw = p->stat_fill;
+    if (!sw) return;
+    p->stat_fill = NULL;
+    sw->work.data = sw;
+    if (uv_queue_work(&p->loop, &sw->work, ex_stat_work_fn, ex_stat_done) == 0) return;
+    for (int i = 0; i < sw->n; i++) ex_open(sw->jobs[i]);
+    free(sw);
+}
+
+/* Queue j's skip check; false when it cannot be (then it is simply read). */
+static int ex_stat_add(ex_pipe *p, ex_job *j)
+{
+    if (!p->stat_fill && !(p->stat_fill = calloc(1, sizeof *p->stat_fill))) return 0;
+    p->stat_fill->p = p;
+    p->stat_fill->jobs[p->stat_fill->n++] = j;
+    if (p->stat_fill->n == EX_STAT_GROUP) ex_stat_flush(p);
+    return 1;
 }
 
 static int ex_batch_complete(const ex_batch *b) { return b->closed && b->resolved == b->started; }
@@ -442,14 +608,15 @@ static void ex_start(ex_pipe *p, const manifest_record_t *rec, ex_batch *b)
     j->t_start = clock_now();
     p->inflight++;
     p->st->images++;
-    j->req.data = j;
-    /* O_NONBLOCK: a FIFO would block a pool thread forever in open(); the
-     * stat refuses it, and reads of a regular file ignore the flag. */
-    int rc = uv_fs_open(&p->loop, &j->req, j->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK, 0, ex_on_open);
-    if (rc != 0) {
-        ex_fail(j, "read_error", "cannot open: %s", uv_strerror(rc));
-        ex_after_read(j);
+    err_t e = {0};
+    if (store_lookup(p->cfg->reader, j->key, &j->prev, &e) != 0) {
+        ex_set_fatal(p, &e);
+        j->prev.kind = STORE_ENTRY_NONE;
     }
+    j->req.data = j;
+    /* Encoded by this model before: a stat() (no open) may be enough. */
+    if (ex_encoded_here(p, &j->prev) && !p->cfg->rehash && !p->fatal && ex_stat_add(p, j)) return;
+    ex_open(j);
 }
 
 /* Start reads while slots are free. */
@@ -458,6 +625,7 @@ static void ex_pump(ex_pipe *p)
     while (!p->fatal && !p->input_done && p->n_free > 0 && p->n_pending < p->cfg->batch) {
         err_t e = {0};
         if (!p->reader) {
+            ex_stat_flush(p); /* not held back while the next shard is asked for */
             int more = workq_next(p->cfg->units, &p->shard, &e);
             if (more < 0) {
                 ex_set_fatal(p, &e);
@@ -504,7 +672,9 @@ static void ex_pump(ex_pipe *p)
         }
         ex_start(p, &rec, b);
     }
+    ex_stat_flush(p); /* whatever stopped the pump, no check waits for more */
 }
+
 
 /* ---- the encoder thread ---- */
 
@@ -586,6 +756,9 @@ static void ex_dispatch(ex_pipe *p)
         it->width = j->info.width;
         it->height = j->info.height;
         it->row = r;
+        it->src_size = j->src_size;
+        it->src_mtime_ns = j->src_mtime_ns;
+        it->src_offset = j->offset;
         ex_release(j);
     }
     ex_batch_retire(p, i);
@@ -632,7 +805,7 @@ static void ex_kick(ex_pipe *p)
 static void ex_free(ex_pipe *p)
 {
     manifest_shard_close(p->reader);
-    for (int i = 0; i < p->n_pending; i++) free(p->pending[i].key);
+    ex_free_pending(p);
     for (int i = 0; i < p->n_items; i++) free(p->items[i].key);
     free(p->pending);
     free(p->batch_mem);

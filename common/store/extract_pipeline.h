@@ -22,11 +22,16 @@
  * when a slot is free. The encoder works on batch k while the pool reads
  * and decodes later batches into other slots.
  *
- * A record is "up to date" when the union of the store holds an embedding
- * for its key with the same model fingerprint, content hash and dtype; it is
- * then skipped without decoding. Failed records are retried on every run. A
- * bad sample (missing, unreadable, truncated, too large, corrupt,
- * unsupported) becomes a failure entry with its reason, never a crash. */
+ * A record is "up to date" when the store holds an embedding for its key
+ * with this run's model fingerprint and dtype, and either its source's
+ * stat() (size, mtime in ns, tar member offset) equals the one recorded
+ * with it (the file is not even opened; --rehash turns this off) or its
+ * bytes hash (XXH3-128) to the recorded content hash (the embedding is then
+ * written again with the new stat(), so the next run need not read it).
+ * Up-to-date records are skipped without decoding. Failed records are
+ * retried on every run; a failure identical to the stored one is not
+ * written again. A bad sample (missing, unreadable, truncated, too large,
+ * corrupt, unsupported) becomes a failure entry with its reason, never a crash. */
 #ifndef CLIPCAP_EXTRACT_PIPELINE_H
 #define CLIPCAP_EXTRACT_PIPELINE_H
 
@@ -50,12 +55,15 @@ typedef struct extract_cfg {
     enum store_dtype dtype;
     uint64_t generation;
     int batch;          /* B: the model must be loaded for B (every pass runs B rows) */
+    int rehash;         /* read and hash every source, whatever its stat() */
     int slots;          /* images in flight; 0 = 2*batch + 16 */
     size_t max_failures_listed; /* entries kept in the failures array */
 } extract_cfg;
 
 typedef struct extract_stats {
     uint64_t images, encoded, skipped, failed, batches;
+    uint64_t skipped_unread;   /* of skipped: recognised by stat(), never opened */
+    uint64_t metadata_updated; /* of skipped: same bytes, new stat(), written again */
     double t_read, t_decode, t_encode, t_write, t_wall; /* seconds; phases overlap */
     json_t *failures_by_reason; /* {"corrupt": n, ...} */
     json_t *failures;           /* [{"key","reason","message"}] (at most max_failures_listed) */

@@ -1,5 +1,6 @@
 #include "store/store.h"
 #include "core/fsutil.h"
+#include "store/store_pack.h"
 #include "store/store_envfile.h"
 
 #include <dirent.h>
@@ -28,11 +29,11 @@ struct store_env {
 };
 
 struct store {
-    int n;
+    int n; /* environments in the union: the caller's own, or (consolidating) every one */
     store_env **envs;
-    store_env *own; /* borrowed: not closed by store_close */
-    int n_damaged;  /* store_open_readable: environments left out */
-    char **damaged; /* their errors */
+    store_env *own;   /* borrowed: not closed by store_close */
+    store_pack *pack; /* CURRENT's generation; NULL when there is none yet */
+    int pending;      /* writer environments in the directory that readers do not open */
 };
 
 void store_env_name(char *out, size_t cap, int rank, int size) { snprintf(out, cap, "rank-%05d-of-%05d", rank, size); }
@@ -159,9 +160,10 @@ static int store_env_open_at(store_env **out, const char *path, const char *name
             rc = store_mdb_err(e, v, rc, "cannot write the format version");
             goto fail;
         }
-    } else if (version != STORE_FORMAT_VERSION) {
-        rc = err_set(e, ERR_UNSUPPORTED, "%s: feature store format version %" PRIu64 ", this build reads version %d",
-                     path, version, STORE_FORMAT_VERSION);
+    } else if (writable ? version != STORE_FORMAT_VERSION : version < 1 || version > STORE_FORMAT_VERSION) {
+        /* Version 1 environments are read (by consolidation), never extended. */
+        rc = err_set(e, ERR_UNSUPPORTED, "%s: feature store format version %" PRIu64 ", this build %s version %d",
+                     path, version, writable ? "writes" : "reads up to", STORE_FORMAT_VERSION);
         goto fail;
     }
     rc = mdb_txn_commit(txn);
@@ -232,7 +234,7 @@ static int store_write_items(store_env *v, MDB_txn *txn, const store_put *items,
                 return err_wrap(e, "%s: key '%s'", v->path, it->key);
             del = mdb_del(txn, v->fail, &k, NULL);
             gen = it->rec->generation;
-            encoded++;
+            if (!it->copied) encoded++;
         } else {
             char *json = NULL;
             size_t len = 0;
@@ -283,7 +285,7 @@ int store_env_write(store_env *v, const store_put *items, size_t n, err_t *e)
     }
 }
 
-/* ---- the union of all environments ---- */
+/* ---- the directory: environments and packs ---- */
 
 static int store_is_env_name(const char *name)
 {
@@ -299,98 +301,83 @@ static int store_cmp_names(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-static int store_list_envs(const char *dir, char ***names, int *count, err_t *e)
+static void store_free_names(char **names, int count)
+{
+    for (int i = 0; i < count; i++) free(names[i]);
+    free(names);
+}
+
+/* Names in dir that keep() accepts, sorted. A missing dir is an empty list
+ * when missing_ok, else ERR_NOTFOUND. */
+static int store_list(const char *dir, int (*keep)(const char *dir, const char *name), int missing_ok, char ***names,
+                      int *count, err_t *e)
 {
     *names = NULL;
     *count = 0;
     DIR *d = opendir(dir);
+    if (!d && errno == ENOENT && missing_ok) return 0;
     if (!d) return err_set(e, errno == ENOENT ? ERR_NOTFOUND : ERR_IO, "%s: cannot open the store: %s", dir,
                            strerror(errno));
     int cap = 0, rc = 0;
     struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        if (!store_is_env_name(de->d_name)) continue;
-        char data[4200];
-        snprintf(data, sizeof data, "%s/%s/data.mdb", dir, de->d_name);
-        struct stat st;
-        if (stat(data, &st) != 0 || st.st_size == 0) continue; /* created, never initialised: holds nothing */
+    while (!rc && (de = readdir(d)) != NULL) {
+        if (!keep(dir, de->d_name)) continue;
         if (*count == cap) {
             cap = cap ? 2 * cap : 8;
             char **nn = realloc(*names, (size_t)cap * sizeof *nn);
-            if (!nn) {
-                rc = err_set(e, ERR_NOMEM, "%s: cannot list environments", dir);
-                break;
-            }
-            *names = nn;
+            if (!nn) rc = err_set(e, ERR_NOMEM, "%s: cannot list the store", dir);
+            else *names = nn;
         }
-        if (!((*names)[*count] = strdup(de->d_name))) {
-            rc = err_set(e, ERR_NOMEM, "%s: cannot list environments", dir);
-            break;
-        }
-        (*count)++;
+        if (!rc && !((*names)[*count] = strdup(de->d_name))) rc = err_set(e, ERR_NOMEM, "%s: cannot list", dir);
+        if (!rc) (*count)++;
     }
     closedir(d);
     if (*count > 1) qsort(*names, (size_t)*count, sizeof **names, store_cmp_names);
     return rc;
 }
 
+/* A writer environment: its name, with a data file (one created but never
+ * initialised holds nothing). */
+static int store_keep_env(const char *dir, const char *name)
+{
+    if (!store_is_env_name(name)) return 0;
+    char data[4200];
+    struct stat st;
+    snprintf(data, sizeof data, "%s/%s/data.mdb", dir, name);
+    return stat(data, &st) == 0 && st.st_size > 0;
+}
+
+static int store_keep_any_env(const char *dir, const char *name) { return (void)dir, store_is_env_name(name); }
+
+/* Generations and the temporary directories of unfinished ones. */
+static int store_keep_pack_dir(const char *dir, const char *name)
+{
+    (void)dir;
+    return store_pack_parse_name(name) || (!strncmp(name, "gen-", 4) && strstr(name, ".tmp-"));
+}
+
+/* ---- the reader: CURRENT's pack, plus the caller's own environment ---- */
+
 void store_close(store *s)
 {
     if (!s) return;
     for (int i = 0; i < s->n; i++)
         if (s->envs[i] != s->own) store_env_close(s->envs[i]);
-    for (int i = 0; i < s->n_damaged; i++) free(s->damaged[i]);
-    free(s->damaged);
     free(s->envs);
+    store_pack_close(s->pack);
     free(s);
 }
 
-/* An environment that cannot be opened: kept as its error message. */
-static int store_note_damaged(store *s, const char *msg, err_t *e)
+/* The pack (if any) and room for `envs` environments. */
+static int store_new(store **out, const char *dir, int envs, err_t *e)
 {
-    char **nd = realloc(s->damaged, (size_t)(s->n_damaged + 1) * sizeof *nd);
-    if (!nd) return err_set(e, ERR_NOMEM, "cannot allocate");
-    s->damaged = nd;
-    if (!(s->damaged[s->n_damaged] = strdup(msg))) return err_set(e, ERR_NOMEM, "cannot allocate");
-    s->n_damaged++;
-    return 0;
-}
-
-static int store_open_impl(store **out, const char *dir, store_env *own, int keep_going, err_t *e)
-{
-    *out = NULL;
-    char **names = NULL;
-    int count = 0;
-    int rc = store_list_envs(dir, &names, &count, e);
     store *s = calloc(1, sizeof *s);
-    if (!rc && !s) rc = err_set(e, ERR_NOMEM, "%s: cannot allocate", dir);
-    if (!rc && !(s->envs = calloc((size_t)count + 1, sizeof *s->envs)))
-        rc = err_set(e, ERR_NOMEM, "%s: cannot allocate", dir);
-    if (!rc) s->own = own;
-    int own_listed = 0;
-    for (int i = 0; !rc && i < count; i++) {
-        if (own && !strcmp(names[i], own->name)) {
-            s->envs[s->n++] = own;
-            own_listed = 1;
-            continue;
-        }
-        char path[4200];
-        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-        rc = store_env_open_at(&s->envs[s->n], path, names[i], 0, 0, e);
-        if (rc == ERR_NOTFOUND) {
-            log_msg(LOG_WARN, "store: skipping %s", e ? e->msg : path);
-            rc = 0;
-        } else if (rc && rc != ERR_NOMEM && keep_going) {
-            rc = store_note_damaged(s, e ? e->msg : path, e);
-        } else if (!rc) {
-            s->n++;
-        }
+    if (!s || !(s->envs = calloc((size_t)envs + 1, sizeof *s->envs))) {
+        free(s);
+        return err_set(e, ERR_NOMEM, "%s: cannot allocate", dir);
     }
-    if (!rc && own && !own_listed) s->envs[s->n++] = own;
-    if (!rc && s->n == 0 && !s->n_damaged)
-        rc = err_set(e, ERR_NOTFOUND, "%s: no feature store environments (rank-*-of-*) in this directory", dir);
-    for (int i = 0; i < count; i++) free(names[i]);
-    free(names);
+    int rc = store_pack_open_current(&s->pack, dir, e);
+    if (rc == ERR_NOTFOUND) rc = 0;
     if (rc) {
         store_close(s);
         return rc;
@@ -401,21 +388,42 @@ static int store_open_impl(store **out, const char *dir, store_env *own, int kee
 
 int store_open(store **out, const char *dir, store_env *own, err_t *e)
 {
-    return store_open_impl(out, dir, own, 0, e);
+    *out = NULL;
+    char **names = NULL;
+    int count = 0;
+    store *s = NULL;
+    int rc = store_list(dir, store_keep_env, 0, &names, &count, e);
+    if (!rc) rc = store_new(&s, dir, 1, e);
+    if (!rc) {
+        s->own = own;
+        if (own) s->envs[s->n++] = own;
+        for (int i = 0; i < count; i++) s->pending += !own || strcmp(names[i], own->name) != 0;
+        if (!s->pack && !own)
+            rc = s->pending ? err_set(e, ERR_UNSUPPORTED,
+                                      "%s: %d writer environment(s) and no consolidated pack (a version 1 store, or "
+                                      "an extract that did not finish): run `clipcap store consolidate --store %s`",
+                                      dir, s->pending, dir)
+                            : err_set(e, ERR_NOTFOUND, "%s: no feature store here (no CURRENT pack)", dir);
+        else if (s->pending && !own)
+            log_msg(LOG_WARN, "store: %s: %d writer environment(s) not consolidated yet (an extract is running or "
+                    "was killed); reading %s without them", dir, s->pending, store_pack_get_info(s->pack)->name);
+    }
+    store_free_names(names, count);
+    if (rc) {
+        store_close(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
 }
 
-int store_open_readable(store **out, const char *dir, err_t *e) { return store_open_impl(out, dir, NULL, 1, e); }
+const store_pack_info *store_current_pack(const store *s) { return s->pack ? store_pack_get_info(s->pack) : NULL; }
 
-int store_num_damaged(const store *s) { return s->n_damaged; }
+int store_pending_envs(const store *s) { return s->pending; }
 
-const char *store_damaged(const store *s, int i) { return s->damaged[i]; }
-
-int store_num_envs(const store *s) { return s->n; }
-
-int store_env_stat(store *s, int i, store_env_info *out, err_t *e)
+int store_env_stat(store_env *v, store_env_info *out, err_t *e)
 {
     memset(out, 0, sizeof *out);
-    store_env *v = s->envs[i];
     snprintf(out->name, sizeof out->name, "%s", v->name);
     MDB_txn *txn = NULL;
     int rc = store_txn_begin(v, MDB_RDONLY, &txn, e);
@@ -435,17 +443,17 @@ int store_env_stat(store *s, int i, store_env_info *out, err_t *e)
 
 int store_generation_max(store *s, uint64_t *out, err_t *e)
 {
-    *out = 0;
+    *out = s->pack ? store_pack_get_info(s->pack)->generation_max : 0;
     for (int i = 0; i < s->n; i++) {
         store_env_info info;
-        int rc = store_env_stat(s, i, &info, e);
+        int rc = store_env_stat(s->envs[i], &info, e);
         if (rc) return rc;
         if (info.generation_max > *out) *out = info.generation_max;
     }
     return 0;
 }
 
-/* Decode one database value into a candidate entry. */
+/* Decode one environment value into a candidate entry. */
 static int store_decode_entry(const store_env *v, int env_index, const char *key, size_t keylen, int is_failure,
                               const MDB_val *d, store_entry *ent, err_t *e)
 {
@@ -463,13 +471,28 @@ static int store_decode_entry(const store_env *v, int env_index, const char *key
     return 0;
 }
 
+/* The pack's entry i as a candidate; the pack ranks after every
+ * environment on a tie (index s->n). */
+static int store_pack_candidate(store *s, uint64_t i, int with_value, store_entry *ent, err_t *e)
+{
+    memset(ent, 0, sizeof *ent);
+    store_pack_item item;
+    int rc = store_pack_item_get(s->pack, i, with_value, &item, e);
+    if (rc) return rc;
+    ent->env = s->n;
+    ent->kind = item.is_failure ? STORE_ENTRY_FAILURE : STORE_ENTRY_EMBEDDING;
+    ent->rec = item.rec;
+    ent->fail = item.fail;
+    return 0;
+}
+
 static uint64_t store_entry_generation(const store_entry *x)
 {
     return x->kind == STORE_ENTRY_EMBEDDING ? x->rec.generation : x->fail.generation;
 }
 
-/* Keep the newest of best and cand; ties keep the earlier environment so
- * the answer does not depend on the order candidates are met in. */
+/* Keep the newest of best and cand; ties keep the earlier source so the
+ * answer does not depend on the order candidates are met in. */
 static void store_pick(store_entry *best, const store_entry *cand)
 {
     if (best->kind == STORE_ENTRY_NONE) {
@@ -480,6 +503,13 @@ static void store_pick(store_entry *best, const store_entry *cand)
     uint64_t gb = store_entry_generation(best), gc = store_entry_generation(cand);
     if (gc > gb || (gc == gb && cand->env < best->env)) *best = *cand;
     best->shadowed = shadowed;
+}
+
+static int store_check_emb(const store_entry *ent, const char *where, const char *key, uint32_t cap, err_t *e)
+{
+    if (ent->rec.dim <= cap) return 0;
+    return err_set(e, ERR_FORMAT, "%s: embeddings '%s': dim %u, more than the %u expected", where, key, ent->rec.dim,
+                   cap);
 }
 
 /* store_lookup, plus (emb != NULL) the newest embedding as float32,
@@ -506,15 +536,23 @@ static int store_lookup_into(store *s, const char *key, store_entry *out, float 
             rc = store_decode_entry(v, i, key, k.mv_size, f, &d, &cand, e);
             if (rc) break;
             store_pick(out, &cand);
-            if (!emb || out->kind != STORE_ENTRY_EMBEDDING || out->env != i) continue;
-            if (out->rec.dim > cap)
-                rc = err_set(e, ERR_FORMAT, "%s: embeddings '%s': dim %u, more than the %u expected", v->path, key,
-                             out->rec.dim, cap);
-            else
+            if (emb && out->kind == STORE_ENTRY_EMBEDDING && out->env == i &&
+                !(rc = store_check_emb(out, v->path, key, cap, e)))
                 store_record_embedding(&out->rec, emb);
         }
         mdb_txn_abort(txn);
         if (rc) return rc;
+    }
+    int64_t at = s->pack ? store_pack_find(s->pack, key, k.mv_size) : -1;
+    if (at >= 0) {
+        store_entry cand;
+        int rc = store_pack_candidate(s, (uint64_t)at, emb != NULL, &cand, e);
+        if (rc) return rc;
+        store_pick(out, &cand);
+        if (emb && out->kind == STORE_ENTRY_EMBEDDING && out->env == s->n) {
+            if ((rc = store_check_emb(out, store_pack_path(s->pack), key, cap, e)) != 0) return rc;
+            store_record_embedding(&out->rec, emb);
+        }
     }
     out->rec.payload = NULL;
     return 0;
@@ -530,15 +568,16 @@ int store_lookup_embedding(store *s, const char *key, store_entry *out, float *e
     return store_lookup_into(s, key, out, emb, cap, e);
 }
 
-/* ---- iteration: a merge of 2 sorted streams per environment ---- */
+/* ---- iteration: a merge of 2 sorted streams per environment and the pack's ---- */
 
 struct store_iter {
     store *s;
-    int nstreams;
+    int nstreams; /* 2 per environment, then the pack's */
     MDB_txn **txns;
     MDB_cursor **cur;
     MDB_val *key, *val;
     int *live;
+    uint64_t pack_i;
     char *keybuf;
     size_t keycap;
     float *emb;
@@ -548,7 +587,7 @@ struct store_iter {
 void store_iter_close(store_iter *it)
 {
     if (!it) return;
-    for (int i = 0; i < it->nstreams; i++)
+    for (int i = 0; i < 2 * it->s->n; i++)
         if (it->cur && it->cur[i]) mdb_cursor_close(it->cur[i]);
     for (int i = 0; it->txns && i < it->s->n; i++)
         if (it->txns[i]) mdb_txn_abort(it->txns[i]);
@@ -564,6 +603,15 @@ void store_iter_close(store_iter *it)
 
 static int store_iter_advance(store_iter *it, int i, MDB_cursor_op op, err_t *e)
 {
+    if (i == 2 * it->s->n) { /* the pack */
+        if (op == MDB_NEXT) it->pack_i++;
+        it->live[i] = it->pack_i < store_pack_get_info(it->s->pack)->keys;
+        if (!it->live[i]) return 0;
+        store_pack_item item;
+        int rc = store_pack_item_get(it->s->pack, it->pack_i, 0, &item, e);
+        it->key[i] = (MDB_val){item.keylen, (void *)item.key};
+        return rc;
+    }
     int rc = mdb_cursor_get(it->cur[i], &it->key[i], &it->val[i], op);
     it->live[i] = rc == 0;
     if (rc == 0 || rc == MDB_NOTFOUND) return 0;
@@ -576,12 +624,12 @@ int store_iter_open(store_iter **out, store *s, err_t *e)
     store_iter *it = calloc(1, sizeof *it);
     if (!it) return err_set(e, ERR_NOMEM, "store iterator: cannot allocate");
     it->s = s;
-    int ns = 2 * s->n;
-    it->txns = calloc((size_t)s->n, sizeof *it->txns);
-    it->cur = calloc((size_t)ns, sizeof *it->cur);
-    it->key = calloc((size_t)ns, sizeof *it->key);
-    it->val = calloc((size_t)ns, sizeof *it->val);
-    it->live = calloc((size_t)ns, sizeof *it->live);
+    int ns = 2 * s->n + (s->pack != NULL);
+    it->txns = calloc((size_t)s->n + 1, sizeof *it->txns);
+    it->cur = calloc((size_t)ns + 1, sizeof *it->cur);
+    it->key = calloc((size_t)ns + 1, sizeof *it->key);
+    it->val = calloc((size_t)ns + 1, sizeof *it->val);
+    it->live = calloc((size_t)ns + 1, sizeof *it->live);
     if (!it->txns || !it->cur || !it->key || !it->val || !it->live) {
         store_iter_close(it);
         return err_set(e, ERR_NOMEM, "store iterator: cannot allocate");
@@ -597,6 +645,7 @@ int store_iter_open(store_iter **out, store *s, err_t *e)
             else rc = store_iter_advance(it, 2 * i + f, MDB_FIRST, e);
         }
     }
+    if (!rc && s->pack) rc = store_iter_advance(it, 2 * s->n, MDB_FIRST, e);
     if (rc) {
         store_iter_close(it);
         return rc;
@@ -630,10 +679,13 @@ int store_iter_next(store_iter *it, const char **key, store_entry *ent, const fl
     }
     memcpy(it->keybuf, k.mv_data, k.mv_size);
     it->keybuf[k.mv_size] = 0;
+    const int pack_stream = 2 * it->s->n;
     for (int i = 0; i < it->nstreams; i++) {
         if (!it->live[i] || store_val_cmp(&it->key[i], &k) != 0) continue;
         store_entry cand;
-        int rc = store_decode_entry(it->s->envs[i / 2], i / 2, it->keybuf, k.mv_size, i % 2, &it->val[i], &cand, e);
+        int rc = i == pack_stream
+                     ? store_pack_candidate(it->s, it->pack_i, 1, &cand, e)
+                     : store_decode_entry(it->s->envs[i / 2], i / 2, it->keybuf, k.mv_size, i % 2, &it->val[i], &cand, e);
         if (rc) return rc;
         store_pick(ent, &cand);
     }
@@ -649,7 +701,8 @@ int store_iter_next(store_iter *it, const char **key, store_entry *ent, const fl
     }
     ent->rec.payload = NULL;
     /* Advance every stream that was at this key (after using their values:
-     * a read transaction keeps them valid, but the key buffer is ours). */
+     * a read transaction or the pack's map keeps them valid, but the key
+     * buffer is ours). */
     for (int i = 0; i < it->nstreams; i++) {
         if (!it->live[i] || store_val_cmp(&it->key[i], &k) != 0) continue;
         int rc = store_iter_advance(it, i, MDB_NEXT, e);
@@ -657,4 +710,127 @@ int store_iter_next(store_iter *it, const char **key, store_entry *ent, const fl
     }
     *key = it->keybuf;
     return 1;
+}
+
+/* ---- consolidation ---- */
+
+/* An environment directory holds LMDB's two files. */
+static void store_remove_env(const char *dir, const char *name)
+{
+    char p[4300];
+    snprintf(p, sizeof p, "%s/%s/data.mdb", dir, name);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/%s/lock.mdb", dir, name);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    if (rmdir(p) != 0 && errno != ENOENT) log_msg(LOG_WARN, "store: cannot remove %s: %s", p, strerror(errno));
+}
+
+/* Every generation but `keep`, and unfinished ones. Readers that still map
+ * an old generation keep reading it (POSIX unlink semantics). */
+static int store_remove_old_packs(const char *dir, const char *keep, err_t *e)
+{
+    char packs[4200], **names = NULL;
+    int count = 0;
+    snprintf(packs, sizeof packs, "%s/packs", dir);
+    int rc = store_list(packs, store_keep_pack_dir, 1, &names, &count, e);
+    for (int i = 0; !rc && i < count; i++) {
+        if (keep && !strcmp(names[i], keep)) continue;
+        char p[4400];
+        snprintf(p, sizeof p, "%s/%s", packs, names[i]);
+        store_pack_remove_dir(p);
+    }
+    store_free_names(names, count);
+    return rc;
+}
+
+static uint64_t store_next_sequence(const char *dir, const store *s, err_t *e)
+{
+    char packs[4200], **names = NULL;
+    int count = 0;
+    snprintf(packs, sizeof packs, "%s/packs", dir);
+    uint64_t seq = s->pack ? store_pack_get_info(s->pack)->sequence : 0;
+    if (store_list(packs, store_keep_pack_dir, 1, &names, &count, e) != 0) return 0;
+    for (int i = 0; i < count; i++) {
+        uint64_t v = store_pack_parse_name(names[i]);
+        if (v > seq) seq = v;
+    }
+    store_free_names(names, count);
+    return seq + 1;
+}
+
+/* Write the union's resolved entries as the next generation. */
+static int store_write_pack(const char *dir, store *s, uint64_t encoded_total, store_consolidation *out, err_t *e)
+{
+    uint64_t seq = store_next_sequence(dir, s, e);
+    if (seq == 0) return e ? e->code : ERR_IO;
+    store_pack_writer *w = NULL;
+    store_iter *it = NULL;
+    int rc = store_pack_writer_open(&w, dir, seq, e), r = 0;
+    if (!rc) rc = store_iter_open(&it, s, e);
+    const char *key;
+    store_entry ent;
+    const float *emb;
+    while (!rc && (r = store_iter_next(it, &key, &ent, &emb, e)) == 1) {
+        out->superseded += (uint64_t)ent.shadowed;
+        rc = store_pack_writer_add(w, key, strlen(key), ent.kind == STORE_ENTRY_EMBEDDING ? &ent.rec : NULL, emb,
+                                   &ent.fail, e);
+    }
+    if (!rc && r < 0) rc = r;
+    store_iter_close(it);
+    if (rc) {
+        store_pack_writer_abort(w);
+        return rc;
+    }
+    return store_pack_writer_commit(w, encoded_total, out->superseded, e);
+}
+
+int store_consolidate(const char *dir, store_consolidation *out, err_t *e)
+{
+    memset(out, 0, sizeof *out);
+    char **names = NULL, **all = NULL;
+    int count = 0, n_all = 0;
+    store *s = NULL;
+    int rc = store_list(dir, store_keep_env, 0, &names, &count, e);
+    if (!rc) rc = store_list(dir, store_keep_any_env, 0, &all, &n_all, e);
+    if (!rc) rc = store_new(&s, dir, count, e);
+    uint64_t pack_gen = s && s->pack ? store_pack_get_info(s->pack)->generation_max : 0;
+    uint64_t encoded_total = s && s->pack ? store_pack_get_info(s->pack)->encoded_total : 0;
+    /* An environment whose newest entry is not newer than the pack's was
+     * merged by an earlier consolidation killed before it removed it: every
+     * run's generation exceeds the pack's at its start. */
+    for (int i = 0; !rc && i < count; i++) {
+        store_env *v = NULL;
+        char path[4200];
+        store_env_info info;
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        rc = store_env_open_at(&v, path, names[i], 0, 0, e);
+        if (rc == ERR_NOTFOUND) { /* killed before its first commit: holds nothing */
+            rc = 0;
+            continue;
+        }
+        if (!rc) rc = store_env_stat(v, &info, e);
+        if (!rc && info.embeddings + info.failures > 0 && info.generation_max > pack_gen) {
+            s->envs[s->n++] = v;
+            encoded_total += info.encoded_total;
+            out->environments++;
+        } else {
+            store_env_close(v);
+        }
+    }
+    if (!rc && s->n > 0) rc = store_write_pack(dir, s, encoded_total, out, e);
+    store_close(s);
+    s = NULL;
+    /* Published (or nothing to publish): what it supersedes goes. */
+    if (!rc) rc = store_new(&s, dir, 0, e);
+    if (!rc) {
+        for (int i = 0; i < n_all; i++) store_remove_env(dir, all[i]);
+        rc = store_remove_old_packs(dir, s->pack ? store_pack_get_info(s->pack)->name : NULL, e);
+        out->published = out->environments > 0;
+        if (s->pack) out->pack = *store_pack_get_info(s->pack);
+    }
+    store_close(s);
+    store_free_names(names, count);
+    store_free_names(all, n_all);
+    return rc;
 }

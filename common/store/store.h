@@ -1,28 +1,31 @@
-/* The LMDB feature store (format: schemas/feature-store.md, version 1).
+/* The feature store (format: schemas/feature-store.md, version 2).
  *
- * A store is a directory of LMDB environments, one per writer:
+ * Two forms, one per side:
+ *
+ * Writers (extract's ranks) each write their own LMDB environment,
  *   STORE/rank-RRRRR-of-NNNNN/{data.mdb,lock.mdb}
- * LMDB allows one writer per environment, so rank R of an N-rank run writes
- * only its own environment and never waits on another rank. Each
- * environment holds three named databases:
+ * so rank R never waits on another rank and no environment is ever opened
+ * by a process on another host. Each holds three named databases:
  *   embeddings  key = manifest image key, value = store_record
  *   failures    key = image key, value = store_failure (JSON)
  *   meta        "format_version", "generation_max", "encoded_total"
- *               (decimal text; encoded_total counts embeddings committed,
+ *               (decimal text; encoded_total counts embeddings encoded,
  *               updated in the same transaction as they are)
- * Within one environment a key is in at most one of embeddings/failures.
- *
- * Readers see one logical store: store_open() opens EVERY environment in
- * the directory (whatever N wrote it; earlier runs with another N too), and
- * a key resolves to its entry with the highest generation (the run that
- * wrote it; a run's generation is greater than every generation already in
- * the store). So a re-run with a different N still sees earlier work, and a
- * re-encoded key shadows its older copy in another environment.
- *
  * Writes are batched: store_env_write() puts a whole batch in one write
  * transaction, so a kill at any moment leaves every committed batch and
  * nothing of the others (default LMDB sync; never MDB_NOSYNC). When the map
  * is full the transaction is aborted, the map doubled and the batch retried.
+ *
+ * Readers open the consolidated pack CURRENT names (store_pack.h) with
+ * read-only mmap: no lock file, no write access needed, any number of hosts.
+ * store_consolidate() merges the pack and every environment into the next
+ * generation, each key resolved to its newest entry (highest generation:
+ * every run's generation exceeds every generation already stored), then
+ * removes the environments and the superseded generation. extract does it
+ * before it starts (what a killed run left) and after its last batch.
+ *
+ * store_open(dir, own): the pack, plus own (may be NULL), the environment
+ * this process writes. Other environments are never opened by readers.
  *
  * Threads: a store_env / store / store_iter is used from one thread at a
  * time. Read transactions are short (one per lookup) except an iterator's,
@@ -33,10 +36,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "core/log.h"
+#include "store/store_pack.h"
 #include "store/store_record.h"
 
 #define STORE_DEFAULT_MAPSIZE ((size_t)64 << 20)
-#define STORE_MAX_KEY 511 /* LMDB's default key size limit */
 
 /* "rank-RRRRR-of-NNNNN" */
 void store_env_name(char *out, size_t cap, int rank, int size);
@@ -57,6 +60,9 @@ typedef struct store_put {
     const store_record *rec; /* NULL for a failure */
     const float *embedding;
     const store_failure *failure;
+    /* an embedding already stored, written again with new source metadata
+     * (size, mtime): not counted in encoded_total */
+    int copied;
 } store_put;
 
 /* All items in one transaction; meta's generation_max and encoded_total are
@@ -69,27 +75,24 @@ typedef struct store_entry {
     enum store_entry_kind kind;
     store_record rec;  /* EMBEDDING: header fields (rec.payload is not kept) */
     store_failure fail; /* FAILURE */
-    int env;           /* index of the environment it came from */
-    int shadowed;      /* older entries of the same key in other environments */
+    int env;           /* where it came from: an environment's index, or (the pack) their count */
+    int shadowed;      /* older entries of the same key in other sources */
 } store_entry;
 
 typedef struct store store;
 
-/* Open every environment under dir. own (may be NULL): an environment this
- * process writes, included in the union but still owned by the caller
- * (store_close does not close it). A directory with no environment is an
- * empty store when own is given, and ERR_NOTFOUND otherwise. */
+/* CURRENT's pack, plus own (may be NULL): an environment this process
+ * writes, included in the union but still owned by the caller (store_close
+ * does not close it). Without a pack: an empty store when own is given;
+ * otherwise ERR_UNSUPPORTED when writer environments are there (a version 1
+ * store or an unfinished extract: the message says to run `clipcap store
+ * consolidate`), ERR_NOTFOUND when nothing is. */
 int store_open(store **out, const char *dir, store_env *own, err_t *e);
-/* An environment whose data file is damaged (store_check_env_file: cut
- * short, not LMDB) or that LMDB refuses is an error naming it: a union
- * without it would silently lack its keys. store_open_readable instead
- * opens the others and keeps each refused one's error (for `store stats`);
- * ERR_NOTFOUND only when the directory has no environment at all. */
-int store_open_readable(store **out, const char *dir, err_t *e);
-int store_num_damaged(const store *s);
-const char *store_damaged(const store *s, int i);
 void store_close(store *s); /* NULL is allowed */
-int store_num_envs(const store *s);
+/* The pack read (NULL: none yet). */
+const store_pack_info *store_current_pack(const store *s);
+/* Writer environments in the directory that store_open did not open. */
+int store_pending_envs(const store *s);
 
 typedef struct store_env_info {
     char name[64];
@@ -97,12 +100,28 @@ typedef struct store_env_info {
     uint64_t encoded_total, generation_max;
     size_t mapsize;
 } store_env_info;
-int store_env_stat(store *s, int i, store_env_info *out, err_t *e);
-/* Highest generation in any environment (0 for an empty store). */
+int store_env_stat(store_env *env, store_env_info *out, err_t *e);
+/* Highest generation in the pack and the open environments (0 if empty). */
 int store_generation_max(store *s, uint64_t *out, err_t *e);
 
-/* The newest entry of key across all environments (kind NONE if absent).
- * A corrupt record is ERR_FORMAT naming the environment and the key. */
+typedef struct store_consolidation {
+    int published;       /* a new generation was written */
+    uint64_t environments; /* environments merged into it */
+    uint64_t superseded;   /* older entries dropped */
+    store_pack_info pack;  /* CURRENT afterwards (zeros: none) */
+} store_consolidation;
+/* Merge CURRENT's pack and every writer environment of dir into a new
+ * generation, publish it, then remove the environments and every other
+ * generation. Nothing new (no environment, or only ones an earlier
+ * consolidation already merged): no new generation, the leftovers are
+ * removed. No extract may be writing dir meanwhile. A kill -9 at any moment
+ * leaves CURRENT's generation readable and loses nothing: the environments
+ * go only after the new generation is published. */
+int store_consolidate(const char *dir, store_consolidation *out, err_t *e);
+
+/* The newest entry of key in the pack and the open environments (kind NONE
+ * if absent). A corrupt record is ERR_FORMAT naming the environment or the
+ * pack, and the key. */
 int store_lookup(store *s, const char *key, store_entry *out, err_t *e);
 /* store_lookup, and when the entry is an embedding, emb (cap floats)
  * receives it as float32 (fp16 records widened exactly, as the iterator

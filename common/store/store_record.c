@@ -20,47 +20,39 @@ int store_dtype_parse(const char *s, enum store_dtype *out, err_t *e)
     return 0;
 }
 
-static size_t store_elem_size(enum store_dtype d) { return d == STORE_FP16 ? 2 : 4; }
+size_t store_dtype_size(enum store_dtype d) { return d == STORE_FP16 ? 2 : 4; }
 
 size_t store_record_size(enum store_dtype dtype, uint32_t dim)
 {
-    return STORE_RECORD_HEADER + (size_t)dim * store_elem_size(dtype);
+    return STORE_RECORD_HEADER + (size_t)dim * store_dtype_size(dtype);
 }
 
 /* Explicit little-endian byte order: a store written on one machine reads
  * the same on any other. */
-static void put_u16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8); }
-static void put_u32(uint8_t *p, uint32_t v)
+void store_le_put(uint8_t *p, uint64_t v, int bytes)
 {
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+    for (int i = 0; i < bytes; i++) p[i] = (uint8_t)(v >> (8 * i));
 }
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-static uint16_t get_u16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
-static uint32_t get_u32(const uint8_t *p)
-{
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--) v = (v << 8) | p[i];
-    return v;
-}
-static uint64_t get_u64(const uint8_t *p)
+
+uint64_t store_le_get(const uint8_t *p, int bytes)
 {
     uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
+    for (int i = bytes - 1; i >= 0; i--) v = (v << 8) | p[i];
     return v;
 }
 
 static uint64_t store_checksum(const uint8_t *buf, size_t len)
 {
-    /* Over the header up to the checksum field and the payload after it. */
+    /* Everything but the checksum field itself (same rule for the 104-byte
+     * version 1 header). */
     XXH3_state_t st;
     XXH3_64bits_reset(&st);
     XXH3_64bits_update(&st, buf, 96);
-    XXH3_64bits_update(&st, buf + STORE_RECORD_HEADER, len - STORE_RECORD_HEADER);
+    XXH3_64bits_update(&st, buf + 104, len - 104);
     return XXH3_64bits_digest(&st);
 }
+
+static size_t store_header_size(int version) { return version == 1 ? 104 : STORE_RECORD_HEADER; }
 
 static int is_hex32(const char *s)
 {
@@ -118,6 +110,19 @@ float store_f16_to_f32(uint16_t h)
     return f;
 }
 
+void store_payload_encode(enum store_dtype dtype, uint32_t dim, const float *embedding, uint8_t *out)
+{
+    for (uint32_t i = 0; i < dim; i++) {
+        if (dtype == STORE_FP16) {
+            store_le_put(out + 2 * i, store_f32_to_f16(embedding[i]), 2);
+        } else {
+            uint32_t bits;
+            memcpy(&bits, &embedding[i], 4);
+            store_le_put(out + 4 * i, bits, 4);
+        }
+    }
+}
+
 int store_record_encode(const store_record *meta, const float *embedding, uint8_t *out, size_t cap, err_t *e)
 {
     if (meta->dtype != STORE_FP32 && meta->dtype != STORE_FP16)
@@ -130,57 +135,55 @@ int store_record_encode(const store_record *meta, const float *embedding, uint8_
     if (cap < n) return err_set(e, ERR_ARG, "record: buffer of %zu bytes, need %zu", cap, n);
     memset(out, 0, STORE_RECORD_HEADER);
     memcpy(out, STORE_MAGIC, 4);
-    put_u16(out + 4, STORE_FORMAT_VERSION);
-    put_u16(out + 6, (uint16_t)meta->dtype);
-    put_u32(out + 8, meta->dim);
-    put_u32(out + 12, meta->width);
-    put_u32(out + 16, meta->height);
+    store_le_put(out + 4, STORE_FORMAT_VERSION, 2);
+    store_le_put(out + 6, (uint16_t)meta->dtype, 2);
+    store_le_put(out + 8, meta->dim, 4);
+    store_le_put(out + 12, meta->width, 4);
+    store_le_put(out + 16, meta->height, 4);
     memcpy(out + 24, meta->model, 32);
     memcpy(out + 56, meta->content_hash, 32);
-    put_u64(out + 88, meta->generation);
-    uint8_t *p = out + STORE_RECORD_HEADER;
-    for (uint32_t i = 0; i < meta->dim; i++) {
-        if (meta->dtype == STORE_FP16) {
-            put_u16(p + 2 * i, store_f32_to_f16(embedding[i]));
-        } else {
-            uint32_t bits;
-            memcpy(&bits, &embedding[i], 4);
-            put_u32(p + 4 * i, bits);
-        }
-    }
-    put_u64(out + 96, store_checksum(out, n));
+    store_le_put(out + 88, meta->generation, 8);
+    store_le_put(out + 104, meta->src_size, 8);
+    store_le_put(out + 112, (uint64_t)meta->src_mtime_ns, 8);
+    store_le_put(out + 120, meta->src_offset, 8);
+    store_payload_encode(meta->dtype, meta->dim, embedding, out + STORE_RECORD_HEADER);
+    store_le_put(out + 96, store_checksum(out, n), 8);
     return 0;
 }
 
 int store_record_decode(const uint8_t *buf, size_t len, store_record *rec, err_t *e)
 {
     memset(rec, 0, sizeof *rec);
-    if (len < STORE_RECORD_HEADER)
-        return err_set(e, ERR_FORMAT, "record of %zu bytes is shorter than the %d-byte header", len,
-                       STORE_RECORD_HEADER);
+    if (len < 104) return err_set(e, ERR_FORMAT, "record of %zu bytes is shorter than any header", len);
     if (memcmp(buf, STORE_MAGIC, 4) != 0) return err_set(e, ERR_FORMAT, "record: bad magic (not a feature record)");
-    rec->version = get_u16(buf + 4);
-    if (rec->version != STORE_FORMAT_VERSION)
-        return err_set(e, ERR_UNSUPPORTED, "record: format version %d, this build reads version %d", rec->version,
-                       STORE_FORMAT_VERSION);
-    uint16_t dt = get_u16(buf + 6);
+    rec->version = (int)store_le_get(buf + 4, 2);
+    if (rec->version < 1 || rec->version > STORE_FORMAT_VERSION)
+        return err_set(e, ERR_UNSUPPORTED, "record: format version %d, this build reads versions 1 to %d",
+                       rec->version, STORE_FORMAT_VERSION);
+    size_t head = store_header_size(rec->version);
+    uint16_t dt = (uint16_t)store_le_get(buf + 6, 2);
     if (dt != STORE_FP32 && dt != STORE_FP16) return err_set(e, ERR_FORMAT, "record: unknown dtype code %u", dt);
     rec->dtype = (enum store_dtype)dt;
-    rec->dim = get_u32(buf + 8);
+    rec->dim = (uint32_t)store_le_get(buf + 8, 4);
     if (rec->dim == 0 || rec->dim > STORE_MAX_DIM)
         return err_set(e, ERR_FORMAT, "record: dim %u out of range 1..%u", rec->dim, STORE_MAX_DIM);
-    size_t want = store_record_size(rec->dtype, rec->dim);
+    size_t want = head + (size_t)rec->dim * store_dtype_size(rec->dtype);
     if (len != want)
         return err_set(e, ERR_FORMAT, "record: %zu bytes, but dim %u of %s needs %zu", len, rec->dim,
                        store_dtype_name(rec->dtype), want);
-    if (get_u64(buf + 96) != store_checksum(buf, len))
+    if (store_le_get(buf + 96, 8) != store_checksum(buf, len))
         return err_set(e, ERR_FORMAT, "record: checksum mismatch (corrupt record)");
-    rec->width = get_u32(buf + 12);
-    rec->height = get_u32(buf + 16);
+    rec->width = (uint32_t)store_le_get(buf + 12, 4);
+    rec->height = (uint32_t)store_le_get(buf + 16, 4);
     memcpy(rec->model, buf + 24, 32);
     memcpy(rec->content_hash, buf + 56, 32);
-    rec->generation = get_u64(buf + 88);
-    rec->payload = buf + STORE_RECORD_HEADER;
+    rec->generation = store_le_get(buf + 88, 8);
+    if (rec->version > 1) {
+        rec->src_size = store_le_get(buf + 104, 8);
+        rec->src_mtime_ns = (int64_t)store_le_get(buf + 112, 8);
+        rec->src_offset = store_le_get(buf + 120, 8);
+    }
+    rec->payload = buf + head;
     return 0;
 }
 
@@ -188,9 +191,9 @@ void store_record_embedding(const store_record *rec, float *out)
 {
     for (uint32_t i = 0; i < rec->dim; i++) {
         if (rec->dtype == STORE_FP16) {
-            out[i] = store_f16_to_f32(get_u16(rec->payload + 2 * i));
+            out[i] = store_f16_to_f32((uint16_t)store_le_get(rec->payload + 2 * i, 2));
         } else {
-            uint32_t bits = get_u32(rec->payload + 4 * i);
+            uint32_t bits = (uint32_t)store_le_get(rec->payload + 4 * i, 4);
             memcpy(&out[i], &bits, 4);
         }
     }
@@ -217,8 +220,9 @@ int store_failure_decode(const uint8_t *buf, size_t len, store_failure *f, err_t
     long long v = 0, gen = 0;
     const char *reason = NULL, *msg = NULL, *hash = NULL;
     int rc = json_get_int(o, "v", &v, e);
-    if (!rc && v != STORE_FORMAT_VERSION)
-        rc = err_set(e, ERR_UNSUPPORTED, "format version %lld, this build reads version %d", v, STORE_FORMAT_VERSION);
+    if (!rc && (v < 1 || v > STORE_FORMAT_VERSION))
+        rc = err_set(e, ERR_UNSUPPORTED, "format version %lld, this build reads versions 1 to %d", v,
+                     STORE_FORMAT_VERSION);
     if (!rc) rc = json_get_int(o, "generation", &gen, e);
     if (!rc) rc = json_get_str(o, "reason", &reason, e);
     if (!rc) rc = json_get_str(o, "message", &msg, e);
@@ -241,7 +245,7 @@ void store_model_fingerprint(const char *weights_fp, int image_size, int fast_re
     char buf[512];
     int n = snprintf(buf, sizeof buf,
                      "clipcap-feature-v%d|weights=%s|image_size=%d|fast_resize=%d|mean=%a,%a,%a|std=%a,%a,%a",
-                     STORE_FORMAT_VERSION, weights_fp, image_size, fast_resize, (double)mean[0], (double)mean[1],
+                     STORE_FINGERPRINT_VERSION, weights_fp, image_size, fast_resize, (double)mean[0], (double)mean[1],
                      (double)mean[2], (double)std[0], (double)std[1], (double)std[2]);
     hash_hex128(buf, (size_t)n, out);
 }

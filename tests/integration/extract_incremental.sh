@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Nightly re-extraction: a re-run (with another rank count) encodes nothing
-# and still sees the earlier work; rewriting one image's bytes re-encodes
-# exactly that image, whose new embedding shadows the old one in another
-# rank's environment; another model (fingerprint), --fast-resize or --dtype
-# re-encodes everything. At the default batch: the re-encoded image's batch
+# Nightly re-extraction: a re-run (with another rank count) encodes nothing,
+# still sees the earlier work and publishes no new pack; rewriting one
+# image's bytes re-encodes exactly that image, whose new embedding
+# supersedes the old one (dropped by the consolidation); another model
+# (fingerprint), --fast-resize or --dtype re-encodes everything, and the
+# pack keeps one entry per key (same count, same bytes for the same dim
+# and dtype: superseded entries are reclaimed). At the default batch: the re-encoded image's batch
 # runs with its other rows zeroed (they are up to date), and its embedding
 # must still equal, bit for bit, a from-scratch run's on the new bytes
 # (fixed batch slots, see extract_ranks.sh).
@@ -27,8 +29,12 @@ n=$(jget "$WORK/sum.json" encoded)
 failed=$(jget "$WORK/sum.json" failed)
 [ "$n" -gt 10 ] && [ "$failed" -ge 3 ] || fail "first run: encoded $n, failed $failed"
 dump "$WORK/d1.jsonl"
+"$CLIPCAP" store stats --store "$S" >"$WORK/stats1.json"
+bytes1=$(jget "$WORK/stats1.json" pack.bytes)
+keys1=$(jget "$WORK/stats1.json" keys)
 
 ex 2 --clip "$CLIP_TINY"
+expect consolidation.published False "unchanged re-run"
 expect encoded 0 "unchanged re-run with 2 ranks"
 expect skipped_unchanged "$n" "unchanged re-run with 2 ranks"
 expect failed "$failed" "unchanged re-run retries the failures"
@@ -63,14 +69,20 @@ worst = max(abs(u - v) / (1 + abs(u)) for u, v in zip(a["embedding"], b["embeddi
 if worst > 1e-5: sys.exit("key 3's embedding is %g away from key 4's" % worst)
 PYEOF
 "$CLIPCAP" store stats --store "$S" >"$WORK/stats.json"
-# Shadowed: key 3's first embedding, and the failures (retried and
-# rewritten by the 2-rank runs) in the 1-rank environment.
-[ "$(jget "$WORK/stats.json" shadowed_entries)" = $((failed + 1)) ] || fail "shadowed entries: $(jget "$WORK/stats.json" shadowed_entries)"
+# Superseded: key 3's first embedding only (the failures failed the same
+# way again, which is not written).
+expect consolidation.superseded 1 "one rewritten image"
+[ "$(jget "$WORK/stats.json" pack.superseded_dropped)" = 1 ] || fail "pack superseded: $(jget "$WORK/stats.json" pack.superseded_dropped)"
 [ "$(jget "$WORK/stats.json" encoded_total)" = $((n + 1)) ] || fail "encoded_total is not $((n + 1))"
 
 # Another model, fast resize, fp16: everything is re-encoded each time.
 ex 1 --clip "$CLIPCAP_FIXTURES/clip/tiny_gelu"
 expect encoded "$n" "another model"
+expect consolidation.superseded "$n" "another model"
+"$CLIPCAP" store stats --store "$S" >"$WORK/stats.json"
+[ "$(jget "$WORK/stats.json" keys)" = "$keys1" ] || fail "after a model switch: $(jget "$WORK/stats.json" keys) keys, not $keys1"
+[ "$(jget "$WORK/stats.json" pack.bytes)" = "$bytes1" ] || fail "after a model switch the pack takes $(jget "$WORK/stats.json" pack.bytes) bytes, not $bytes1"
+[ "$(ls "$S/packs")" = "$(jget "$WORK/stats.json" pack.name)" ] || fail "superseded generations left: $(ls "$S/packs")"
 fp=$(jget "$WORK/sum.json" model_fingerprint)
 ex 1 --clip "$CLIPCAP_FIXTURES/clip/tiny_gelu" --fast-resize
 expect encoded "$n" "--fast-resize"

@@ -20,7 +20,8 @@ run --store "$WORK/s1" --threads 1
 "${MPI2[@]}" "$CLIPCAP" extract --manifest "$WORK/man" --clip "$CLIP_TINY" --store "$WORK/s2" --threads 1 \
     >/dev/null 2>>"$WORK/extract.log"
 run --store "$WORK/s3" --batch 1
-[ -d "$WORK/s2/rank-00001-of-00002" ] || fail "rank 1 wrote no environment"
+[ "$(jget "$WORK/s2/extract-summary.json" consolidation.published)" = True ] || fail "the 2-rank run published no pack"
+! ls -d "$WORK"/s2/rank-* 2>/dev/null || fail "environments left after consolidation"
 for s in s1 s2 s3; do
     "$CLIPCAP" store dump --store "$WORK/$s" --format jsonl --out "$WORK/$s.jsonl" 2>/dev/null
 done

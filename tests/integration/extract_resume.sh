@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # extract survives kill -9 at random moments: after several killed runs the
-# store is always readable, and one run to completion gives exactly the
+# store always consolidates and reads, and one run to completion gives exactly the
 # dump of an uninterrupted run. Nothing committed is encoded twice: the
 # store's encoded_total (incremented in the same LMDB transaction as the
 # embeddings it counts) equals the number of embeddings, and the final run
@@ -38,12 +38,19 @@ for i in 1 2 3 4 5 6 7 8 9 10; do
     sleep "$(( delay / 1000 )).$(printf '%03d' $(( delay % 1000 )))"
     kill -9 "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
-    [ -d "$WORK/s/rank-00000-of-00001" ] || continue   # killed before the store existed
-    "$CLIPCAP" store stats --store "$WORK/s" >"$WORK/stats.json" 2>"$WORK/stats.log" \
-        || fail "store unreadable after kill $i: $(cat "$WORK/stats.log")"
-    n=$(jget "$WORK/stats.json" embeddings)
+    [ -d "$WORK/s" ] || continue   # killed before the store existed
+    # What the killed run committed (the kill may have landed in its own
+    # final consolidation) becomes readable once consolidated.
+    "$CLIPCAP" store consolidate --store "$WORK/s" >/dev/null 2>"$WORK/cons.log" \
+        || fail "cannot consolidate after kill $i: $(cat "$WORK/cons.log")"
+    n=0
+    if [ -f "$WORK/s/CURRENT" ]; then
+        "$CLIPCAP" store stats --store "$WORK/s" >"$WORK/stats.json" 2>"$WORK/stats.log" \
+            || fail "store unreadable after kill $i: $(cat "$WORK/stats.log")"
+        n=$(jget "$WORK/stats.json" embeddings)
+        [ "$(jget "$WORK/stats.json" encoded_total)" = "$n" ] || fail "kill $i: encoded_total != embeddings"
+    fi
     [ "$n" -ge "$prev" ] || fail "kill $i: embeddings went down from $prev to $n"
-    [ "$(jget "$WORK/stats.json" encoded_total)" = "$n" ] || fail "kill $i: encoded_total != embeddings"
     [ "$n" -gt 0 ] && [ "$n" -lt "$total" ] && partial=$((partial + 1))
     echo "kill $i after ${delay} ms (run takes ${ms} ms): $n of $total committed"
     prev=$n

@@ -12,8 +12,8 @@ expect_error() { # expect_error PATTERN command...
 "$CLIPCAP" extract --help | grep -q -- '--dtype' || fail "extract --help"
 expect_error "$WORK/none" "$CLIPCAP" store stats --store "$WORK/none"
 mkdir -p "$WORK/empty/rank-x-of-y"
-expect_error "no feature store environments" "$CLIPCAP" store stats --store "$WORK/empty"
-expect_error "stats or dump" "$CLIPCAP" store list --store "$WORK/empty"
+expect_error "no feature store" "$CLIPCAP" store stats --store "$WORK/empty"
+expect_error "stats, dump or consolidate" "$CLIPCAP" store list --store "$WORK/empty"
 expect_error "needs --out" "$CLIPCAP" store dump --store "$WORK/empty"
 expect_error "dtype 'fp8'" "$CLIPCAP" extract --manifest m --clip c --store s --dtype fp8
 expect_error "--batch" "$CLIPCAP" extract --manifest m --clip c --store s --batch 0
@@ -31,6 +31,15 @@ make_manifest "$WORK" 16 --large 0
 [ $(( $(jget "$WORK/sum.json" encoded) + $(jget "$WORK/sum.json" failed) )) = "$(jget "$WORK/sum.json" images)" ] \
     || fail "--max-pixels: encoded + failed != images"
 expect_error "format 'csv'" "$CLIPCAP" store dump --store "$WORK/s" --format csv --out "$WORK/x"
-printf 'not an lmdb file' >"$WORK/s/rank-00000-of-00001/data.mdb"
-expect_error "rank-00000-of-00001" "$CLIPCAP" store stats --store "$WORK/s"
+cp -r "$WORK/s" "$WORK/s_trunc"
+printf 'not a pack header' >"$WORK/s/packs/gen-000000000001/header.bin"
+expect_error "gen-000000000001/header.bin" "$CLIPCAP" store stats --store "$WORK/s"
+truncate -s 100 "$WORK/s_trunc/packs/gen-000000000001/data.bin"
+expect_error "truncated" "$CLIPCAP" store stats --store "$WORK/s_trunc"
+# A writer environment that no pack holds (a version 1 store, or an extract
+# killed before its consolidation) in a store without a pack.
+mkdir -p "$WORK/v1/rank-00000-of-00001"
+printf 'an lmdb environment' >"$WORK/v1/rank-00000-of-00001/data.mdb"
+expect_error "clipcap store consolidate" "$CLIPCAP" store stats --store "$WORK/v1"
+expect_error "rank-00000-of-00001" "$CLIPCAP" store consolidate --store "$WORK/v1"
 echo "store_cli: ok"

@@ -64,7 +64,7 @@ static void write_manifest(const char *dir)
 }
 
 /* images [from, to) as embeddings of dim dims[i] (0 = leave out, -1 = a
- * failure) into environment NAME with generation gen */
+ * failure) into environment NAME with generation gen, then consolidated */
 static void write_env(const char *dir, const char *name, const int *dims, uint64_t gen, enum store_dtype dt)
 {
     err_t e = {0};
@@ -93,6 +93,8 @@ static void write_env(const char *dir, const char *name, const int *dims, uint64
     }
     CHECK_OK(store_env_write(env, puts, n, &e), &e);
     store_env_close(env);
+    store_consolidation c;
+    CHECK_OK(store_consolidate(dir, &c, &e), &e); /* readers see the pack, as after extract */
 }
 
 static void test_examples_and_batches(void)
