@@ -11,6 +11,7 @@
 #include "nn/ops_cpu.h"
 #include "core/fsutil.h"
 
+#include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,15 +52,66 @@ static void to_bf16_float(float *dst, const float *src, size_t n)
     for (size_t i = 0; i < n; i++) dst[i] = ops_bf16_float(ops_bf16_bits(src[i]));
 }
 
-CONVERT_CLONES static void to_fp16_bits(_Float16 *dst, const float *src, size_t n)
+#ifdef __FLT16_MAX__
+CONVERT_CLONES static void to_fp16_bits(uint16_t *dst, const float *src, size_t n)
 {
-    for (size_t i = 0; i < n; i++) dst[i] = (_Float16)src[i];
+    _Float16 *h = (_Float16 *)dst;
+    for (size_t i = 0; i < n; i++) h[i] = (_Float16)src[i];
 }
 
 CONVERT_CLONES static void to_fp16_float(float *dst, const float *src, size_t n)
 {
     for (size_t i = 0; i < n; i++) dst[i] = (float)(_Float16)src[i];
 }
+#else
+/* Compilers without _Float16 on this target (clang 14 on x86-64, used by
+ * the fuzz build): IEEE binary16 with round-to-nearest-even in integer
+ * arithmetic, subnormals included, bit for bit what the cast gives. */
+static uint16_t fp16_bits_soft(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, sizeof x);
+    uint16_t sign = (uint16_t)((x >> 16) & 0x8000u);
+    uint32_t a = x & 0x7fffffffu;
+    if (a >= 0x7f800000u) return sign | (a > 0x7f800000u ? 0x7e00u : 0x7c00u);
+    if (a >= 0x477ff000u) return sign | 0x7c00u; /* 65520 and above round to inf */
+    if (a <= 0x33000000u) return sign;            /* 2^-25 and below round to zero */
+    int e = (int)(a >> 23);
+    uint32_t m = (a & 0x7fffffu) | 0x800000u, r, rem, half;
+    if (e < 113) { /* a binary16 subnormal: units of 2^-24 */
+        int shift = 126 - e;
+        r = m >> shift, rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
+    } else {
+        r = ((uint32_t)(e - 112) << 10) | ((m >> 13) & 0x3ffu), rem = m & 0x1fffu, half = 0x1000u;
+    }
+    if (rem > half || (rem == half && (r & 1))) r++; /* a carry into the exponent is the right result */
+    return (uint16_t)(sign | r);
+}
+
+static float fp16_float_soft(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu, x;
+    if (e == 0) {
+        float f = ldexpf((float)m, -24);
+        memcpy(&x, &f, sizeof x);
+        x |= sign;
+    } else if (e == 31) x = sign | 0x7f800000u | (m << 13);
+    else x = sign | ((e + 112) << 23) | (m << 13);
+    float f;
+    memcpy(&f, &x, sizeof f);
+    return f;
+}
+
+static void to_fp16_bits(uint16_t *dst, const float *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++) dst[i] = fp16_bits_soft(src[i]);
+}
+
+static void to_fp16_float(float *dst, const float *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++) dst[i] = fp16_float_soft(fp16_bits_soft(src[i]));
+}
+#endif
 
 /* src -> dst in the compute type: bf16/fp16 bits when native, rounded
  * floats when emulated; one contiguous block per thread. */
@@ -72,7 +124,7 @@ static void convert(void *user, void *dst, const float *src, size_t n)
         size_t t = (size_t)omp_get_thread_num(), nt = (size_t)omp_get_num_threads();
         size_t lo = n * t / nt, hi = n * (t + 1) / nt;
         if (native && bf16) to_bf16_bits((uint16_t *)dst + lo, src + lo, hi - lo);
-        else if (native) to_fp16_bits((_Float16 *)dst + lo, src + lo, hi - lo);
+        else if (native) to_fp16_bits((uint16_t *)dst + lo, src + lo, hi - lo);
         else if (bf16) to_bf16_float((float *)dst + lo, src + lo, hi - lo);
         else to_fp16_float((float *)dst + lo, src + lo, hi - lo);
     }
@@ -186,8 +238,8 @@ int ops_set_precision(ops_ctx *ctx, enum ops_precision p, err_t *e)
     if (p < OPS_BF16) return 0;
     /* CLIPCAP_LOWP=emulate keeps the emulation where the CPU could do
      * better: tests compare the two paths on one machine with it. */
-    const char *force = getenv("CLIPCAP_LOWP");
 #ifdef CLIPCAP_HAVE_DNNL
+    const char *force = getenv("CLIPCAP_LOWP");
     if (!force || strcmp(force, "emulate")) onednn_probe(ctx);
 #endif
     if (!ctx->lowp.native) snprintf(ctx->lowp.impl, sizeof ctx->lowp.impl, "%s (emulated)", ops_precision_name(p));
