@@ -4,11 +4,13 @@
  *
  * CIDEr's document frequencies depend on every image, so scoring is not
  * sharded: only rank 0 works and the output is the same under mpirun. */
+#include "core/fsutil.h"
 #include "core/log.h"
 #include "core/mpictx.h"
 #include "metrics/cocoeval.h"
 
 #include <getopt.h>
+#include <sys/stat.h>
 #include <stdio.h>
 
 const char stage_score_summary[] = "BLEU, METEOR, ROUGE-L, CIDEr-D and SPICE of captions, as the COCO caption toolkit";
@@ -73,6 +75,9 @@ int stage_score_main(int argc, char **argv)
         return err_report("score", &e);
     }
     if (mpictx_rank() != 0) return 0;
+    /* the document, tokens and n-grams take about 20 times the input */
+    struct stat rs, as;
+    if (!stat(rpath, &rs) && !stat(apath, &as)) mem_huge_heap(24 * ((size_t)rs.st_size + (size_t)as.st_size));
     if (cocoeval_score_files(rpath, apath, &o, stdout, &e)) return err_report("score", &e);
     return 0;
 }

@@ -4,6 +4,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <limits.h>
+#include <malloc.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -280,4 +283,20 @@ int fs_scratch_template(char *out, size_t cap, const char *prefix, err_t *e)
     memset(out + n, 'X', 6); /* mkstemp's template */
     out[n + 6] = 0;
     return 0;
+}
+
+void mem_huge_heap(size_t bytes)
+{
+    const size_t huge = (size_t)2 << 20;
+    bytes = (bytes + huge - 1) / huge * huge;
+    /* malloc then grows the heap by `bytes` at once, never trims it back,
+     * and serves big blocks from it too, so the advice covers them all */
+    if (bytes > INT_MAX || !mallopt(M_TOP_PAD, (int)bytes) || !mallopt(M_TRIM_THRESHOLD, INT_MAX) ||
+        !mallopt(M_MMAP_THRESHOLD, 32 << 20))
+        return;
+    /* more than the heap's free top: malloc grows it now, by bytes more */
+    void *volatile grow = malloc(huge); /* volatile: the compiler drops a malloc-free pair */
+    free(grow);
+    uintptr_t end = (uintptr_t)sbrk(0), lo = (end - bytes + huge - 1) / huge * huge; /* checked below */
+    if (end != (uintptr_t)-1 && end > bytes && lo < end) madvise((void *)lo, end - lo, MADV_HUGEPAGE);
 }

@@ -34,6 +34,7 @@ static void buf_put(ptb_buf_t *b, const char *p, size_t len)
 static int dropped(const char *t, size_t len)
 {
     static const char *const drop[] = {"''", "'", "``", "`", ".", "?", "!", ",", ":", "-", "--", "...", ";"};
+    if (len > 3) return 0; /* the longest, "..." */
     for (size_t i = 0; i < sizeof drop / sizeof drop[0]; i++)
         if (strlen(drop[i]) == len && !memcmp(drop[i], t, len)) return 1;
     return 0;
@@ -71,6 +72,8 @@ static int lower_is(const char *s, size_t len, size_t i, const char *lit)
 static size_t clitic(const char *s, size_t len, size_t i)
 {
     static const char *const forms[] = {"n't", "'ll", "'re", "'ve", "'s", "'m", "'d"};
+    /* every form starts with n or ': most positions are rejected here */
+    if (i >= len || (s[i] != '\'' && tolower((unsigned char)s[i]) != 'n')) return 0;
     for (size_t f = 0; f < sizeof forms / sizeof forms[0]; f++) {
         size_t k = strlen(forms[f]);
         if (lower_is(s, len, i, forms[f]) && !word_char(s, len, i + k)) return k;
