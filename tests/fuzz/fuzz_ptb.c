@@ -27,9 +27,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *refs[1] = {ref};
     metric_item_t item = {cand, refs, 1};
     double bleu[4], rouge, cider;
-    if (bleu_score(&item, 1, bleu, NULL, &e) || rouge_l_score(&item, 1, &rouge, NULL, &e) ||
-        cider_d_score(&item, 1, &cider, NULL, &e))
+    metric_grams_t grams;
+    if (metric_grams_build(&grams, &item, 1, &e) || bleu_score(&grams, bleu, NULL, &e) ||
+        rouge_l_score(&item, 1, &rouge, NULL, &e) || cider_d_score(&grams, &cider, NULL, &e))
         abort();
+    metric_grams_free(&grams);
     for (int k = 0; k < 4; k++)
         if (!(bleu[k] >= 0 && bleu[k] <= 1 + 1e-9)) abort();
     if (!(rouge >= 0 && rouge <= 1 + 1e-9) || cider != 0) abort();
