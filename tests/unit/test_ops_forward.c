@@ -13,6 +13,7 @@
  * test checks the CUDA backend when built with CLIPCAP_CUDA. */
 #include "check.h"
 #include "io/safetensors.h"
+#include "nn_fixture.h"
 #include "nn/ops.h"
 #include "nn/ops_ext.h"
 
@@ -28,19 +29,7 @@ static float *dalloc(size_t n)
 }
 
 /* A fixture tensor as malloc'd floats (integer dtypes converted too). */
-static float *get(const char *name, size_t *count)
-{
-    const st_tensor *t = st_find(fx, name);
-    CHECK_MSG(t != NULL, "fixture tensor %s missing", name);
-    if (!t) return NULL;
-    size_t n = 1;
-    for (int d = 0; d < t->ndim; d++) n *= (size_t)t->shape[d];
-    float *buf = malloc((n ? n : 1) * sizeof(float));
-    err_t e = {0};
-    CHECK_OK(st_read_f32(fx, t, buf, n, &e), &e);
-    if (count) *count = n;
-    return buf;
-}
+static float *get(const char *name, size_t *count) { return fx_st_floats(fx, name, count); }
 
 /* The same in backend memory (free with ops_free). */
 static float *dget(const char *name, size_t *count)
