@@ -45,4 +45,3 @@ int comm_allgather_bytes(const void *mine, size_t n, void *all, err_t *e)
                         e);
 }
 
-int comm_sum_u64(uint64_t *buf, size_t n, err_t *e) { return comm_allreduce(buf, n, COMM_U64, COMM_SUM, e); }

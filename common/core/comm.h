@@ -30,7 +30,5 @@ int comm_bcast_int(int *v, int n, err_t *e);
  * (MPI_Allgather of bytes). One rank (or MPI not initialised): a copy. */
 int comm_allgather_bytes(const void *mine, size_t n, void *all, err_t *e);
 
-/* The uint64 sum: exact counter totals on every rank. */
-int comm_sum_u64(uint64_t *buf, size_t n, err_t *e);
 
 #endif
