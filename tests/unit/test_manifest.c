@@ -72,6 +72,28 @@ static void write_manifest(const char *dir, ds_t *ds, int32_t **ids, uint32_t *n
     CHECK_OK(manifest_write_index(dir, ds, &src, st, infos, shards, &e), &e);
 }
 
+/* The test data set written as a manifest of `shards` shards in dir. */
+typedef struct {
+    ds_t ds;
+    int32_t **ids;
+    uint32_t *n_ids;
+    manifest_token_stats_t st;
+} manifest_fixture;
+
+static void fixture_write(manifest_fixture *f, const char *dir, int shards)
+{
+    build_ds(&f->ds, &f->ids, &f->n_ids);
+    write_manifest(dir, &f->ds, f->ids, f->n_ids, shards, &f->st);
+}
+
+static void fixture_free(manifest_fixture *f)
+{
+    for (size_t c = 0; c < f->ds.n_captions; c++) free(f->ids[c]);
+    free(f->ids);
+    free(f->n_ids);
+    ds_free(&f->ds);
+}
+
 static void test_round_trip(void)
 {
     char dir[4096];
@@ -136,12 +158,8 @@ static void test_corruption(void)
 {
     char dir[4096], path[4300];
     check_tmpdir(dir, sizeof dir, "manifest_bad");
-    ds_t ds;
-    int32_t **ids;
-    uint32_t *n_ids;
-    build_ds(&ds, &ids, &n_ids);
-    manifest_token_stats_t st;
-    write_manifest(dir, &ds, ids, n_ids, 2, &st);
+    manifest_fixture fx;
+    fixture_write(&fx, dir, 2);
     manifest_t *m = NULL;
     err_t e = {0};
     CHECK_OK(manifest_open(&m, dir, &e), &e);
@@ -176,10 +194,7 @@ static void test_corruption(void)
     json_decref(doc);
     CHECK(manifest_open(&m, dir, &e) == ERR_UNSUPPORTED && strstr(e.msg, "index.json"));
     CHECK(m == NULL);
-    for (size_t c = 0; c < ds.n_captions; c++) free(ids[c]);
-    free(ids);
-    free(n_ids);
-    ds_free(&ds);
+    fixture_free(&fx);
 }
 
 /* A shard re-compressed with other content (a valid zstd file, the same
@@ -190,12 +205,8 @@ static void test_rewritten_shard(void)
 {
     char dir[4096], path[4300];
     check_tmpdir(dir, sizeof dir, "manifest_rewritten");
-    ds_t ds;
-    int32_t **ids;
-    uint32_t *n_ids;
-    build_ds(&ds, &ids, &n_ids);
-    manifest_token_stats_t st;
-    write_manifest(dir, &ds, ids, n_ids, 2, &st);
+    manifest_fixture fx;
+    fixture_write(&fx, dir, 2);
     manifest_t *m = NULL;
     err_t e = {0};
     CHECK_OK(manifest_open(&m, dir, &e), &e);
@@ -220,10 +231,7 @@ static void test_rewritten_shard(void)
     CHECK_OK(manifest_shard_open(&r, m, 1, &e), &e); /* the untouched shard still opens */
     manifest_shard_close(r);
     manifest_close(m);
-    for (size_t c = 0; c < ds.n_captions; c++) free(ids[c]);
-    free(ids);
-    free(n_ids);
-    ds_free(&ds);
+    fixture_free(&fx);
 }
 
 /* Naive two-pass mean and unbiased std in long double. */
