@@ -330,6 +330,20 @@ size_t jscan_count(const jscan_t *d, uint32_t t)
     return d->tok[t].type == JS_OBJECT ? n / 2 : n;
 }
 
+int jscan_int(const jscan_t *d, uint32_t t, long long *v)
+{
+    const char *p = d->buf + d->tok[t].start, *end = p + d->tok[t].len;
+    int neg = *p == '-';
+    unsigned long long x = 0;
+    for (p += neg; p < end; p++) {
+        unsigned dgt = (unsigned)(*p - '0');
+        if (x > (9223372036854775807ULL + (unsigned)neg - dgt) / 10) return -1;
+        x = x * 10 + dgt;
+    }
+    *v = neg ? (long long)(0 - x) : (long long)x;
+    return 0;
+}
+
 static int jscan_field(const jscan_t *d, uint32_t obj, const char *key, uint32_t *v, err_t *e)
 {
     if (obj >= d->n_tok || d->tok[obj].type != JS_OBJECT)
@@ -344,16 +358,7 @@ int jscan_field_int(const jscan_t *d, uint32_t obj, const char *key, long long *
     int rc = jscan_field(d, obj, key, &t, e);
     if (rc) return rc;
     if (d->tok[t].type != JS_INT) return err_set(e, ERR_FORMAT, "field '%s' is not an integer", key);
-    const char *p = d->buf + d->tok[t].start, *end = p + d->tok[t].len;
-    int neg = *p == '-';
-    unsigned long long x = 0;
-    for (p += neg; p < end; p++) {
-        unsigned dgt = (unsigned)(*p - '0');
-        if (x > (9223372036854775807ULL + (unsigned)neg - dgt) / 10)
-            return err_set(e, ERR_FORMAT, "field '%s' is out of the integer range", key);
-        x = x * 10 + dgt;
-    }
-    *v = neg ? (long long)(0 - x) : (long long)x;
+    if (jscan_int(d, t, v)) return err_set(e, ERR_FORMAT, "field '%s' is out of the integer range", key);
     return 0;
 }
 

@@ -54,6 +54,9 @@ static inline uint32_t jscan_after(const jscan_t *d, uint32_t t) { return d->tok
 uint32_t jscan_get(const jscan_t *d, uint32_t obj, const char *key);
 size_t jscan_count(const jscan_t *d, uint32_t container);
 
+/* The value of JS_INT token t; -1 when it does not fit a long long. */
+int jscan_int(const jscan_t *d, uint32_t t, long long *v);
+
 /* Field getters with json_util's messages ("field 'id' is missing",
  * "field 'id' is not an integer"), for callers to err_wrap. */
 int jscan_field_int(const jscan_t *d, uint32_t obj, const char *key, long long *v, err_t *e);

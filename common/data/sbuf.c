@@ -41,6 +41,15 @@ void sb_append(sbuf_t *sb, const void *p, size_t n)
     sb->data[sb->len] = 0;
 }
 
+char *sb_extend(sbuf_t *sb, size_t n)
+{
+    if (sb_reserve(sb, n)) return NULL;
+    char *p = sb->data + sb->len;
+    sb->len += n;
+    sb->data[sb->len] = 0;
+    return p;
+}
+
 void sb_puts(sbuf_t *sb, const char *s) { sb_append(sb, s, strlen(s)); }
 
 void sb_printf(sbuf_t *sb, const char *fmt, ...)

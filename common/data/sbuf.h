@@ -19,6 +19,9 @@ typedef struct sbuf_t {
 void sb_free(sbuf_t *sb);
 void sb_reset(sbuf_t *sb); /* len = 0, keeps the memory */
 void sb_append(sbuf_t *sb, const void *p, size_t n);
+/* n more bytes for the caller to write (len grows by n): where they go,
+ * NULL when failed. */
+char *sb_extend(sbuf_t *sb, size_t n);
 void sb_puts(sbuf_t *sb, const char *s);
 void sb_printf(sbuf_t *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void sb_json_str(sbuf_t *sb, const char *s, size_t n);

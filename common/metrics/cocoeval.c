@@ -67,82 +67,192 @@ static void locate(const char *buf, size_t len, size_t pos, int is_results, char
 }
 
 /* 17 or "name" (shortened) for messages. */
-static const char *id_text(const json_t *id, char *buf, size_t cap)
+static const char *id_text(const cocoeval_caption_t *c, char *buf, size_t cap)
 {
-    if (json_is_integer(id)) snprintf(buf, cap, "%lld", (long long)json_integer_value(id));
-    else snprintf(buf, cap, "\"%.60s%s\"", json_string_value(id), json_string_length(id) > 60 ? "..." : "");
+    if (!c->id_str) snprintf(buf, cap, "%lld", c->id_int);
+    else snprintf(buf, cap, "\"%.60s%s\"", c->id_str, strlen(c->id_str) > 60 ? "..." : "");
     return buf;
 }
 
 /* Integers first (ascending), then strings (byte order). */
-static int id_cmp(const json_t *a, const json_t *b)
+static int id_cmp(const cocoeval_caption_t *a, const cocoeval_caption_t *b)
 {
-    int sa = json_is_string(a), sb = json_is_string(b);
+    int sa = a->id_str != NULL, sb = b->id_str != NULL;
     if (sa != sb) return sa - sb;
-    if (sa) return strcmp(json_string_value(a), json_string_value(b));
-    json_int_t x = json_integer_value(a), y = json_integer_value(b);
-    return (x > y) - (x < y);
+    if (sa) return strcmp(a->id_str, b->id_str);
+    return (a->id_int > b->id_int) - (a->id_int < b->id_int);
 }
 
 static int caption_cmp(const void *pa, const void *pb)
 {
     const cocoeval_caption_t *a = pa, *b = pb;
-    int c = id_cmp(a->id, b->id);
+    int c = id_cmp(a, b);
     return c ? c : (a->record > b->record) - (a->record < b->record);
 }
 
-static int read_record(cocoeval_caption_t *c, const json_t *rec, const json_t *first_id, err_t *e)
+/* The files are read with jscan (a flat token array: no tree to build and
+ * free, a third of the process time with jansson), but what is an error
+ * and what it says stay jansson's: the documents jscan accepts and jansson
+ * (JSON_REJECT_DUPLICATES, no JSON_DECODE_ANY) refuses are found here,
+ * and they and every syntax error go to jansson for its message. */
+static int keys_equal(const jscan_t *d, uint32_t a, uint32_t b)
 {
-    if (!json_is_object(rec)) return err_set(e, ERR_FORMAT, "not an object");
-    int rc = json_get_str(rec, "caption", &c->text, e);
+    return d->tok[a].len == d->tok[b].len && !memcmp(d->buf + d->tok[a].start, d->buf + d->tok[b].start, d->tok[a].len);
+}
+
+typedef struct {
+    const char *p;
+    uint32_t len;
+} key_ref_t;
+
+static int key_cmp(const void *pa, const void *pb)
+{
+    const key_ref_t *a = pa, *b = pb;
+    if (a->len != b->len) return (a->len > b->len) - (a->len < b->len);
+    return memcmp(a->p, b->p, a->len);
+}
+
+/* 1 when object obj has a key twice (or, large, cannot be checked). */
+static int duplicate_key(const jscan_t *d, uint32_t obj)
+{
+    enum { PAIRWISE = 16 }; /* records have a handful of keys */
+    size_t n = jscan_count(d, obj);
+    if (n <= PAIRWISE) {
+        for (uint32_t a = obj + 1; a < d->tok[obj].next; a = d->tok[a + 1].next)
+            for (uint32_t b = d->tok[a + 1].next; b < d->tok[obj].next; b = d->tok[b + 1].next)
+                if (keys_equal(d, a, b)) return 1;
+        return 0;
+    }
+    key_ref_t *k = malloc(n * sizeof *k);
+    if (!k) return 1;
+    size_t i = 0;
+    for (uint32_t a = obj + 1; a < d->tok[obj].next; a = d->tok[a + 1].next) k[i++] = (key_ref_t){d->buf + d->tok[a].start, d->tok[a].len};
+    qsort(k, n, sizeof *k, key_cmp);
+    int dup = 0;
+    for (i = 1; i < n && !dup; i++) dup = !key_cmp(&k[i - 1], &k[i]);
+    free(k);
+    return dup;
+}
+
+static int jansson_refuses(const jscan_t *d)
+{
+    if (d->tok[0].type != JS_ARRAY && d->tok[0].type != JS_OBJECT) return 1;
+    for (uint32_t t = 0; t < d->n_tok; t++) {
+        const jscan_tok *k = &d->tok[t];
+        long long v;
+        if (k->type == JS_OBJECT && duplicate_key(d, t)) return 1;
+        /* 19 digits or more may not fit json_int_t */
+        if (k->type == JS_INT && k->len >= 19 && jscan_int(d, t, &v)) return 1;
+        /* a number is never last in a container document: strtod stops at its end */
+        if (k->type == JS_REAL && isinf(strtod(d->buf + k->start, NULL))) return 1;
+    }
+    return 0;
+}
+
+/* jansson's error for buf, with the record that holds it; 0 when jansson
+ * reads buf. */
+static int jansson_error(const char *buf, size_t len, const char *name, int is_results, err_t *e)
+{
+    json_error_t je;
+    json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
+    if (root) {
+        json_decref(root);
+        return 0;
+    }
+    char where[64];
+    locate(buf, len, je.position > 0 ? (size_t)je.position : 0, is_results, where, sizeof where);
+    return json_parse_error(e, &je, name, buf, len, where);
+}
+
+/* text (len bytes, malloc'd) is handed over to out->doc, which unescapes
+ * it in place; pristine holds the same bytes untouched, or is NULL to read
+ * them again from the file name, should jansson be asked. */
+static int parse(cocoeval_captions_t *out, char *text, size_t len, const char *name, const char *pristine,
+                 int is_results, err_t *e)
+{
+    int rc = jscan_parse(&out->doc, text, len, name, e);
+    out->doc.owns_buf = 1;
+    if (rc ? rc != ERR_FORMAT : !jansson_refuses(&out->doc)) return rc;
+    uint8_t *again = NULL;
+    err_t je = {0};
+    int jrc = pristine ? 0 : fs_read_all(name, &again, &len, &je);
+    if (!jrc) jrc = jansson_error(pristine ? pristine : (const char *)again, len, name, is_results, &je);
+    free(again);
+    if (jrc) *e = je;
+    /* jansson reads what jscan refused (nesting deeper than jscan's limit):
+     * jscan's message */
+    return jrc ? jrc : rc;
+}
+
+static int read_record(cocoeval_caption_t *c, const jscan_t *d, uint32_t rec, const cocoeval_caption_t *first,
+                       sbuf_t *tokens, err_t *e)
+{
+    if (d->tok[rec].type != JS_OBJECT) return err_set(e, ERR_FORMAT, "not an object");
+    size_t len;
+    int rc = jscan_field_str(d, rec, "caption", &c->text, &len, e);
     if (rc) return rc;
-    c->id = json_object_get(rec, "image_id");
-    if (!c->id) return err_set(e, ERR_FORMAT, "field 'image_id' is missing");
-    if (!json_is_integer(c->id) && !json_is_string(c->id))
+    uint32_t id = jscan_get(d, rec, "image_id");
+    if (!id) return err_set(e, ERR_FORMAT, "field 'image_id' is missing");
+    if (d->tok[id].type == JS_STRING) c->id_str = jscan_cstr(d, id);
+    else if (d->tok[id].type != JS_INT || jscan_int(d, id, &c->id_int)) /* in range: jansson_refuses */
         return err_set(e, ERR_FORMAT, "field 'image_id' is not an integer or a string");
     /* one type per file: 5 and "5" would be two images that print alike */
-    if (first_id && json_is_string(first_id) != json_is_string(c->id))
+    if (first && !first->id_str != !c->id_str)
         return err_set(e, ERR_FORMAT, "field 'image_id' is %s, but the first record's is %s",
-                       json_is_string(c->id) ? "a string" : "an integer",
-                       json_is_string(first_id) ? "a string" : "an integer");
+                       c->id_str ? "a string" : "an integer", first->id_str ? "a string" : "an integer");
     /* "" and "  " tokenise to no tokens: the toolkit scores them as the empty caption */
-    return ptb_tokenize(c->text, strlen(c->text), &c->tokens, e);
+    rc = ptb_tokenize(c->text, len, tokens, e);
+    sb_append(tokens, "", 1); /* each caption's tokens end with their NUL */
+    return rc ? rc : tokens->failed ? err_set(e, ERR_NOMEM, "out of memory for the tokens") : 0;
+}
+
+static int load_text(cocoeval_captions_t *out, char *text, size_t len, const char *name, const char *pristine,
+                     int is_results, err_t *e)
+{
+    memset(out, 0, sizeof *out);
+    snprintf(out->name, sizeof out->name, "%s", name);
+    int rc = parse(out, text, len, name, pristine, is_results, e);
+    const jscan_t *d = &out->doc;
+    uint32_t list = 0;
+    if (!rc && is_results && d->tok[0].type != JS_ARRAY)
+        rc = err_set(e, ERR_FORMAT, "%s: not a JSON array of results ({\"image_id\", \"caption\"} objects)", name);
+    else if (!rc && !is_results && (rc = jscan_field_array(d, 0, "annotations", &list, e)))
+        err_wrap(e, "%s", name);
+    size_t count = rc ? 0 : jscan_count(d, list);
+    /* the tokens of caption k start at[k] bytes into out->tokens until it stops moving */
+    size_t *at = rc ? NULL : malloc((count ? count : 1) * sizeof *at);
+    if (!rc && (!at || !(out->c = calloc(count ? count : 1, sizeof *out->c))))
+        rc = err_set(e, ERR_NOMEM, "%s: out of memory for %zu captions", name, count);
+    size_t k = 0;
+    for (uint32_t t = list + 1; !rc && k < count; t = d->tok[t].next, k++) {
+        cocoeval_caption_t *c = &out->c[k];
+        c->record = k;
+        at[k] = out->tokens.len;
+        if ((rc = read_record(c, d, t, k ? &out->c[0] : NULL, &out->tokens, e)))
+            err_wrap(e, "%s: %s %zu", name, record_word(is_results), k);
+    }
+    if (rc) {
+        free(at);
+        cocoeval_captions_free(out);
+        return rc;
+    }
+    out->n = count;
+    for (k = 0; k < count; k++) out->c[k].tokens = out->tokens.data + at[k];
+    free(at);
+    qsort(out->c, out->n, sizeof *out->c, caption_cmp);
+    return 0;
 }
 
 int cocoeval_load_buffer(cocoeval_captions_t *out, const char *buf, size_t len, const char *name, int is_results,
                          err_t *e)
 {
-    memset(out, 0, sizeof *out);
-    snprintf(out->name, sizeof out->name, "%s", name);
-    json_error_t je;
-    out->root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
-    if (!out->root) {
-        char where[64];
-        locate(buf, len, je.position > 0 ? (size_t)je.position : 0, is_results, where, sizeof where);
-        return json_parse_error(e, &je, name, buf, len, where);
+    char *text = malloc(len ? len : 1);
+    if (!text) {
+        memset(out, 0, sizeof *out);
+        return err_set(e, ERR_NOMEM, "%s: out of memory for %zu bytes", name, len);
     }
-    json_t *list = out->root;
-    int rc = 0;
-    if (is_results && !json_is_array(list))
-        rc = err_set(e, ERR_FORMAT, "%s: not a JSON array of results ({\"image_id\", \"caption\"} objects)", name);
-    else if (!is_results && (rc = json_get_array(out->root, "annotations", &list, e)))
-        err_wrap(e, "%s", name);
-    size_t count = rc ? 0 : json_array_size(list);
-    if (!rc && !(out->c = calloc(count ? count : 1, sizeof *out->c)))
-        rc = err_set(e, ERR_NOMEM, "%s: out of memory for %zu captions", name, count);
-    for (size_t k = 0; k < count && !rc; k++) {
-        cocoeval_caption_t *c = &out->c[out->n];
-        c->record = k;
-        rc = read_record(c, json_array_get(list, k), k ? out->c[0].id : NULL, e);
-        if (c->tokens) out->n++;
-        if (rc) err_wrap(e, "%s: %s %zu", name, record_word(is_results), k);
-    }
-    if (rc) {
-        cocoeval_captions_free(out);
-        return rc;
-    }
-    qsort(out->c, out->n, sizeof *out->c, caption_cmp);
-    return 0;
+    memcpy(text, buf, len);
+    return load_text(out, text, len, name, buf, is_results, e);
 }
 
 static int load_path(cocoeval_captions_t *out, const char *path, int is_results, err_t *e)
@@ -151,9 +261,7 @@ static int load_path(cocoeval_captions_t *out, const char *path, int is_results,
     size_t len = 0;
     memset(out, 0, sizeof *out);
     int rc = fs_read_all(path, &data, &len, e);
-    if (!rc) rc = cocoeval_load_buffer(out, (const char *)data, len, path, is_results, e);
-    free(data);
-    return rc;
+    return rc ? rc : load_text(out, (char *)data, len, path, NULL, is_results, e);
 }
 
 int cocoeval_load_results(cocoeval_captions_t *out, const char *path, err_t *e)
@@ -168,9 +276,9 @@ int cocoeval_load_annotations(cocoeval_captions_t *out, const char *path, err_t 
 
 void cocoeval_captions_free(cocoeval_captions_t *c)
 {
-    for (size_t i = 0; c->c && i < c->n; i++) free(c->c[i].tokens);
     free(c->c);
-    json_decref(c->root);
+    sb_free(&c->tokens);
+    jscan_free(&c->doc);
     memset(c, 0, sizeof *c);
 }
 
@@ -205,14 +313,14 @@ int cocoeval_match(cocoeval_set_t *set, const cocoeval_captions_t *res, const co
     size_t a = 0, used = 0;
     for (size_t i = 0; i < res->n; i++) {
         const cocoeval_caption_t *r = &res->c[i];
-        if (i && !id_cmp(r->id, res->c[i - 1].id)) {
+        if (i && !id_cmp(r, &res->c[i - 1])) {
             note_problem(&dup, r, &res->c[i - 1]);
             continue;
         }
-        for (; a < ann->n && id_cmp(ann->c[a].id, r->id) < 0; a++)
-            if (!a || id_cmp(ann->c[a].id, ann->c[a - 1].id)) note_problem(&missing, &ann->c[a], NULL);
+        for (; a < ann->n && id_cmp(&ann->c[a], r) < 0; a++)
+            if (!a || id_cmp(&ann->c[a], &ann->c[a - 1])) note_problem(&missing, &ann->c[a], NULL);
         size_t first = a;
-        for (; a < ann->n && !id_cmp(ann->c[a].id, r->id); a++) set->refs[used + a - first] = ann->c[a].tokens;
+        for (; a < ann->n && !id_cmp(&ann->c[a], r); a++) set->refs[used + a - first] = ann->c[a].tokens;
         if (a == first) {
             note_problem(&unknown, r, NULL);
             continue;
@@ -222,21 +330,21 @@ int cocoeval_match(cocoeval_set_t *set, const cocoeval_captions_t *res, const co
         used += a - first;
     }
     for (; a < ann->n; a++)
-        if (!a || id_cmp(ann->c[a].id, ann->c[a - 1].id)) note_problem(&missing, &ann->c[a], NULL);
+        if (!a || id_cmp(&ann->c[a], &ann->c[a - 1])) note_problem(&missing, &ann->c[a], NULL);
     char id[96];
     int rc = 0;
     /* report the earlier of the two results-file problems */
     if (dup.at && (!unknown.at || dup.at->record < unknown.at->record))
         rc = err_set(e, ERR_FORMAT, "%s: entry %zu: image_id %s already has a caption (entry %zu)", res->name,
-                     dup.at->record, id_text(dup.at->id, id, sizeof id), dup.other->record);
+                     dup.at->record, id_text(dup.at, id, sizeof id), dup.other->record);
     else if (unknown.at)
         rc = err_set(e, ERR_FORMAT, "%s: entry %zu: image_id %s is not in the annotations (%s has no caption for it)",
-                     res->name, unknown.at->record, id_text(unknown.at->id, id, sizeof id), ann->name);
+                     res->name, unknown.at->record, id_text(unknown.at, id, sizeof id), ann->name);
     else if (missing.at && !subset)
         rc = err_set(e, ERR_FORMAT,
                      "%s: annotation %zu: image_id %s has no entry in %s (%zu annotated images have none; "
                      "--subset scores only the images of the results, as the COCO toolkit does)",
-                     ann->name, missing.at->record, id_text(missing.at->id, id, sizeof id), res->name, missing.count);
+                     ann->name, missing.at->record, id_text(missing.at, id, sizeof id), res->name, missing.count);
     if (rc) cocoeval_set_free(set);
     return rc;
 }
@@ -358,12 +466,14 @@ json_t *cocoeval_scores_json(const cocoeval_set_t *set, const cocoeval_scores_t 
         json_t *per = json_object();
         bad |= json_object_set_new(o, "per_image", per);
         for (size_t i = 0; i < set->n && !bad; i++) {
-            const json_t *id = set->cand[i]->id;
+            const cocoeval_caption_t *c = set->cand[i];
             char key[64];
             json_t *p = json_object();
-            bad |= !p || json_object_set(p, "image_id", (json_t *)id) || put_scores(p, s, (long)i);
-            if (json_is_integer(id)) snprintf(key, sizeof key, "%lld", (long long)json_integer_value(id));
-            bad |= json_object_set_new(per, json_is_integer(id) ? key : json_string_value(id), p);
+            bad |= !p ||
+                   json_object_set_new(p, "image_id", c->id_str ? json_string(c->id_str) : json_integer(c->id_int)) ||
+                   put_scores(p, s, (long)i);
+            if (!c->id_str) snprintf(key, sizeof key, "%lld", c->id_int);
+            bad |= json_object_set_new(per, c->id_str ? c->id_str : key, p);
         }
     }
     if (bad) {

@@ -30,19 +30,23 @@
 
 #include <jansson.h>
 #include <stdio.h>
+#include "data/jscan.h"
+#include "data/sbuf.h"
 #include "metrics/metric.h"
 
 typedef struct {
-    json_t *id;       /* the image_id as written (borrowed from the file's JSON) */
-    const char *text; /* the caption as written (borrowed) */
-    char *tokens;     /* PTB-tokenized, owned */
-    size_t record;    /* index in the file's list */
+    const char *id_str; /* the image_id when it is a string (borrowed from the file's text), else NULL */
+    long long id_int;   /* the image_id when it is an integer */
+    const char *text;   /* the caption as written (borrowed) */
+    const char *tokens; /* PTB-tokenized (in the captions' tokens) */
+    size_t record;      /* index in the file's list */
 } cocoeval_caption_t;
 
 typedef struct {
-    char name[512];         /* the path, for messages */
-    json_t *root;           /* the whole file, owned */
-    cocoeval_caption_t *c;  /* sorted by image id, then record */
+    char name[512];        /* the path, for messages */
+    jscan_t doc;           /* the whole file, owned */
+    sbuf_t tokens;         /* every caption's tokens, each ending with a NUL */
+    cocoeval_caption_t *c; /* sorted by image id, then record */
     size_t n;
 } cocoeval_captions_t;
 

@@ -1,33 +1,10 @@
 #include "text/ptb.h"
 
+#include "data/sbuf.h"
+
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
-
-typedef struct {
-    char *s;
-    size_t n, cap;
-    int oom;
-} ptb_buf_t;
-
-static void buf_put(ptb_buf_t *b, const char *p, size_t len)
-{
-    if (b->oom) return;
-    if (b->n + len + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->n + len + 1) cap *= 2;
-        char *s = realloc(b->s, cap);
-        if (!s) {
-            b->oom = 1;
-            return;
-        }
-        b->s = s;
-        b->cap = cap;
-    }
-    memcpy(b->s + b->n, p, len);
-    b->n += len;
-    b->s[b->n] = 0;
-}
 
 /* The toolkit's filter, applied to the lower-cased tokens (its upper-case
  * entries can no longer match). */
@@ -40,16 +17,21 @@ static int dropped(const char *t, size_t len)
     return 0;
 }
 
-/* Emit one token: lower-cased, / and * escaped, unless the filter drops it. */
-static void emit(ptb_buf_t *b, const char *t, size_t len)
+/* Emit one token: lower-cased, / and * escaped, unless the filter drops
+ * it; separated from the tokens emitted since start. */
+static void emit(sbuf_t *b, size_t start, const char *t, size_t len)
 {
     if (!len || dropped(t, len)) return;
-    if (b->n) buf_put(b, " ", 1);
+    size_t escapes = 0;
+    for (size_t i = 0; i < len; i++) escapes += t[i] == '/' || t[i] == '*';
+    int sep = b->len > start;
+    char *o = sb_extend(b, (size_t)sep + len + escapes);
+    if (!o) return;
+    if (sep) *o++ = ' ';
     for (size_t i = 0; i < len; i++) {
         char c = t[i];
-        if (c == '/' || c == '*') buf_put(b, "\\", 1);
-        c = (char)tolower((unsigned char)c);
-        buf_put(b, &c, 1);
+        if (c == '/' || c == '*') *o++ = '\\';
+        *o++ = (char)tolower((unsigned char)c);
     }
 }
 
@@ -123,24 +105,24 @@ static size_t word_end(const char *s, size_t len, size_t i)
     return j;
 }
 
-int ptb_tokenize(const char *text, size_t len, char **out, err_t *e)
+int ptb_tokenize(const char *text, size_t len, sbuf_t *out, err_t *e)
 {
-    ptb_buf_t b = {0};
-    buf_put(&b, "", 0);
+    size_t start = out->len;
+    sb_append(out, "", 0); /* a buffer even when nothing is emitted */
     size_t i = 0;
-    while (i < len && !b.oom) {
+    while (i < len && !out->failed) {
         unsigned char c = (unsigned char)text[i];
         size_t k;
         if (isspace(c) || iscntrl(c)) {
             /* PTB drops control characters it cannot tokenize; NUL among them */
             i++;
         } else if ((k = clitic(text, len, i))) {
-            emit(&b, text + i, k);
+            emit(out, start, text + i, k);
             i += k;
         } else if (word_char(text, len, i)) {
             size_t j = word_end(text, len, i);
             if (j < len && text[j] == '.' && !(j + 1 < len && text[j + 1] == '.') && abbreviation(text + i, j - i)) j++;
-            emit(&b, text + i, j - i);
+            emit(out, start, text + i, j - i);
             i = j;
         } else if (c == '"' || c == '`') {
             /* quotes become `` or '' and the filter drops both */
@@ -151,18 +133,13 @@ int ptb_tokenize(const char *text, size_t len, char **out, err_t *e)
         } else if (c && strchr("()[]{}", c)) {
             static const char *const esc[] = {"-LRB-", "-RRB-", "-LSB-", "-RSB-", "-LCB-", "-RCB-"};
             const char *t = esc[strchr("()[]{}", c) - "()[]{}"];
-            emit(&b, t, strlen(t));
+            emit(out, start, t, strlen(t));
             i++;
         } else {
-            emit(&b, text + i, 1);
+            emit(out, start, text + i, 1);
             i++;
         }
     }
-    if (b.oom) {
-        free(b.s);
-        *out = NULL;
-        return err_set(e, ERR_NOMEM, "out of memory tokenizing a %zu-byte caption", len);
-    }
-    *out = b.s;
+    if (out->failed) return err_set(e, ERR_NOMEM, "out of memory tokenizing a %zu-byte caption", len);
     return 0;
 }

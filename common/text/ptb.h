@@ -16,9 +16,11 @@
 
 #include <stddef.h>
 #include "core/log.h"
+#include "data/sbuf.h"
 
-/* Tokenized caption in *out (malloc'd, NUL-terminated): tokens joined by
- * single spaces, "" when nothing is left. */
-int ptb_tokenize(const char *text, size_t len, char **out, err_t *e);
+/* The tokenized caption appended to *out (NUL-terminated there, as sbuf
+ * keeps it): tokens joined by single spaces, nothing when none is left.
+ * Many captions share one buffer; out->failed (ERR_NOMEM) is an error. */
+int ptb_tokenize(const char *text, size_t len, sbuf_t *out, err_t *e);
 
 #endif

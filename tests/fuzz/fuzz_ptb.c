@@ -19,9 +19,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     text[size] = 0;
     char *sep = memchr(text, 1, size);
     size_t cand_len = sep ? (size_t)(sep - text) : size;
-    char *cand = NULL, *ref = NULL;
-    if (ptb_tokenize(text, cand_len, &cand, &e) != 0) abort();
-    if (ptb_tokenize(sep ? sep + 1 : text, sep ? size - cand_len - 1 : size, &ref, &e) != 0) abort();
+    sbuf_t cand_buf = {0}, ref_buf = {0};
+    if (ptb_tokenize(text, cand_len, &cand_buf, &e) != 0) abort();
+    if (ptb_tokenize(sep ? sep + 1 : text, sep ? size - cand_len - 1 : size, &ref_buf, &e) != 0) abort();
+    const char *cand = cand_buf.data, *ref = ref_buf.data;
     size_t n = strlen(cand);
     if (n && (cand[0] == ' ' || cand[n - 1] == ' ' || strstr(cand, "  "))) abort();
     const char *refs[1] = {ref};
@@ -35,8 +36,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (int k = 0; k < 4; k++)
         if (!(bleu[k] >= 0 && bleu[k] <= 1 + 1e-9)) abort();
     if (!(rouge >= 0 && rouge <= 1 + 1e-9) || cider != 0) abort();
-    free(cand);
-    free(ref);
+    sb_free(&cand_buf);
+    sb_free(&ref_buf);
     free(text);
     return 0;
 }

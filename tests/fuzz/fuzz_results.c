@@ -2,10 +2,10 @@
  * arbitrary bytes. The input split at its first NUL byte is a results file
  * and an annotation file (without a NUL, the same bytes are tried as
  * both). Each either loads or fails with a message naming the file; loaded
- * captions are sorted by image id and tokenized; a pair that matches (with
- * and without --subset) scores BLEU and ROUGE-L in [0, 1] and CIDEr-D in
- * [0, 10 * ...] (non-negative, finite), with a per-image JSON object for
- * every image. Java scorers are never run. */
+ * captions are sorted by image id (one type per file) and tokenized; a
+ * pair that matches (with and without --subset) scores BLEU and ROUGE-L in
+ * [0, 1] and CIDEr-D in [0, 10 * ...] (non-negative, finite), with a
+ * per-image JSON object for every image. Java scorers are never run. */
 #include "metrics/cocoeval.h"
 
 #include <math.h>
@@ -15,8 +15,12 @@
 static void check_loaded(const cocoeval_captions_t *c)
 {
     for (size_t i = 0; i < c->n; i++) {
-        if (!c->c[i].tokens || !c->c[i].text || !(json_is_integer(c->c[i].id) || json_is_string(c->c[i].id))) abort();
-        if (i && c->c[i - 1].record == c->c[i].record) abort();
+        const cocoeval_caption_t *x = &c->c[i], *p = i ? &c->c[i - 1] : NULL;
+        if (!x->tokens || !x->text) abort();
+        if (!p) continue;
+        if (p->record == x->record) abort();
+        /* sorted by image id, all of one type */
+        if (!p->id_str != !x->id_str || (x->id_str ? strcmp(p->id_str, x->id_str) > 0 : p->id_int > x->id_int)) abort();
     }
 }
 

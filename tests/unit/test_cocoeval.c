@@ -57,7 +57,7 @@ static void load_fails(const char *text, int is_results, const char *want)
     err_t e = {0};
     int rc = cocoeval_load_buffer(&c, text, strlen(text), "f.json", is_results, &e);
     CHECK_MSG(rc == ERR_FORMAT && strstr(e.msg, want), "%s: got '%s', want '%s'", text, e.msg, want);
-    CHECK(c.n == 0 && c.root == NULL);
+    CHECK(c.n == 0 && c.c == NULL && c.doc.buf == NULL);
 }
 
 static void test_load_errors(void)
