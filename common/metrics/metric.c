@@ -1,10 +1,33 @@
 #include "metrics/metric.h"
 
-#include "core/fsutil.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+
+/* splitmix64's finalizer */
+static uint64_t key_hash(uint64_t k)
+{
+    k ^= k >> 30;
+    k *= 0xBF58476D1CE4E5B9ull;
+    k ^= k >> 27;
+    k *= 0x94D049BB133111EBull;
+    return k ^ (k >> 31);
+}
+
+/* Words are a few bytes: mixed 8 at a time, inline, where hash64 is a
+ * library call per word. */
+static uint64_t word_hash(const char *p, size_t len)
+{
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ len, x;
+    for (; len >= 8; p += 8, len -= 8) {
+        memcpy(&x, p, 8);
+        h = key_hash(h ^ x);
+    }
+    x = 0;
+    for (size_t i = 0; i < len; i++) x |= (uint64_t)(unsigned char)p[i] << 8 * i;
+    return key_hash(h ^ x);
+}
 
 static int words_push(metric_words_t *out, const char *p, size_t len, err_t *e)
 {
@@ -15,7 +38,7 @@ static int words_push(metric_words_t *out, const char *p, size_t len, err_t *e)
         out->w = w;
         out->cap = cap;
     }
-    out->w[out->n++] = (metric_word_t){p, (uint32_t)len, hash64(p, len)};
+    out->w[out->n++] = (metric_word_t){p, (uint32_t)len, word_hash(p, len)};
     return 0;
 }
 
@@ -110,14 +133,12 @@ int metric_vocab_id(metric_vocab_t *v, const metric_word_t *w, uint32_t *id, err
 
 /* ---- n-gram numbers ---- */
 
-/* An n-gram is (number of its first n-1 words' n-gram, last word), or
- * (GRAM_NONE, word) for a unigram: one 64-bit key whatever n is. The table
- * holds 8 bytes a slot, the n-gram's number + 1 (0: empty) and 32 bits of
- * its key's hash, and the keys live densely in key[index]: a look-up that
- * finds its n-gram reads a key created moments ago (same image) or a
- * frequent one, both in the cache. */
-#define GRAM_NONE 0xFFFFFFFFu
-
+/* A unigram's number is found by its word's number (uni[word], + 1; 0:
+ * none yet). A longer n-gram is (number of its first n-1 words' n-gram,
+ * last word): a 64-bit key. The table holds 8 bytes a slot, the n-gram's
+ * number + 1 (0: empty) and 32 bits of its key's hash, and the keys live
+ * densely in key[index]: a look-up that finds its n-gram often reads a key
+ * created moments ago (same image) or a frequent one. */
 typedef struct {
     uint32_t gram1, fp;
 } gram_slot_t;
@@ -126,16 +147,31 @@ typedef struct {
     gram_slot_t *slot;
     uint64_t *key;
     size_t cap, count, bytes;
+    uint32_t *uni;
+    size_t n_uni;
 } gram_table_t;
 
-/* splitmix64's finalizer */
-static uint64_t key_hash(uint64_t k)
+/* Room in uni for word numbers < words. */
+static int uni_reserve(gram_table_t *t, size_t words, err_t *e)
 {
-    k ^= k >> 30;
-    k *= 0xBF58476D1CE4E5B9ull;
-    k ^= k >> 27;
-    k *= 0x94D049BB133111EBull;
-    return k ^ (k >> 31);
+    if (words <= t->n_uni) return 0;
+    size_t n = t->n_uni ? t->n_uni : 1024;
+    while (n < words) n *= 2;
+    uint32_t *u = realloc(t->uni, n * sizeof *u);
+    if (!u) return err_set(e, ERR_NOMEM, "out of memory for %zu distinct words", words);
+    memset(u + t->n_uni, 0, (n - t->n_uni) * sizeof *u);
+    t->uni = u;
+    t->n_uni = n;
+    return 0;
+}
+
+/* A new n-gram's number + 1. */
+static int gram_new(gram_table_t *t, size_t k, uint64_t key, uint32_t *gram1, err_t *e)
+{
+    if (t->count > METRIC_GRAM_INDEX(UINT32_MAX) - 1) return err_set(e, ERR_LIMIT, "more than 2^30 distinct n-grams");
+    t->key[t->count] = key;
+    *gram1 = ((uint32_t)(k - 1) << 30 | (uint32_t)t->count++) + 1;
+    return 0;
 }
 
 /* Zeroed slots straight from the kernel (no second pass to clear them), on
@@ -163,15 +199,15 @@ static gram_slot_t *gram_probe(const gram_table_t *t, uint64_t key, uint64_t h)
 /* Room for `more` new n-grams at a load of at most 1/2. */
 static int gram_reserve(gram_table_t *t, size_t more, err_t *e)
 {
-    if (2 * (t->count + more) <= t->cap) return 0;
+    if (4 * (t->count + more) <= 3 * t->cap) return 0;
     size_t cap = t->cap ? t->cap : (size_t)1 << 12, bytes;
-    while (cap < 2 * (t->count + more)) cap *= 2;
+    while (3 * cap < 4 * (t->count + more)) cap *= 2;
     gram_slot_t *slot = map_slots(cap, &bytes);
-    uint64_t *key = realloc(t->key, cap / 2 * sizeof *key);
+    uint64_t *key = realloc(t->key, cap / 4 * 3 * sizeof *key);
     if (key) t->key = key;
     if (!slot || !key) {
         if (slot) munmap(slot, bytes);
-        return err_set(e, ERR_NOMEM, "out of memory for %zu n-grams", cap / 2);
+        return err_set(e, ERR_NOMEM, "out of memory for %zu n-grams", cap / 4 * 3);
     }
     gram_table_t old = *t;
     t->slot = slot;
@@ -186,31 +222,49 @@ static int gram_reserve(gram_table_t *t, size_t more, err_t *e)
     return 0;
 }
 
-/* Caption c's n-grams (of its words ids[0..len)) into g->gram. The
- * look-ups of one n are independent: their slots are prefetched together
- * so that the memory waits of a table larger than the caches overlap. */
-static int grams_of_caption(metric_grams_t *g, size_t c, gram_table_t *t, const uint32_t *ids, uint32_t *prev,
-                            uint64_t *hash, err_t *e)
+/* The n-grams of image i's captions (their words ids[], caption after
+ * caption) into g->gram, n by n over all of them: the look-ups of one n
+ * are independent, so their slots are prefetched together, then the keys
+ * of the slots that look like hits, and the memory waits of a table
+ * larger than the caches overlap (a caption alone has too few). */
+static int grams_of_image(metric_grams_t *g, size_t i, gram_table_t *t, const uint32_t *ids, uint32_t *prev,
+                          uint64_t *hash, err_t *e)
 {
-    size_t len = g->len[c];
-    uint32_t *out = g->gram + g->start[c];
-    int rc = gram_reserve(t, METRIC_MAX_N * len, e);
-    for (size_t k = 1; k <= METRIC_MAX_N && k <= len && !rc; k++) {
-        size_t m = len - k + 1;
-        for (size_t p = 0; p < m; p++) {
-            hash[p] = key_hash((uint64_t)(k == 1 ? GRAM_NONE : prev[p]) << 32 | ids[p + k - 1]);
-            __builtin_prefetch(&t->slot[(size_t)hash[p] & (t->cap - 1)]);
-        }
-        for (size_t p = 0; p < m; p++) {
-            uint64_t key = (uint64_t)(k == 1 ? GRAM_NONE : prev[p]) << 32 | ids[p + k - 1];
-            gram_slot_t *s = gram_probe(t, key, hash[p]);
-            if (!s->gram1) {
-                if (t->count > METRIC_GRAM_INDEX(UINT32_MAX) - 1)
-                    return err_set(e, ERR_LIMIT, "more than 2^30 distinct n-grams");
-                t->key[t->count] = key;
-                *s = (gram_slot_t){((uint32_t)(k - 1) << 30 | (uint32_t)t->count++) + 1, (uint32_t)(hash[p] >> 32)};
+    size_t c0 = g->first[i], c1 = g->first[i + 1], words = 0;
+    for (size_t c = c0; c < c1; c++) words += g->len[c];
+    int rc = gram_reserve(t, METRIC_MAX_N * words, e);
+    for (size_t q = 0; q < words && !rc; q++) {
+        uint32_t *u = &t->uni[ids[q]];
+        if (!*u) rc = gram_new(t, 1, ids[q], u, e);
+        prev[q] = *u - 1;
+    }
+    for (size_t c = c0, q = 0; c < c1 && !rc; q += g->len[c++])
+        memcpy(g->gram + g->start[c], prev + q, g->len[c] * sizeof *prev);
+    for (size_t k = 2; k <= METRIC_MAX_N && !rc; k++) {
+        size_t q = 0;
+        for (size_t c = c0; c < c1; q += g->len[c++])
+            for (size_t p = 0; p + k <= g->len[c]; p++) {
+                hash[q + p] = key_hash((uint64_t)prev[q + p] << 32 | ids[q + p + k - 1]);
+                __builtin_prefetch(&t->slot[(size_t)hash[q + p] & (t->cap - 1)]);
             }
-            prev[p] = *out++ = s->gram1 - 1;
+        q = 0;
+        for (size_t c = c0; c < c1; q += g->len[c++])
+            for (size_t p = 0; p + k <= g->len[c]; p++) {
+                const gram_slot_t *s = &t->slot[(size_t)hash[q + p] & (t->cap - 1)];
+                if (s->gram1 && s->fp == (uint32_t)(hash[q + p] >> 32))
+                    __builtin_prefetch(&t->key[METRIC_GRAM_INDEX(s->gram1 - 1)]);
+            }
+        q = 0;
+        for (size_t c = c0; c < c1 && !rc; q += g->len[c++]) {
+            size_t len = g->len[c];
+            /* after the caption's 1..k-1-grams */
+            uint32_t *out = g->gram + g->start[c] + (k - 1) * len - (k - 1) * (k - 2) / 2;
+            for (size_t p = 0; p + k <= len && !rc; p++) {
+                uint64_t key = (uint64_t)prev[q + p] << 32 | ids[q + p + k - 1];
+                gram_slot_t *s = gram_probe(t, key, hash[q + p]);
+                if (!s->gram1 && !(rc = gram_new(t, k, key, &s->gram1, e))) s->fp = (uint32_t)(hash[q + p] >> 32);
+                prev[q + p] = out[p] = s->gram1 - 1;
+            }
         }
     }
     return rc;
@@ -253,17 +307,19 @@ int metric_grams_build(metric_grams_t *g, const metric_item_t *items, size_t n, 
     g->start = malloc((caps + 1) * sizeof *g->start);
     g->len = malloc((caps ? caps : 1) * sizeof *g->len);
     int rc = g->first && g->start && g->len ? 0 : err_set(e, ERR_NOMEM, "out of memory for %zu captions", caps);
-    size_t longest = 0, c = 0;
+    size_t longest = 0, c = 0; /* longest: the most words of an image */
     for (size_t i = 0; i < n && !rc; i++) {
         g->first[i] = c;
+        size_t words = 0;
         for (size_t r = 0; r <= items[i].n_refs; r++, c++) {
             size_t len = count_words(r ? items[i].refs[r - 1] : items[i].cand), grams = 0;
             if (len >= UINT32_MAX) rc = err_set(e, ERR_LIMIT, "image %zu: a caption of %zu words", i, len);
             for (size_t k = 1; k <= METRIC_MAX_N && k <= len; k++) grams += len - k + 1;
             g->len[c] = (uint32_t)len;
             g->start[c + 1] = (c ? g->start[c] : 0) + grams;
-            if (len > longest) longest = len;
+            words += len;
         }
+        if (words > longest) longest = words;
     }
     if (rc) {
         metric_grams_free(g);
@@ -280,16 +336,20 @@ int metric_grams_build(metric_grams_t *g, const metric_item_t *items, size_t n, 
     uint64_t *hash = malloc((longest + 1) * sizeof *hash);
     if (!g->gram || !ids || !prev || !hash) rc = err_set(e, ERR_NOMEM, "out of memory for %zu n-grams", g->start[caps]);
     if (!rc) rc = gram_reserve(&t, g->start[caps] / 2, e);
-    for (size_t i = 0, c = 0; i < n && !rc; i++)
-        for (size_t r = 0; r <= items[i].n_refs && !rc; r++, c++) {
+    for (size_t i = 0; i < n && !rc; i++) {
+        size_t q = 0;
+        for (size_t r = 0; r <= items[i].n_refs && !rc; r++) {
             rc = metric_split(r ? items[i].refs[r - 1] : items[i].cand, &w, e);
-            for (size_t k = 0; k < w.n && !rc; k++) rc = metric_vocab_id(&vocab, &w.w[k], &ids[k], e);
-            if (!rc) rc = grams_of_caption(g, c, &t, ids, prev, hash, e);
+            for (size_t k = 0; k < w.n && !rc; k++) rc = metric_vocab_id(&vocab, &w.w[k], &ids[q++], e);
         }
+        if (!rc) rc = uni_reserve(&t, vocab.count, e);
+        if (!rc) rc = grams_of_image(g, i, &t, ids, prev, hash, e);
+    }
     g->n_distinct = t.count;
     free(ids), free(prev), free(hash);
     if (t.slot) munmap(t.slot, t.bytes);
     free(t.key);
+    free(t.uni);
     free(w.w);
     metric_vocab_free(&vocab);
     if (rc) metric_grams_free(g);
