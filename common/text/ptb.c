@@ -2,7 +2,6 @@
 
 #include "data/sbuf.h"
 
-#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,11 +16,18 @@ static int dropped(const char *t, size_t len)
     return 0;
 }
 
+/* Character classes of the C locale, inline: the tokenizer asks several
+ * per byte, and <ctype.h> answers each through a table look-up call. */
+static int is_alpha(unsigned char c) { return (unsigned)((c | 32) - 'a') < 26; }
+static int is_digit(unsigned char c) { return (unsigned)(c - '0') < 10; }
+static char lower(unsigned char c) { return (char)((unsigned)(c - 'A') < 26 ? c + 32 : c); }
+
 /* Emit one token: lower-cased, / and * escaped, unless the filter drops
  * it; separated from the tokens emitted since start. */
 static void emit(sbuf_t *b, size_t start, const char *t, size_t len)
 {
-    if (!len || dropped(t, len)) return;
+    /* the filter's tokens are all punctuation */
+    if (!len || (!is_alpha((unsigned char)t[0]) && !is_digit((unsigned char)t[0]) && dropped(t, len))) return;
     size_t escapes = 0;
     for (size_t i = 0; i < len; i++) escapes += t[i] == '/' || t[i] == '*';
     int sep = b->len > start;
@@ -31,13 +37,14 @@ static void emit(sbuf_t *b, size_t start, const char *t, size_t len)
     for (size_t i = 0; i < len; i++) {
         char c = t[i];
         if (c == '/' || c == '*') *o++ = '\\';
-        *o++ = (char)tolower((unsigned char)c);
+        *o++ = lower((unsigned char)c);
     }
 }
 
 static int word_char(const char *s, size_t len, size_t i)
 {
-    return i < len && (isalnum((unsigned char)s[i]) || (unsigned char)s[i] >= 0x80);
+    unsigned char c = i < len ? (unsigned char)s[i] : 0;
+    return is_alpha(c) || is_digit(c) || c >= 0x80;
 }
 
 static int lower_is(const char *s, size_t len, size_t i, const char *lit)
@@ -45,7 +52,7 @@ static int lower_is(const char *s, size_t len, size_t i, const char *lit)
     size_t k = strlen(lit);
     if (i + k > len) return 0;
     for (size_t j = 0; j < k; j++)
-        if (tolower((unsigned char)s[i + j]) != lit[j]) return 0;
+        if (lower((unsigned char)s[i + j]) != lit[j]) return 0;
     return 1;
 }
 
@@ -55,7 +62,7 @@ static size_t clitic(const char *s, size_t len, size_t i)
 {
     static const char *const forms[] = {"n't", "'ll", "'re", "'ve", "'s", "'m", "'d"};
     /* every form starts with n or ': most positions are rejected here */
-    if (i >= len || (s[i] != '\'' && tolower((unsigned char)s[i]) != 'n')) return 0;
+    if (i >= len || (s[i] != '\'' && lower((unsigned char)s[i]) != 'n')) return 0;
     for (size_t f = 0; f < sizeof forms / sizeof forms[0]; f++) {
         size_t k = strlen(forms[f]);
         if (lower_is(s, len, i, forms[f]) && !word_char(s, len, i + k)) return k;
@@ -70,9 +77,9 @@ static int abbreviation(const char *w, size_t len)
     static const char *const known[] = {"mr", "mrs", "ms", "dr", "st", "jr", "sr", "vs", "etc", "inc", "co",
                                         "ltd", "mt", "ft", "no", "prof", "gen", "rev", "jan", "feb", "aug",
                                         "sept", "oct", "nov", "dec"};
-    if (len == 1) return isupper((unsigned char)w[0]);
+    if (len == 1) return (unsigned)((unsigned char)w[0] - 'A') < 26;
     int dotted = len >= 3;
-    for (size_t i = 0; i < len && dotted; i++) dotted = (i % 2 == 0) ? isalpha((unsigned char)w[i]) : w[i] == '.';
+    for (size_t i = 0; i < len && dotted; i++) dotted = (i % 2 == 0) ? is_alpha((unsigned char)w[i]) : w[i] == '.';
     if (dotted && len % 2 == 1) return 1;
     for (size_t k = 0; k < sizeof known / sizeof known[0]; k++)
         if (strlen(known[k]) == len && lower_is(w, len, 0, known[k])) return 1;
@@ -91,10 +98,10 @@ static size_t word_end(const char *s, size_t len, size_t i)
         }
         if (word_char(s, len, j)) {
             j++;
-        } else if (s[j] && strchr("-./&", s[j]) && word_char(s, len, j + 1)) {
+        } else if ((s[j] == '-' || s[j] == '.' || s[j] == '/' || s[j] == '&') && word_char(s, len, j + 1)) {
             j++;
-        } else if (s[j] == ',' && j > i && isdigit((unsigned char)s[j - 1]) && j + 1 < len &&
-                   isdigit((unsigned char)s[j + 1])) {
+        } else if (s[j] == ',' && j > i && is_digit((unsigned char)s[j - 1]) && j + 1 < len &&
+                   is_digit((unsigned char)s[j + 1])) {
             j++;
         } else if (s[j] == '\'' && word_char(s, len, j + 1) && !clitic(s, len, j)) {
             j++;
@@ -113,7 +120,7 @@ int ptb_tokenize(const char *text, size_t len, sbuf_t *out, err_t *e)
     while (i < len && !out->failed) {
         unsigned char c = (unsigned char)text[i];
         size_t k;
-        if (isspace(c) || iscntrl(c)) {
+        if (c <= ' ' || c == 0x7f) { /* isspace or iscntrl */
             /* PTB drops control characters it cannot tokenize; NUL among them */
             i++;
         } else if ((k = clitic(text, len, i))) {
