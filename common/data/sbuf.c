@@ -13,8 +13,13 @@ void sb_free(sbuf_t *sb)
 
 void sb_reset(sbuf_t *sb)
 {
-    sb->len = 0;
-    if (sb->data) sb->data[0] = 0;
+    sb_truncate(sb, 0);
+}
+
+void sb_truncate(sbuf_t *sb, size_t len)
+{
+    sb->len = len;
+    if (sb->data) sb->data[len] = 0;
 }
 
 static int sb_reserve(sbuf_t *sb, size_t extra)

@@ -18,6 +18,7 @@ typedef struct sbuf_t {
 
 void sb_free(sbuf_t *sb);
 void sb_reset(sbuf_t *sb); /* len = 0, keeps the memory */
+void sb_truncate(sbuf_t *sb, size_t len); /* len <= sb->len; keeps the memory */
 void sb_append(sbuf_t *sb, const void *p, size_t n);
 /* n more bytes for the caller to write (len grows by n): where they go,
  * NULL when failed. */

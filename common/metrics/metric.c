@@ -75,11 +75,6 @@ int metric_split_space(const char *s, metric_words_t *out, err_t *e)
     }
 }
 
-int metric_word_eq(const metric_word_t *a, const metric_word_t *b)
-{
-    return a->h == b->h && a->len == b->len && !memcmp(a->p, b->p, a->len);
-}
-
 void metric_vocab_init(metric_vocab_t *v)
 {
     memset(v, 0, sizeof *v);
@@ -365,11 +360,6 @@ void metric_tf_free(metric_tf_t *t)
     memset(t, 0, sizeof *t);
 }
 
-static size_t tf_home(const metric_tf_t *t, uint32_t gram)
-{
-    return (size_t)((gram * 0x9E3779B1u) >> (32 - t->bits));
-}
-
 int metric_tf_fill(metric_tf_t *t, const uint32_t *grams, size_t n, err_t *e)
 {
     if (2 * n > t->cap || !t->slot) {
@@ -392,7 +382,7 @@ int metric_tf_fill(metric_tf_t *t, const uint32_t *grams, size_t n, err_t *e)
     }
     t->n_distinct = 0;
     for (size_t i = 0; i < n; i++) {
-        size_t s = tf_home(t, grams[i]);
+        size_t s = metric_tf_home(t, grams[i]);
         while (t->slot[s].stamp == t->stamp && t->slot[s].gram != grams[i]) s = (s + 1) & (t->cap - 1);
         metric_tf_slot_t *x = &t->slot[s];
         if (x->stamp != t->stamp) {
@@ -402,14 +392,4 @@ int metric_tf_fill(metric_tf_t *t, const uint32_t *grams, size_t n, err_t *e)
         x->count++;
     }
     return 0;
-}
-
-metric_tf_slot_t *metric_tf_find(const metric_tf_t *t, uint32_t gram)
-{
-    if (!t->slot) return NULL;
-    for (size_t s = tf_home(t, gram);; s = (s + 1) & (t->cap - 1)) {
-        metric_tf_slot_t *x = &t->slot[s];
-        if (x->stamp != t->stamp) return NULL;
-        if (x->gram == gram) return x;
-    }
 }

@@ -44,7 +44,15 @@ typedef struct {
 int metric_split(const char *s, metric_words_t *out, err_t *e);
 /* Python's s.split(" ") into *out. */
 int metric_split_space(const char *s, metric_words_t *out, err_t *e);
-int metric_word_eq(const metric_word_t *a, const metric_word_t *b);
+/* Inline: ROUGE-L's LCS asks for every pair of words. Words are short, so
+ * a byte loop beats a memcmp call. */
+static inline int metric_word_eq(const metric_word_t *a, const metric_word_t *b)
+{
+    if (a->h != b->h || a->len != b->len) return 0;
+    for (uint32_t i = 0; i < a->len; i++)
+        if (a->p[i] != b->p[i]) return 0;
+    return 1;
+}
 
 typedef struct {
     metric_word_t *slot; /* p == NULL marks a free slot */
@@ -96,8 +104,22 @@ typedef struct {
 } metric_tf_t;
 
 int metric_tf_fill(metric_tf_t *t, const uint32_t *grams, size_t n, err_t *e);
-/* The slot of gram in the current fill, or NULL. */
-metric_tf_slot_t *metric_tf_find(const metric_tf_t *t, uint32_t gram);
+static inline size_t metric_tf_home(const metric_tf_t *t, uint32_t gram)
+{
+    return (size_t)((gram * 0x9E3779B1u) >> (32 - t->bits));
+}
+
+/* The slot of gram in the current fill, or NULL. Inline: BLEU and CIDEr-D
+ * look up every distinct n-gram of every reference. */
+static inline metric_tf_slot_t *metric_tf_find(const metric_tf_t *t, uint32_t gram)
+{
+    if (!t->slot) return NULL;
+    for (size_t s = metric_tf_home(t, gram);; s = (s + 1) & (t->cap - 1)) {
+        metric_tf_slot_t *x = &t->slot[s];
+        if (x->stamp != t->stamp) return NULL;
+        if (x->gram == gram) return x;
+    }
+}
 void metric_tf_free(metric_tf_t *t);
 
 #endif

@@ -28,10 +28,9 @@ static void emit(sbuf_t *b, size_t start, const char *t, size_t len)
 {
     /* the filter's tokens are all punctuation */
     if (!len || (!is_alpha((unsigned char)t[0]) && !is_digit((unsigned char)t[0]) && dropped(t, len))) return;
-    size_t escapes = 0;
-    for (size_t i = 0; i < len; i++) escapes += t[i] == '/' || t[i] == '*';
+    /* room for every byte escaped, the rest given back: one pass */
     int sep = b->len > start;
-    char *o = sb_extend(b, (size_t)sep + len + escapes);
+    char *o = sb_extend(b, (size_t)sep + 2 * len);
     if (!o) return;
     if (sep) *o++ = ' ';
     for (size_t i = 0; i < len; i++) {
@@ -39,6 +38,7 @@ static void emit(sbuf_t *b, size_t start, const char *t, size_t len)
         if (c == '/' || c == '*') *o++ = '\\';
         *o++ = lower((unsigned char)c);
     }
+    sb_truncate(b, (size_t)(o - b->data));
 }
 
 static int word_char(const char *s, size_t len, size_t i)
@@ -93,10 +93,13 @@ static size_t word_end(const char *s, size_t len, size_t i)
 {
     size_t j = i;
     while (j < len) {
-        if (s[j] == 'n' || s[j] == 'N') {
-            if (j > i && clitic(s, len, j) == 3) return j;
-        }
-        if (word_char(s, len, j)) {
+        /* a run of ASCII letters and digits in one go: "n't" needs the
+         * byte after its n to be ', so only the run's last byte can start it */
+        size_t run = j;
+        while (j < len && (is_alpha((unsigned char)s[j]) || is_digit((unsigned char)s[j]))) j++;
+        if (j > run && j - 1 > i && (s[j - 1] == 'n' || s[j - 1] == 'N') && clitic(s, len, j - 1) == 3) return j - 1;
+        if (j == len) break;
+        if ((unsigned char)s[j] >= 0x80) {
             j++;
         } else if ((s[j] == '-' || s[j] == '.' || s[j] == '/' || s[j] == '&') && word_char(s, len, j + 1)) {
             j++;
