@@ -114,7 +114,19 @@ static int js_string(jscan_state *s, uint32_t *idx)
     if (rc) return rc;
     char *b = s->b;
     for (;;) {
-        /* the common run: plain printable ASCII copied (or left) as is */
+        /* the common run: plain printable ASCII copied (or left) as is;
+         * while nothing has been unescaped (w == r), 8 bytes at a time:
+         * a word holding a '"', '\\', < 0x20 or >= 0x80 byte always stops
+         * (the classic has-a-byte tests) and the byte loop finds it */
+        if (w == r) {
+            const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+            for (uint64_t x; r + 8 <= s->n; r += 8) {
+                memcpy(&x, b + r, 8);
+                uint64_t q = x ^ (ones * '"'), bs = x ^ (ones * '\\');
+                if ((x | ((x - ones * 0x20) & ~x) | ((q - ones) & ~q) | ((bs - ones) & ~bs)) & highs) break;
+            }
+            w = r;
+        }
         while (r < s->n) {
             unsigned char c = (unsigned char)b[r];
             if (c == '"' || c == '\\' || c < 0x20 || c >= 0x80) break;

@@ -4,7 +4,25 @@
 
 #define ROUGE_BETA 1.2
 
-/* LCS length with one row of the DP table. */
+/* LCS length of a candidate c of at most 64 words and a reference r,
+ * bit-parallel (Hyyro, "Bit-parallel LCS-length computation revisited",
+ * 2004): a zero bit j of v marks where the LCS so far grew at candidate
+ * word j; each reference word costs one match mask and a few word
+ * operations instead of a row of the DP table. */
+static size_t lcs_bits(const metric_words_t *c, const metric_words_t *r)
+{
+    uint64_t v = ~0ull;
+    for (size_t i = 0; i < r->n; i++) {
+        uint64_t match = 0;
+        for (size_t j = 0; j < c->n; j++) match |= (uint64_t)metric_word_eq(&c->w[j], &r->w[i]) << j;
+        uint64_t u = v & match;
+        v = (v + u) | (v - u);
+    }
+    uint64_t used = c->n == 64 ? ~0ull : (1ull << c->n) - 1;
+    return c->n - (size_t)__builtin_popcountll(v & used);
+}
+
+/* LCS length with one row of the DP table: for longer candidates. */
 static size_t lcs(const metric_words_t *a, const metric_words_t *b, size_t *row)
 {
     for (size_t j = 0; j <= b->n; j++) row[j] = 0;
@@ -35,7 +53,7 @@ int rouge_l_score(const metric_item_t *items, size_t n, double *mean, double *pe
         double pmax = 0, rmax = 0;
         for (size_t r = 0; r < it->n_refs && !rc; r++) {
             if ((rc = metric_split_space(it->refs[r], &ref, e))) break;
-            if (cand.n + 1 > row_cap) {
+            if (cand.n > 64 && cand.n + 1 > row_cap) {
                 size_t *p = realloc(row, (cand.n + 1) * sizeof *p);
                 if (!p) {
                     rc = err_set(e, ERR_NOMEM, "out of memory for a %zu-word caption", cand.n);
@@ -44,7 +62,7 @@ int rouge_l_score(const metric_item_t *items, size_t n, double *mean, double *pe
                 row = p;
                 row_cap = cand.n + 1;
             }
-            double l = (double)lcs(&ref, &cand, row);
+            double l = (double)(cand.n <= 64 ? lcs_bits(&cand, &ref) : lcs(&ref, &cand, row));
             double p = l / (double)cand.n, q = l / (double)ref.n;
             if (p > pmax) pmax = p;
             if (q > rmax) rmax = q;

@@ -94,9 +94,56 @@ static void test_no_references_is_an_error(void)
     CHECK(rouge_l_score(&item, 1, &r, NULL, &e) == ERR_ARG);
 }
 
+/* ROUGE-L's F from an LCS of l words, candidate m words, reference n. */
+static double rouge_f(double l, double m, double n)
+{
+    double p = l / m, r = l / n, b2 = 1.2 * 1.2;
+    return l ? (1 + b2) * p * r / (r + b2 * p) : 0.0;
+}
+
+/* "w0 w1 ... w(n-1)" taking every step-th word from first, or backwards. */
+static char *words(size_t first, size_t n, size_t step, int backwards)
+{
+    char *s = calloc(n * 8 + 1, 1);
+    for (size_t k = 0; s && k < n; k++)
+        sprintf(s + strlen(s), "%sw%zu", k ? " " : "", backwards ? first + (n - 1 - k) * step : first + k * step);
+    return s;
+}
+
+/* Candidates of up to 64 words take a bit-parallel LCS, longer ones the DP
+ * table: the LCS lengths here are known (every other word: half; reversed:
+ * one; repeats: the shorter's count), on both sides of 64. */
+static void test_rouge_long_captions(void)
+{
+    for (size_t m = 63; m <= 66; m++) {
+        char *cand = words(0, m, 1, 0), *half = words(0, (m + 1) / 2, 2, 0), *rev = words(0, m, 1, 1);
+        const char *refs1[1] = {half}, *refs2[1] = {rev};
+        metric_item_t items[2] = {{cand, refs1, 1}, {cand, refs2, 1}};
+        double mean, img[2];
+        err_t e = {0};
+        CHECK_OK(rouge_l_score(items, 2, &mean, img, &e), &e);
+        double h = (double)((m + 1) / 2);
+        CHECK_MSG(fabs(img[0] - rouge_f(h, (double)m, h)) < 1e-12, "%zu words, every other: %.17g", m, img[0]);
+        CHECK_MSG(fabs(img[1] - rouge_f(1, (double)m, (double)m)) < 1e-12, "%zu words, reversed: %.17g", m, img[1]);
+        free(cand), free(half), free(rev);
+    }
+    char cand[64 * 2 + 16] = "";
+    for (int k = 0; k < 64; k++) strcat(cand, k ? " a" : "a");
+    const char *refs[1] = {"a b a b a"};
+    metric_item_t item = {cand, refs, 1};
+    double mean;
+    err_t e = {0};
+    CHECK_OK(rouge_l_score(&item, 1, &mean, NULL, &e), &e);
+    CHECK_MSG(fabs(mean - rouge_f(3, 64, 5)) < 1e-12, "64 repeats: %.17g", mean);
+    strcat(cand, " a");
+    CHECK_OK(rouge_l_score(&item, 1, &mean, NULL, &e), &e);
+    CHECK_MSG(fabs(mean - rouge_f(3, 65, 5)) < 1e-12, "65 repeats: %.17g", mean);
+}
+
 int main(void)
 {
     CHECK_RUN(test_toolkit_parity);
     CHECK_RUN(test_no_references_is_an_error);
+    CHECK_RUN(test_rouge_long_captions);
     return check_summary();
 }
