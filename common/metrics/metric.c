@@ -130,17 +130,15 @@ int metric_vocab_id(metric_vocab_t *v, const metric_word_t *w, uint32_t *id, err
 
 /* A unigram's number is found by its word's number (uni[word], + 1; 0:
  * none yet). A longer n-gram is (number of its first n-1 words' n-gram,
- * last word): a 64-bit key. The table holds 8 bytes a slot, the n-gram's
- * number + 1 (0: empty) and 32 bits of its key's hash, and the keys live
- * densely in key[index]: a look-up that finds its n-gram often reads a key
- * created moments ago (same image) or a frequent one. */
+ * last word), the two halves of the key of a slot of 12 bytes that also
+ * holds the n-gram's number + 1 (0: empty): a look-up reads one slot, no
+ * second array, and misses the cache once. */
 typedef struct {
-    uint32_t gram1, fp;
+    uint32_t prev, word, gram1;
 } gram_slot_t;
 
 typedef struct {
     gram_slot_t *slot;
-    uint64_t *key;
     size_t cap, count, bytes;
     uint32_t *uni;
     size_t n_uni;
@@ -161,10 +159,9 @@ static int uni_reserve(gram_table_t *t, size_t words, err_t *e)
 }
 
 /* A new n-gram's number + 1. */
-static int gram_new(gram_table_t *t, size_t k, uint64_t key, uint32_t *gram1, err_t *e)
+static int gram_new(gram_table_t *t, size_t k, uint32_t *gram1, err_t *e)
 {
     if (t->count > METRIC_GRAM_INDEX(UINT32_MAX) - 1) return err_set(e, ERR_LIMIT, "more than 2^30 distinct n-grams");
-    t->key[t->count] = key;
     *gram1 = ((uint32_t)(k - 1) << 30 | (uint32_t)t->count++) + 1;
     return 0;
 }
@@ -182,36 +179,43 @@ static gram_slot_t *map_slots(size_t cap, size_t *bytes)
     return p;
 }
 
-static gram_slot_t *gram_probe(const gram_table_t *t, uint64_t key, uint64_t h)
+static uint64_t gram_hash(uint32_t prev, uint32_t word)
 {
-    uint32_t fp = (uint32_t)(h >> 32);
+    return key_hash((uint64_t)prev << 32 | word);
+}
+
+/* A slot may straddle two cache lines: both are fetched. */
+static void gram_prefetch(const gram_table_t *t, uint64_t h)
+{
+    const gram_slot_t *s = &t->slot[(size_t)h & (t->cap - 1)];
+    __builtin_prefetch(s);
+    __builtin_prefetch(&s->gram1);
+}
+
+static gram_slot_t *gram_probe(const gram_table_t *t, uint32_t prev, uint32_t word, uint64_t h)
+{
     for (size_t i = (size_t)h & (t->cap - 1);; i = (i + 1) & (t->cap - 1)) {
         gram_slot_t *s = &t->slot[i];
-        if (!s->gram1 || (s->fp == fp && t->key[METRIC_GRAM_INDEX(s->gram1 - 1)] == key)) return s;
+        if (!s->gram1 || (s->word == word && s->prev == prev)) return s;
     }
 }
 
-/* Room for `more` new n-grams at a load of at most 1/2. */
+/* Room for `more` new n-grams at a load of at most 3/4. */
 static int gram_reserve(gram_table_t *t, size_t more, err_t *e)
 {
     if (4 * (t->count + more) <= 3 * t->cap) return 0;
     size_t cap = t->cap ? t->cap : (size_t)1 << 12, bytes;
     while (3 * cap < 4 * (t->count + more)) cap *= 2;
     gram_slot_t *slot = map_slots(cap, &bytes);
-    uint64_t *key = realloc(t->key, cap / 4 * 3 * sizeof *key);
-    if (key) t->key = key;
-    if (!slot || !key) {
-        if (slot) munmap(slot, bytes);
-        return err_set(e, ERR_NOMEM, "out of memory for %zu n-grams", cap / 4 * 3);
-    }
+    if (!slot) return err_set(e, ERR_NOMEM, "out of memory for %zu n-grams", cap / 4 * 3);
     gram_table_t old = *t;
     t->slot = slot;
     t->cap = cap;
     t->bytes = bytes;
     for (size_t i = 0; i < old.cap; i++)
         if (old.slot[i].gram1) {
-            uint64_t k = t->key[METRIC_GRAM_INDEX(old.slot[i].gram1 - 1)];
-            *gram_probe(t, k, key_hash(k)) = old.slot[i];
+            const gram_slot_t *o = &old.slot[i];
+            *gram_probe(t, o->prev, o->word, gram_hash(o->prev, o->word)) = *o;
         }
     if (old.slot) munmap(old.slot, old.bytes);
     return 0;
@@ -219,9 +223,9 @@ static int gram_reserve(gram_table_t *t, size_t more, err_t *e)
 
 /* The n-grams of image i's captions (their words ids[], caption after
  * caption) into g->gram, n by n over all of them: the look-ups of one n
- * are independent, so their slots are prefetched together, then the keys
- * of the slots that look like hits, and the memory waits of a table
- * larger than the caches overlap (a caption alone has too few). */
+ * are independent, so their slots are prefetched together and the memory
+ * waits of a table larger than the caches overlap (a caption alone has too
+ * few). */
 static int grams_of_image(metric_grams_t *g, size_t i, gram_table_t *t, const uint32_t *ids, uint32_t *prev,
                           uint64_t *hash, err_t *e)
 {
@@ -230,7 +234,7 @@ static int grams_of_image(metric_grams_t *g, size_t i, gram_table_t *t, const ui
     int rc = gram_reserve(t, METRIC_MAX_N * words, e);
     for (size_t q = 0; q < words && !rc; q++) {
         uint32_t *u = &t->uni[ids[q]];
-        if (!*u) rc = gram_new(t, 1, ids[q], u, e);
+        if (!*u) rc = gram_new(t, 1, u, e);
         prev[q] = *u - 1;
     }
     for (size_t c = c0, q = 0; c < c1 && !rc; q += g->len[c++])
@@ -239,15 +243,8 @@ static int grams_of_image(metric_grams_t *g, size_t i, gram_table_t *t, const ui
         size_t q = 0;
         for (size_t c = c0; c < c1; q += g->len[c++])
             for (size_t p = 0; p + k <= g->len[c]; p++) {
-                hash[q + p] = key_hash((uint64_t)prev[q + p] << 32 | ids[q + p + k - 1]);
-                __builtin_prefetch(&t->slot[(size_t)hash[q + p] & (t->cap - 1)]);
-            }
-        q = 0;
-        for (size_t c = c0; c < c1; q += g->len[c++])
-            for (size_t p = 0; p + k <= g->len[c]; p++) {
-                const gram_slot_t *s = &t->slot[(size_t)hash[q + p] & (t->cap - 1)];
-                if (s->gram1 && s->fp == (uint32_t)(hash[q + p] >> 32))
-                    __builtin_prefetch(&t->key[METRIC_GRAM_INDEX(s->gram1 - 1)]);
+                hash[q + p] = gram_hash(prev[q + p], ids[q + p + k - 1]);
+                gram_prefetch(t, hash[q + p]);
             }
         q = 0;
         for (size_t c = c0; c < c1 && !rc; q += g->len[c++]) {
@@ -255,9 +252,9 @@ static int grams_of_image(metric_grams_t *g, size_t i, gram_table_t *t, const ui
             /* after the caption's 1..k-1-grams */
             uint32_t *out = g->gram + g->start[c] + (k - 1) * len - (k - 1) * (k - 2) / 2;
             for (size_t p = 0; p + k <= len && !rc; p++) {
-                uint64_t key = (uint64_t)prev[q + p] << 32 | ids[q + p + k - 1];
-                gram_slot_t *s = gram_probe(t, key, hash[q + p]);
-                if (!s->gram1 && !(rc = gram_new(t, k, key, &s->gram1, e))) s->fp = (uint32_t)(hash[q + p] >> 32);
+                uint32_t word = ids[q + p + k - 1];
+                gram_slot_t *s = gram_probe(t, prev[q + p], word, hash[q + p]);
+                if (!s->gram1 && !(rc = gram_new(t, k, &s->gram1, e))) s->prev = prev[q + p], s->word = word;
                 prev[q + p] = out[p] = s->gram1 - 1;
             }
         }
@@ -343,7 +340,6 @@ int metric_grams_build(metric_grams_t *g, const metric_item_t *items, size_t n, 
     g->n_distinct = t.count;
     free(ids), free(prev), free(hash);
     if (t.slot) munmap(t.slot, t.bytes);
-    free(t.key);
     free(t.uni);
     free(w.w);
     metric_vocab_free(&vocab);
