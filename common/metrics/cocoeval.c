@@ -126,7 +126,8 @@ static int duplicate_key(const jscan_t *d, uint32_t obj)
     key_ref_t *k = malloc(n * sizeof *k);
     if (!k) return 1;
     size_t i = 0;
-    for (uint32_t a = obj + 1; a < d->tok[obj].next; a = d->tok[a + 1].next) k[i++] = (key_ref_t){d->buf + d->tok[a].start, d->tok[a].len};
+    for (uint32_t a = obj + 1; a < d->tok[obj].next; a = d->tok[a + 1].next)
+        k[i++] = (key_ref_t){d->buf + d->tok[a].start, d->tok[a].len};
     qsort(k, n, sizeof *k, key_cmp);
     int dup = 0;
     for (i = 1; i < n && !dup; i++) dup = !key_cmp(&k[i - 1], &k[i]);

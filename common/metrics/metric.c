@@ -1,6 +1,5 @@
 #include "metrics/metric.h"
 
-
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>

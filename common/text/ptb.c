@@ -1,7 +1,5 @@
 #include "text/ptb.h"
 
-#include "data/sbuf.h"
-
 #include <stdlib.h>
 #include <string.h>
 
