@@ -15,19 +15,20 @@ typedef struct {
 
 static int cider_weights(const metric_grams_t *g, cider_weights_t *w, err_t *e)
 {
-    w->df = calloc(g->n_distinct ? g->n_distinct : 1, sizeof *w->df);
+    size_t n = g->n_distinct ? g->n_distinct : 1;
+    w->df = calloc(n, sizeof *w->df);
     w->idf = malloc((g->n_items + 1) * sizeof *w->idf);
-    metric_tf_t t = {0};
-    int rc = w->df && w->idf ? 0 : err_set(e, ERR_NOMEM, "out of memory for %zu n-grams", g->n_distinct);
-    /* an image's references are contiguous: their distinct n-grams at once */
-    for (size_t i = 0; i < g->n_items && !rc; i++) {
-        size_t from = g->start[g->first[i] + 1], to = g->start[g->first[i + 1]];
-        rc = metric_tf_fill(&t, g->gram + from, to - from, e);
-        for (size_t k = 0; k < t.n_distinct && !rc; k++) w->df[METRIC_GRAM_INDEX(t.slot[t.order[k]].gram)]++;
-    }
+    uint32_t *seen = calloc(n, sizeof *seen); /* seen[j]: the last image counted for n-gram j, + 1 */
+    int rc = w->df && w->idf && seen ? 0 : err_set(e, ERR_NOMEM, "out of memory for %zu n-grams", g->n_distinct);
+    /* an image's references are contiguous: an n-gram counts once per image */
+    for (size_t i = 0; i < g->n_items && !rc; i++)
+        for (size_t k = g->start[g->first[i] + 1]; k < g->start[g->first[i + 1]]; k++) {
+            uint32_t j = METRIC_GRAM_INDEX(g->gram[k]);
+            if (seen[j] != (uint32_t)i + 1) seen[j] = (uint32_t)i + 1, w->df[j]++;
+        }
     double log_n = log((double)g->n_items);
     for (size_t d = 0; d <= g->n_items && !rc; d++) w->idf[d] = log_n - log(d > 1 ? (double)d : 1.0);
-    metric_tf_free(&t);
+    free(seen);
     return rc;
 }
 
