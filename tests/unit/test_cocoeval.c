@@ -9,6 +9,8 @@
 #include "check.h"
 #include "metrics/cocoeval.h"
 
+#include <limits.h>
+
 static void test_fixture_per_image(void)
 {
     char rpath[4096], apath[4096], wpath[4096];
@@ -78,6 +80,31 @@ static void test_load_errors(void)
     load_fails("", 1, "f.json:1:1: ");
 }
 
+/* jscan reads the files; these documents it accepts and jansson refuses
+ * must fail as before, with jansson's message: a duplicate key in an
+ * ignored field (in a small object and in one of over 16 keys), numbers
+ * beyond 64-bit integers and doubles where nothing reads them, a scalar
+ * document. */
+static void test_load_errors_jansson_words(void)
+{
+    load_fails("[{\"image_id\": 1, \"caption\": \"a\", \"x\": {\"k\": 1, \"k\": 2}}]", 1,
+               "f.json:1:50: entry 0: duplicate object key");
+    char big[1024] = "{\"annotations\": [{\"image_id\": 1, \"caption\": \"a\"}], \"x\": {";
+    for (int k = 0; k < 20; k++) sprintf(big + strlen(big), "\"k%d\": 0, ", k);
+    strcat(big, "\"k7\": 1}}");
+    load_fails(big, 0, "duplicate object key near '\"k7\"'");
+    load_fails("[{\"image_id\": 1, \"caption\": \"a\", \"n\": 99999999999999999999}]", 1,
+               "f.json:1:58: entry 0: too big integer");
+    load_fails("[{\"image_id\": 1, \"caption\": \"a\", \"s\": -1e400}]", 1, "entry 0: real number overflow");
+    load_fails("5", 1, "f.json:1:1: '[' or '{' expected");
+    cocoeval_captions_t c;
+    err_t e = {0};
+    const char *fine = "[{\"image_id\": -9223372036854775808, \"caption\": \"a\", \"s\": 1.7e308, \"t\": 1e-400}]";
+    CHECK_OK(cocoeval_load_buffer(&c, fine, strlen(fine), "f.json", 1, &e), &e);
+    CHECK(c.n == 1 && c.c[0].id_int == LLONG_MIN && !c.c[0].id_str && !strcmp(c.c[0].tokens, "a"));
+    cocoeval_captions_free(&c);
+}
+
 static int load(cocoeval_captions_t *c, const char *text, int is_results)
 {
     err_t e = {0};
@@ -126,6 +153,7 @@ int main(void)
 {
     CHECK_RUN(test_fixture_per_image);
     CHECK_RUN(test_load_errors);
+    CHECK_RUN(test_load_errors_jansson_words);
     CHECK_RUN(test_match);
     CHECK_RUN(test_missing_jar);
     return check_summary();
