@@ -20,23 +20,20 @@ static int is_alpha(unsigned char c) { return (unsigned)((c | 32) - 'a') < 26; }
 static int is_digit(unsigned char c) { return (unsigned)(c - '0') < 10; }
 static char lower(unsigned char c) { return (char)((unsigned)(c - 'A') < 26 ? c + 32 : c); }
 
-/* Emit one token: lower-cased, / and * escaped, unless the filter drops
- * it; separated from the tokens emitted since start. */
-static void emit(sbuf_t *b, size_t start, const char *t, size_t len)
+/* Emit one token at o, lower-cased, / and * escaped, unless the filter
+ * drops it; a space before it when tokens precede it (o > first).
+ * Returns the new end. */
+static char *emit(char *o, const char *first, const char *t, size_t len)
 {
     /* the filter's tokens are all punctuation */
-    if (!len || (!is_alpha((unsigned char)t[0]) && !is_digit((unsigned char)t[0]) && dropped(t, len))) return;
-    /* room for every byte escaped, the rest given back: one pass */
-    int sep = b->len > start;
-    char *o = sb_extend(b, (size_t)sep + 2 * len);
-    if (!o) return;
-    if (sep) *o++ = ' ';
+    if (!len || (!is_alpha((unsigned char)t[0]) && !is_digit((unsigned char)t[0]) && dropped(t, len))) return o;
+    if (o > first) *o++ = ' ';
     for (size_t i = 0; i < len; i++) {
         char c = t[i];
         if (c == '/' || c == '*') *o++ = '\\';
         *o++ = lower((unsigned char)c);
     }
-    sb_truncate(b, (size_t)(o - b->data));
+    return o;
 }
 
 static int word_char(const char *s, size_t len, size_t i)
@@ -115,22 +112,26 @@ static size_t word_end(const char *s, size_t len, size_t i)
 
 int ptb_tokenize(const char *text, size_t len, sbuf_t *out, err_t *e)
 {
+    /* a byte becomes at most 6 (" -lrb-" for "("): room for the worst at
+     * once, the rest given back at the end */
     size_t start = out->len;
-    sb_append(out, "", 0); /* a buffer even when nothing is emitted */
+    if (len > SIZE_MAX / 8 || !sb_extend(out, 6 * len))
+        return err_set(e, ERR_NOMEM, "out of memory tokenizing a %zu-byte caption", len);
+    char *first = out->data + start, *o = first;
     size_t i = 0;
-    while (i < len && !out->failed) {
+    while (i < len) {
         unsigned char c = (unsigned char)text[i];
         size_t k;
         if (c <= ' ' || c == 0x7f) { /* isspace or iscntrl */
             /* PTB drops control characters it cannot tokenize; NUL among them */
             i++;
         } else if ((k = clitic(text, len, i))) {
-            emit(out, start, text + i, k);
+            o = emit(o, first, text + i, k);
             i += k;
         } else if (word_char(text, len, i)) {
             size_t j = word_end(text, len, i);
             if (j < len && text[j] == '.' && !(j + 1 < len && text[j + 1] == '.') && abbreviation(text + i, j - i)) j++;
-            emit(out, start, text + i, j - i);
+            o = emit(o, first, text + i, j - i);
             i = j;
         } else if (c == '"' || c == '`') {
             /* quotes become `` or '' and the filter drops both */
@@ -141,13 +142,13 @@ int ptb_tokenize(const char *text, size_t len, sbuf_t *out, err_t *e)
         } else if (c && strchr("()[]{}", c)) {
             static const char *const esc[] = {"-LRB-", "-RRB-", "-LSB-", "-RSB-", "-LCB-", "-RCB-"};
             const char *t = esc[strchr("()[]{}", c) - "()[]{}"];
-            emit(out, start, t, strlen(t));
+            o = emit(o, first, t, strlen(t));
             i++;
         } else {
-            emit(out, start, text + i, 1);
+            o = emit(o, first, text + i, 1);
             i++;
         }
     }
-    if (out->failed) return err_set(e, ERR_NOMEM, "out of memory tokenizing a %zu-byte caption", len);
+    sb_truncate(out, (size_t)(o - out->data));
     return 0;
 }
