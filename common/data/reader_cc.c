@@ -195,11 +195,12 @@ static cc_tsv_row *cc_tsv_match(cc_ctx *c, const cc_sample *s, const char *url, 
 static int cc_commit(cc_ctx *c, cc_sample *s, err_t *e)
 {
     if (!s->key[0]) return 0;
+    int rc = ds_checkpoint(c->ds, 0, e); /* every sample so far is complete */
+    if (rc) return rc;
     c->ds->input_records++;
-    progress_update(&c->prog, ++c->samples, c->ds->n_rejects);
+    progress_update(&c->prog, ++c->samples, c->ds->rejects_total);
     json_t *meta = NULL;
     const char *status = "success", *url = NULL, *jcaption = NULL;
-    int rc = 0;
     if (s->json) {
         err_t why = {0};
         if (json_load_buffer(&meta, s->json, s->json_len, "KEY.json", &why) ||
