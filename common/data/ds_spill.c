@@ -16,6 +16,9 @@
  * copied; beyond it buckets grow instead. */
 #define SPILL_MAX_BUCKETS 512
 #define SPILL_IO_BUF (1u << 20)
+/* the stdio buffer of each bucket file while records are copied: all of
+ * them are open at once */
+#define SPILL_BUCKET_IO_BUF (64u << 10)
 
 /* The rejects files, in the order rejects.jsonl lists them. */
 enum { REJ_READ, REJ_DUPLICATE, REJ_MISSING, REJ_NO_CAPTIONS, REJ_FILES };
@@ -133,7 +136,8 @@ static int reader_next(spill_reader *r, size_t *len, err_t *e)
         r->buf = b;
         r->cap = c;
     }
-    if (fread(r->buf, 1, (size_t)n, r->f) != n) return err_set(e, ERR_IO, "%s: cannot read a temporary record", r->path);
+    if (fread(r->buf, 1, (size_t)n, r->f) != n)
+        return err_set(e, ERR_IO, "%s: cannot read a temporary record", r->path);
     r->pos += 8 + n;
     *len = (size_t)n;
     return 1;
@@ -187,13 +191,13 @@ static int spill_path(const ds_spill *sp, const char *name, char *out, size_t ca
     return fs_join(out, cap, sp->dir, name, e);
 }
 
-static int spill_fopen(const ds_spill *sp, const char *name, const char *mode, FILE **f, err_t *e)
+static int spill_fopen(const ds_spill *sp, const char *name, const char *mode, size_t buf, FILE **f, err_t *e)
 {
     char path[8192];
     int rc = spill_path(sp, name, path, sizeof path, e);
     if (rc) return rc;
     if (!(*f = fopen(path, mode))) return err_set(e, ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    setvbuf(*f, NULL, _IOFBF, SPILL_IO_BUF);
+    setvbuf(*f, NULL, _IOFBF, buf);
     return 0;
 }
 
@@ -267,7 +271,8 @@ static int spill_sink(ds_t *ds, void *user, err_t *e)
     if (rc) return rc;
     /* counting sort of the captions by image, stable */
     size_t n = ds->n_images;
-    uint32_t *first = calloc(n + 1, sizeof *first), *order = malloc((ds->n_captions ? ds->n_captions : 1) * sizeof *order);
+    uint32_t *first = calloc(n + 1, sizeof *first);
+    uint32_t *order = malloc((ds->n_captions ? ds->n_captions : 1) * sizeof *order);
     if (!first || !order) rc = err_set(e, ERR_NOMEM, "cannot allocate %zu caption positions", ds->n_captions);
     for (size_t c = 0; c < ds->n_captions && !rc; c++) first[ds->captions[c].image + 1]++;
     for (size_t i = 0; i < n && !rc; i++) first[i + 1] += first[i];
@@ -301,8 +306,9 @@ int ds_spill_open(ds_spill **out, ds_t *ds, const char *dir, size_t chunk_bytes,
     sp->stride = 1;
     int rc = fs_mkdirs(dir, e);
     if (!rc) rc = spill_clear_dir(dir, e);
-    if (!rc) rc = spill_fopen(sp, "chunks", "w+b", &sp->chunks, e);
-    for (int k = 0; k < REJ_FILES && !rc; k++) rc = spill_fopen(sp, rej_names[k], "w+b", &sp->rejects[k], e);
+    if (!rc) rc = spill_fopen(sp, "chunks", "w+b", SPILL_IO_BUF, &sp->chunks, e);
+    for (int k = 0; k < REJ_FILES && !rc; k++)
+        rc = spill_fopen(sp, rej_names[k], "w+b", SPILL_BUCKET_IO_BUF, &sp->rejects[k], e);
     if (rc) return rc;
     ds->sink = spill_sink;
     ds->sink_user = sp;
@@ -347,7 +353,7 @@ static int spill_partition(ds_spill *sp, size_t *n_buckets, err_t *e)
     for (size_t k = 0; k < *n_buckets && !rc; k++) {
         char name[32];
         snprintf(name, sizeof name, "bucket-%05zu", k);
-        rc = spill_fopen(sp, name, "wb", &b[k], e);
+        rc = spill_fopen(sp, name, "wb", SPILL_BUCKET_IO_BUF, &b[k], e);
     }
     char path[8192];
     spill_reader r = {0};
@@ -438,7 +444,7 @@ int ds_spill_finalize(ds_spill *sp, ds_t *ds, ds_summary_t *sum, err_t *e)
     size_t n_buckets = 0;
     if (!rc) rc = spill_partition(sp, &n_buckets, e);
     FILE *sorted = NULL;
-    if (!rc) rc = spill_fopen(sp, DS_SPILL_SORTED, "wb", &sorted, e);
+    if (!rc) rc = spill_fopen(sp, DS_SPILL_SORTED, "wb", SPILL_IO_BUF, &sorted, e);
     for (size_t k = 0; k < n_buckets && !rc; k++) rc = spill_bucket(sp, ds, k, sorted, sum, e);
     if (sorted && fclose(sorted) && !rc) rc = err_set(e, ERR_IO, "%s/%s: cannot write", sp->dir, DS_SPILL_SORTED);
     return rc;
@@ -504,7 +510,8 @@ int ds_spill_write_rejects(ds_spill *sp, const char *path, err_t *e)
     if (!buf) rc = err_set(e, ERR_NOMEM, "%s: cannot allocate a copy buffer", path);
     for (int k = 0; k < REJ_FILES && !rc; k++) {
         FILE *f = sp->rejects[k];
-        if (fflush(f) || fseeko(f, 0, SEEK_SET)) rc = err_set(e, ERR_IO, "%s/%s: cannot read back", sp->dir, rej_names[k]);
+        if (fflush(f) || fseeko(f, 0, SEEK_SET))
+            rc = err_set(e, ERR_IO, "%s/%s: cannot read back", sp->dir, rej_names[k]);
         size_t n;
         while (!rc && (n = fread(buf, 1, SPILL_IO_BUF, f)) > 0) rc = fs_write_full(fd, buf, n, path, e);
         if (!rc && ferror(f)) rc = err_set(e, ERR_IO, "%s/%s: cannot read back", sp->dir, rej_names[k]);
