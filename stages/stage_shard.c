@@ -44,10 +44,13 @@ const char stage_shard_summary[] = "read a caption data set, tokenise it, write 
  * still minutes of CPU extraction, so the hand-out costs nothing. */
 #define SHARD_AUTO_IMAGES 1000
 #define SHARD_AUTO_MIN 8
-/* Data set bytes held while reading before a chunk goes to disk, and the
- * record bytes finalized at once (data/ds_spill.h): with the sort's copies
- * a bucket takes ~2x this on the heap. */
-#define SHARD_SPILL_BYTES ((size_t)32 << 20)
+/* The record bytes finalized at once (data/ds_spill.h): with the
+ * allocators' slack and ds_finalize's copies a bucket takes ~3x this on the
+ * heap. Chunks, written while the CC TSV index is held too, are a quarter
+ * of it (their size costs nothing else). CLIPCAP_SHARD_SPILL_BYTES=N
+ * overrides it (the tests take the many-chunk, many-bucket path on small
+ * corpora with N = 1). */
+#define SHARD_SPILL_BYTES ((size_t)16 << 20)
 
 typedef struct shard_opts {
     const char *format, *root, *gpt2, *out, *splits, *split;
@@ -369,11 +372,9 @@ static int shard_write_rank0(const shard_opts *o, ds_spill *sp, const char *sort
     return manifest_write_index(o->out, sum, &src, st, infos, o->shards, e);
 }
 
-/* Test hook: CLIPCAP_TEST_SPILL_BYTES=N sets the chunk and bucket sizes,
- * so that a small corpus takes the many-chunk, many-bucket path. */
 static size_t shard_spill_bytes(void)
 {
-    const char *v = getenv("CLIPCAP_TEST_SPILL_BYTES");
+    const char *v = getenv("CLIPCAP_SHARD_SPILL_BYTES");
     long long n = v ? atoll(v) : 0;
     return n > 0 ? (size_t)n : SHARD_SPILL_BYTES;
 }
@@ -388,7 +389,7 @@ static int shard_read_rank0(shard_opts *o, const char *root_abs, ds_spill **sp, 
     if (rc) return rc;
     ds.log_rejects = 1;
     rc = ds_select_splits(&ds, o->splits, e);
-    if (!rc) rc = ds_spill_open(sp, &ds, tmp, shard_spill_bytes(), shard_spill_bytes(), e);
+    if (!rc) rc = ds_spill_open(sp, &ds, tmp, shard_spill_bytes() / 4, shard_spill_bytes(), e);
     if (!rc) rc = shard_read_dataset(&ds, o, e);
     if (!rc) rc = ds_spill_finalize(*sp, &ds, sum, e);
     if (!rc) {

@@ -376,6 +376,10 @@ static int spill_partition(ds_spill *sp, size_t *n_buckets, err_t *e)
         if (b[k] && fclose(b[k]) && !rc) rc = err_set(e, ERR_IO, "%s: cannot write a bucket", sp->dir);
     free(b);
     free(cuts);
+    for (size_t i = 0; i < sp->n_sample; i++) free(sp->sample[i]);
+    free(sp->sample);
+    sp->sample = NULL;
+    sp->n_sample = 0;
     if (!rc) {
         fclose(sp->chunks);
         sp->chunks = NULL;

@@ -33,7 +33,9 @@
 
 #define DS_SPILL_DIR ".shard-tmp"  /* inside the manifest directory */
 #define DS_SPILL_SORTED "sorted"   /* the survivors in manifest order, inside DS_SPILL_DIR */
-#define DS_SPILL_SAMPLE_MAX 65536  /* keys kept, evenly spread, to cut buckets */
+/* Keys kept, evenly spread, to cut buckets: at least 8 per bucket at the
+ * most buckets, ~300 KB. */
+#define DS_SPILL_SAMPLE_MAX 8192
 
 typedef struct ds_spill ds_spill;
 

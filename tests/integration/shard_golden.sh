@@ -60,6 +60,6 @@ if [ -n "${SHARD_GOLDEN_WRITE:-}" ]; then
   exit 0
 fi
 diff "$golden" "$tmp/np1.sums"
-CLIPCAP_TEST_SPILL_BYTES=3000 shard_all spill 2
+CLIPCAP_SHARD_SPILL_BYTES=3000 shard_all spill 2
 sums spill | diff "$golden" -
 echo "shard_golden: ok"

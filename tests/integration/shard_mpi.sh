@@ -3,7 +3,7 @@
 #  - one rank and `mpirun -np 2` write byte-identical manifests (index,
 #    shards, rejects, annotation files), and a repeated run is identical;
 #  - so does `mpirun -np 2` with the data set spilled one image per chunk
-#    and cut into one bucket per sampled key (CLIPCAP_TEST_SPILL_BYTES=1,
+#    and cut into one bucket per sampled key (CLIPCAP_SHARD_SPILL_BYTES=1,
 #    data/ds_spill.h), and its temporary folder is gone afterwards;
 #  - the token ids in the shards are exactly what `clipcap tokenize` gives
 #    for the same captions (the tokenizer itself is checked against the npm
@@ -52,7 +52,7 @@ for fmt in "${formats[@]}"; do
     mkdir -p "$tmp/$fmt"
     ranks=1; [ $run = np2 ] || [ $run = spill ] && ranks=2
     spill=; [ $run = spill ] && spill=1
-    CLIPCAP_TEST_SPILL_BYTES=$spill run_shard "$fmt" $ranks "$tmp/$fmt/$run" "${args[@]}" \
+    CLIPCAP_SHARD_SPILL_BYTES=$spill run_shard "$fmt" $ranks "$tmp/$fmt/$run" "${args[@]}" \
       --write-annotations "$ann:$tmp/$fmt/$run/ann.json"
     [ ! -e "$tmp/$fmt/$run/.shard-tmp" ]
   done
