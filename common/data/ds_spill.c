@@ -450,6 +450,9 @@ int ds_spill_finalize(ds_spill *sp, ds_t *ds, ds_summary_t *sum, err_t *e)
     FILE *sorted = NULL;
     if (!rc) rc = spill_fopen(sp, DS_SPILL_SORTED, "wb", SPILL_IO_BUF, &sorted, e);
     for (size_t k = 0; k < n_buckets && !rc; k++) rc = spill_bucket(sp, ds, k, sorted, sum, e);
+    if (!rc)
+        log_msg(LOG_INFO, "sorted %llu images (%.1f MiB of records) in %zu bucket(s) under %s",
+                (unsigned long long)sp->images, (double)sp->chunk_bytes / (1 << 20), n_buckets, sp->dir);
     if (sorted && fclose(sorted) && !rc) rc = err_set(e, ERR_IO, "%s/%s: cannot write", sp->dir, DS_SPILL_SORTED);
     return rc;
 }

@@ -61,5 +61,6 @@ if [ -n "${SHARD_GOLDEN_WRITE:-}" ]; then
 fi
 diff "$golden" "$tmp/np1.sums"
 CLIPCAP_SHARD_SPILL_BYTES=3000 shard_all spill 2
+grep -Eq 'in [0-9]{2,} bucket\(s\)' "$tmp/spill/cc-tar.log"   # the spill path was taken
 sums spill | diff "$golden" -
 echo "shard_golden: ok"

@@ -59,6 +59,7 @@ for fmt in "${formats[@]}"; do
   check_same "$tmp/$fmt/np1" "$tmp/$fmt/np2"
   check_same "$tmp/$fmt/np1" "$tmp/$fmt/again"
   check_same "$tmp/$fmt/np1" "$tmp/$fmt/spill"
+  grep -Eq 'in [0-9]{2,} bucket\(s\)' "$tmp/$fmt/spill.log"   # the spill path was taken
   [ "$(wc -l < "$tmp/$fmt/np2.summary")" -eq 1 ]   # rank 0 alone prints the summary
 
   # captions and ids out of the shards, in manifest order
