@@ -3,13 +3,15 @@
  * tars), tokenise every caption with GPT-2's BPE and write the manifest the
  * later stages read (common/data/manifest.h, schemas/manifest.md).
  *
- * MPI: every rank reads and finalizes the whole data set (cheap next to
- * tokenising), so all ranks agree on the manifest order and the shard
- * boundaries without communication. Rank r tokenises and writes the shards
- * s with s % size == r; the token-length sums are exact integers reduced
- * over ranks; rank 0 gathers the shard checksums and writes index.json last
- * (the commit point), rejects.jsonl, summary.json and annotation files.
- * Nothing written depends on the number of ranks or threads. */
+ * MPI and memory: rank 0 reads the data set through a spill (data/ds_spill.h)
+ * that keeps a bounded part of it in memory, sorts and finalizes it on disk
+ * bucket by bucket, and cuts the sorted file into shards; the other ranks
+ * receive the shard count and byte ranges. Rank r then loads, tokenises and
+ * writes the shards s with s % size == r, one at a time; the token-length
+ * sums are exact integers reduced over ranks; rank 0 gathers the shard
+ * checksums and writes index.json last (the commit point), rejects.jsonl,
+ * summary.json and annotation files. Nothing written depends on the number
+ * of ranks or threads, or on the spill sizes. */
 #include <getopt.h>
 #include <limits.h>
 #include <omp.h>

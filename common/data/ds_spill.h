@@ -21,6 +21,12 @@
  * (data/manifest_write.h) as byte offsets; ds_spill_load (any rank) reads
  * the images between two offsets back into a finalized data set.
  *
+ * One limit: ds_key_cmp is not a total order on key sets that mix all-digit
+ * keys with others ("9" < "10" numerically, "10" < "1a" < "9" bytewise);
+ * such a set's order may depend on where the buckets are cut (the spill
+ * size), as before it depended on qsort's implementation. Integer ids
+ * (COCO, Karpathy) and img2dataset keys are all digits.
+ *
  * Memory: one chunk or one bucket at a time (bucket_bytes of records, ~2x
  * that once loaded and sorted), the key sample and the offsets. */
 #ifndef CLIPCAP_DS_SPILL_H
