@@ -127,7 +127,8 @@ static void test_spill_equals_memory(void)
                   bounds[s + 1] - bounds[s]);
         for (size_t i = 0; i < x.n_images && i + bounds[s] < a.n_images; i++) {
             const ds_image_t *p = &x.images[i], *q = &a.images[bounds[s] + i];
-            bad += strcmp(ds_str(&x, p->key), ds_str(&a, q->key)) || strcmp(ds_str(&x, p->split), ds_str(&a, q->split)) ||
+            bad += strcmp(ds_str(&x, p->key), ds_str(&a, q->key)) ||
+                   strcmp(ds_str(&x, p->split), ds_str(&a, q->split)) ||
                    strcmp(ds_str(&x, p->path), ds_str(&a, q->path)) || p->kind != q->kind ||
                    p->offset != q->offset || p->length != q->length || p->n_captions != q->n_captions;
             for (uint32_t c = 0; c < p->n_captions && c < q->n_captions; c++)
