@@ -9,8 +9,6 @@
 
 #include "core/fsutil.h"
 
-/* How many rejects are logged one by one before only the count is. */
-#define DS_LOG_REJECTS 20
 
 const char *ds_reason_name(int reason)
 {
@@ -122,14 +120,18 @@ int ds_reject(ds_t *ds, int reason, const char *file, const char *record, const 
         return rc;
     ds->rejects[ds->n_rejects++] = r;
     ds->reason_count[reason]++;
-    ds->rejects_total++;
-    if (ds->log_rejects) {
-        if (ds->rejects_total <= DS_LOG_REJECTS)
-            log_msg(LOG_WARN, "rejected (%s): %s: %s: %s", ds_reason_name(reason), file, record, detail);
-        else if (ds->rejects_total == DS_LOG_REJECTS + 1)
-            log_msg(LOG_WARN, "more rejects follow; all are listed in rejects.jsonl");
-    }
+    ds_log_reject(ds, reason, file, record, detail);
     return 0;
+}
+
+void ds_log_reject(ds_t *ds, int reason, const char *file, const char *record, const char *detail)
+{
+    ds->rejects_total++;
+    if (!ds->log_rejects) return;
+    if (ds->rejects_total <= DS_LOG_REJECTS)
+        log_msg(LOG_WARN, "rejected (%s): %s: %s: %s", ds_reason_name(reason), file, record, detail);
+    else if (ds->rejects_total == DS_LOG_REJECTS + 1)
+        log_msg(LOG_WARN, "more rejects follow; all are listed in rejects.jsonl");
 }
 
 int utf8_valid(const char *str, size_t n)

@@ -142,8 +142,16 @@ int ds_add_image(ds_t *ds, const char *key, const char *split, enum manifest_loc
  * rejected (recorded with file and record), <0 on allocation failure. */
 int ds_add_caption(ds_t *ds, size_t image, const char *text, size_t len, const char *file,
                    const char *record, err_t *e);
+/* How many rejects are logged one by one before only the count is. */
+#define DS_LOG_REJECTS 20
+
 /* Record a rejected input record; detail is the human message. */
 int ds_reject(ds_t *ds, int reason, const char *file, const char *record, const char *detail, err_t *e);
+/* What ds_reject logs: counts the reject in rejects_total and, with
+ * log_rejects, logs the first DS_LOG_REJECTS at warn level (data/ds_spill.h
+ * replays the finalize rejects of its buckets through it, in rejects.jsonl
+ * order). */
+void ds_log_reject(ds_t *ds, int reason, const char *file, const char *record, const char *detail);
 int ds_finalize(ds_t *ds, err_t *e);
 /* See "Bounded memory" above: hands the data set to its sink when it holds
  * sink_bytes or more (force: whatever it holds), then clears it. */

@@ -35,6 +35,12 @@ struct ds_spill {
     size_t n_sample, cap_sample;
     uint64_t total_weight;   /* of the survivors */
     sbuf_t sb;
+    /* finalize rejects per file, and the first ones to log once all
+     * buckets are done, in rejects.jsonl order (a bucket logs nothing) */
+    uint64_t n_rejects[REJ_FILES];
+    char *held[REJ_FILES][DS_LOG_REJECTS + 1][3]; /* file, record, detail */
+    int held_reason[REJ_FILES][DS_LOG_REJECTS + 1];
+    size_t n_held[REJ_FILES];
 };
 
 /* ---- records ------------------------------------------------------------
@@ -404,8 +410,6 @@ static int spill_bucket(ds_spill *sp, ds_t *ds, size_t k, FILE *sorted, ds_summa
     if (!rc) rc = ds_init(&b, ds->root, ds->check_images, e);
     if (rc) return rc;
     /* the reading data set's settings; its split list is borrowed */
-    b.log_rejects = ds->log_rejects;
-    b.rejects_total = ds->rejects_total;
     b.splits = ds->splits;
     b.n_splits = ds->n_splits;
     spill_reader r;
@@ -420,9 +424,18 @@ static int spill_bucket(ds_spill *sp, ds_t *ds, size_t k, FILE *sorted, ds_summa
     reader_close(&r);
     if (!rc) rc = ds_finalize(&b, e);
     for (size_t i = 0; i < b.n_rejects && !rc; i++) {
-        int f = reject_file(b.rejects[i].reason);
-        manifest_reject_line(&sp->sb, &b, &b.rejects[i]);
+        const ds_reject_t *rj = &b.rejects[i];
+        int f = reject_file(rj->reason);
+        manifest_reject_line(&sp->sb, &b, rj);
         rc = spill_write(sp, sp->rejects[f], rej_names[f], e);
+        sp->n_rejects[f]++;
+        if (!rc && ds->log_rejects && sp->n_held[f] <= DS_LOG_REJECTS) {
+            char **h = sp->held[f][sp->n_held[f]];
+            sp->held_reason[f][sp->n_held[f]++] = rj->reason;
+            const uint64_t str[3] = {rj->file, rj->record, rj->detail};
+            for (int k = 0; k < 3 && !rc; k++)
+                if (!(h[k] = strdup(ds_str(&b, str[k])))) rc = err_set(e, ERR_NOMEM, "cannot allocate a reject");
+        }
     }
     for (size_t i = 0; i < b.n_images && !rc; i++) {
         const ds_image_t *im = &b.images[i];
@@ -433,7 +446,6 @@ static int spill_bucket(ds_spill *sp, ds_t *ds, size_t k, FILE *sorted, ds_summa
         if (sp->sb.len >= SPILL_IO_BUF || i + 1 == b.n_images) rc = spill_write(sp, sorted, DS_SPILL_SORTED, e);
     }
     if (!rc) rc = ds_summary_add(sum, &b, e);
-    ds->rejects_total = b.rejects_total;
     b.splits = NULL;
     b.n_splits = 0;
     ds_free(&b);
@@ -450,6 +462,12 @@ int ds_spill_finalize(ds_spill *sp, ds_t *ds, ds_summary_t *sum, err_t *e)
     FILE *sorted = NULL;
     if (!rc) rc = spill_fopen(sp, DS_SPILL_SORTED, "wb", SPILL_IO_BUF, &sorted, e);
     for (size_t k = 0; k < n_buckets && !rc; k++) rc = spill_bucket(sp, ds, k, sorted, sum, e);
+    /* the finalize rejects' log lines in rejects.jsonl order */
+    for (int f = REJ_DUPLICATE; f < REJ_FILES && !rc; f++) {
+        for (size_t i = 0; i < sp->n_held[f]; i++)
+            ds_log_reject(ds, sp->held_reason[f][i], sp->held[f][i][0], sp->held[f][i][1], sp->held[f][i][2]);
+        ds->rejects_total += sp->n_rejects[f] - sp->n_held[f];
+    }
     if (!rc)
         log_msg(LOG_INFO, "sorted %llu images (%.1f MiB of records) in %zu bucket(s) under %s",
                 (unsigned long long)sp->images, (double)sp->chunk_bytes / (1 << 20), n_buckets, sp->dir);
@@ -540,6 +558,9 @@ void ds_spill_close(ds_spill *sp)
         if (sp->rejects[k]) fclose(sp->rejects[k]);
     for (size_t i = 0; i < sp->n_sample; i++) free(sp->sample[i]);
     free(sp->sample);
+    for (int f = 0; f < REJ_FILES; f++)
+        for (size_t i = 0; i < sp->n_held[f]; i++)
+            for (int k = 0; k < 3; k++) free(sp->held[f][i][k]);
     sb_free(&sp->sb);
     err_t ignore = {0};
     if (!spill_clear_dir(sp->dir, &ignore)) rmdir(sp->dir);
