@@ -15,7 +15,9 @@
  * are in key order, so the survivors written bucket after bucket are the
  * manifest order, and the finalize rejects filed by reason (duplicate_key,
  * missing_image, no_captions) and appended in that order give the same
- * rejects.jsonl as one ds_finalize of the whole data set.
+ * rejects.jsonl as one ds_finalize of the whole data set; their first
+ * DS_LOG_REJECTS warnings are logged after the last bucket, in that order
+ * too.
  *
  * ds_spill_plan cuts the sorted file into shards with the manifest rule
  * (data/manifest_write.h) as byte offsets; ds_spill_load (any rank) reads
