@@ -15,7 +15,12 @@
 #
 # usage: bench/bench_scale.sh [IMAGES...]    (default: 20000 100000)
 # env:   CLIPCAP (default build/clipcap), RANKS (2), WORK (scratch dir,
-#        default a new mktemp -d; kept, printed at the end)
+#        default a new mktemp -d; kept, printed at the end),
+#        SHARD_SPILL_BYTES (default 1048576: shard's chunk/bucket size, so
+#        that both default sizes are past filling one and the fit measures
+#        growth per image; empty = shard's 16 MiB default, which adds a
+#        constant ~25 MiB on rank 0 that 100k images only half fill:
+#        docs/scale.md, "shard's memory")
 # Takes long (synth and extract dominate); never part of the tests.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -75,7 +80,8 @@ measure() {
     [ -f "$d/syn/cc/Train_GCC-training.tsv" ] ||
         stage "$n" synth "$C" synth --out "$d/syn" --count "$n" --layouts cc-tsv,cc-tar --per-shard 1000 --large 0 --force
     rm -rf "$d/man" "$d/store" "$d/train" "$d/captions"
-    stage "$n" shard "$C" shard --format cc-tar --input "$d/syn/cc/Train_GCC-training.tsv" \
+    CLIPCAP_SHARD_SPILL_BYTES=${SHARD_SPILL_BYTES-1048576} stage "$n" shard "$C" shard --format cc-tar \
+        --input "$d/syn/cc/Train_GCC-training.tsv" \
         --images-root "$d/syn/cc/wds" --gpt2 "$FX/gpt2" --out "$d/man"
     local ex=("$C" extract --manifest "$d/man" --clip "$FX/clip/tiny" --store "$d/store" --threads 1 --encoder-threads 1)
     stage "$n" extract "${ex[@]}"

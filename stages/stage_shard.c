@@ -3,13 +3,15 @@
  * tars), tokenise every caption with GPT-2's BPE and write the manifest the
  * later stages read (common/data/manifest.h, schemas/manifest.md).
  *
- * MPI: every rank reads and finalizes the whole data set (cheap next to
- * tokenising), so all ranks agree on the manifest order and the shard
- * boundaries without communication. Rank r tokenises and writes the shards
- * s with s % size == r; the token-length sums are exact integers reduced
- * over ranks; rank 0 gathers the shard checksums and writes index.json last
- * (the commit point), rejects.jsonl, summary.json and annotation files.
- * Nothing written depends on the number of ranks or threads. */
+ * MPI and memory: rank 0 reads the data set through a spill (data/ds_spill.h)
+ * that keeps a bounded part of it in memory, sorts and finalizes it on disk
+ * bucket by bucket, and cuts the sorted file into shards; the other ranks
+ * receive the shard count and byte ranges. Rank r then loads, tokenises and
+ * writes the shards s with s % size == r, one at a time; the token-length
+ * sums are exact integers reduced over ranks; rank 0 gathers the shard
+ * checksums and writes index.json last (the commit point), rejects.jsonl,
+ * summary.json and annotation files. Nothing written depends on the number
+ * of ranks or threads, or on the spill sizes. */
 #include <getopt.h>
 #include <limits.h>
 #include <omp.h>
@@ -24,6 +26,7 @@
 #include "core/mpictx.h"
 #include "core/progress.h"
 #include "data/dataset.h"
+#include "data/ds_spill.h"
 #include "data/manifest.h"
 #include "data/manifest_write.h"
 #include "data/reader_cc.h"
@@ -43,6 +46,13 @@ const char stage_shard_summary[] = "read a caption data set, tokenise it, write 
  * still minutes of CPU extraction, so the hand-out costs nothing. */
 #define SHARD_AUTO_IMAGES 1000
 #define SHARD_AUTO_MIN 8
+/* The record bytes finalized at once (data/ds_spill.h): with the
+ * allocators' slack and ds_finalize's copies a bucket takes ~3x this on the
+ * heap. Chunks, written while the CC TSV index is held too, are a quarter
+ * of it (their size costs nothing else). CLIPCAP_SHARD_SPILL_BYTES=N
+ * overrides it (the tests take the many-chunk, many-bucket path on small
+ * corpora with N = 1). */
+#define SHARD_SPILL_BYTES ((size_t)16 << 20)
 
 typedef struct shard_opts {
     const char *format, *root, *gpt2, *out, *splits, *split;
@@ -175,45 +185,40 @@ static int shard_read_dataset(ds_t *ds, const shard_opts *o, err_t *e)
     for (size_t i = 0; i < o->n_inputs && !rc; i++) {
         if (!strcmp(o->format, "coco")) rc = reader_coco_read(ds, o->inputs[i], e);
         else rc = reader_karpathy_read(ds, o->inputs[i], e);
+        /* a COCO file's captions follow all its images: whole files only */
+        if (!rc) rc = ds_checkpoint(ds, 0, e);
     }
     return rc;
 }
 
+/* Token ids of one shard's captions, and the running sums over the shards
+ * of this rank. */
 typedef struct shard_tokens {
-    int32_t **ids;    /* per caption; NULL for captions of shards not owned */
+    int32_t **ids;    /* per caption of the shard being written */
     uint32_t *n;
     uint64_t count, sum, sumsq;
     uint32_t max;
 } shard_tokens;
 
-static void shard_tokens_free(shard_tokens *t, size_t n_captions)
+static void shard_tokens_clear(shard_tokens *t, size_t n_captions)
 {
     if (t->ids)
         for (size_t c = 0; c < n_captions; c++) free(t->ids[c]);
     free(t->ids);
     free(t->n);
+    t->ids = NULL;
+    t->n = NULL;
 }
 
-/* Tokenise the captions of the owned shards. The first failure (lowest
+/* Tokenise every caption of ds (one shard). The first failure (lowest
  * caption index) is reported, whatever the thread count. */
-static int shard_tokenise(const ds_t *ds, const bpe_t *bpe, const size_t *bounds, int num_shards, shard_tokens *t,
-                          err_t *e)
+static int shard_tokenise(const ds_t *ds, const bpe_t *bpe, shard_tokens *t, progress_t *prog, size_t *done, err_t *e)
 {
     size_t nc = ds->n_captions;
     t->ids = calloc(nc ? nc : 1, sizeof *t->ids);
     t->n = calloc(nc ? nc : 1, sizeof *t->n);
     if (!t->ids || !t->n) return err_set(e, ERR_NOMEM, "cannot allocate token lists for %zu captions", nc);
-    /* owned captions as a list of ds caption indices */
-    size_t *pending = malloc((nc ? nc : 1) * sizeof *pending), n_pending = 0;
-    if (!pending) return err_set(e, ERR_NOMEM, "cannot allocate work list");
-    for (int s = 0; s < num_shards; s++) {
-        if (manifest_shard_owner(s, mpictx_size()) != mpictx_rank()) continue;
-        for (size_t i = bounds[s]; i < bounds[s + 1]; i++)
-            for (uint32_t k = 0; k < ds->images[i].n_captions; k++) pending[n_pending++] = ds->images[i].first_caption + k;
-    }
-    progress_t prog;
-    progress_start(&prog, "shard: tokenise", "caption", n_pending);
-    size_t fail_at = SIZE_MAX, done = 0;
+    size_t fail_at = SIZE_MAX, base = *done;
     err_t fail_err = {0};
 #pragma omp parallel
     {
@@ -221,8 +226,7 @@ static int shard_tokenise(const ds_t *ds, const bpe_t *bpe, const size_t *bounds
         size_t cap = 0;
         err_t le = {0};
 #pragma omp for schedule(dynamic, 256)
-        for (size_t j = 0; j < n_pending; j++) {
-            size_t c = pending[j];
+        for (size_t c = 0; c < nc; c++) {
             const ds_caption_t *cap_ = &ds->captions[c];
             size_t n = 0;
             int rc = bpe_encode(bpe, ds_str(ds, cap_->text), cap_->len, &buf, &n, &cap, &le);
@@ -234,36 +238,32 @@ static int shard_tokenise(const ds_t *ds, const bpe_t *bpe, const size_t *bounds
             }
             if (rc) {
 #pragma omp critical(shard_fail)
-                if (j < fail_at) {
-                    fail_at = j;
+                if (c < fail_at) {
+                    fail_at = c;
                     fail_err = le;
                 }
             }
             size_t d;
 #pragma omp atomic capture
-            d = ++done;
-            if ((d & 1023) == 0 && omp_get_thread_num() == 0) progress_update(&prog, d, 0);
+            d = ++*done;
+            if ((d & 1023) == 0 && omp_get_thread_num() == 0) progress_update(prog, d, 0);
         }
         free(buf);
     }
-    progress_update(&prog, n_pending, 0);
-    progress_finish(&prog);
-    int rc = 0;
+    progress_update(prog, base + nc, 0);
     if (fail_at != SIZE_MAX) {
-        size_t c = pending[fail_at];
-        const ds_image_t *im = &ds->images[ds->captions[c].image];
-        rc = err_set(e, fail_err.code, "%s: %s: tokenising a caption: %s", ds_str(ds, im->file),
-                     ds_str(ds, im->record), fail_err.msg);
+        const ds_image_t *im = &ds->images[ds->captions[fail_at].image];
+        return err_set(e, fail_err.code, "%s: %s: tokenising a caption: %s", ds_str(ds, im->file),
+                       ds_str(ds, im->record), fail_err.msg);
     }
-    for (size_t j = 0; j < n_pending && !rc; j++) {
-        uint32_t n = t->n[pending[j]];
+    for (size_t c = 0; c < nc; c++) {
+        uint32_t n = t->n[c];
         t->count++;
         t->sum += n;
         t->sumsq += (uint64_t)n * n;
         if (n > t->max) t->max = n;
     }
-    free(pending);
-    return rc;
+    return 0;
 }
 
 /* Reduce the token sums over ranks: exact integers, so the statistics do
@@ -300,30 +300,50 @@ static int shard_gather_infos(manifest_shard_info_t *infos, int num_shards, err_
     return rc;
 }
 
-static int shard_write_owned(const shard_opts *o, const ds_t *ds, const size_t *bounds, const shard_tokens *t,
-                             manifest_shard_info_t *infos, err_t *e)
+/* Each owned shard in turn: its images from the sorted file, tokenised,
+ * written; one shard's records and ids are held at a time. */
+static int shard_write_owned(const shard_opts *o, const char *sorted, const uint64_t *off, const bpe_t *bpe,
+                             shard_tokens *t, manifest_shard_info_t *infos, err_t *e)
 {
-    for (int s = 0; s < o->shards; s++) {
+    progress_t prog;
+    progress_start(&prog, "shard: tokenise", "caption", 0);
+    size_t done = 0;
+    int rc = 0;
+    for (int s = 0; s < o->shards && !rc; s++) {
         if (manifest_shard_owner(s, mpictx_size()) != mpictx_rank()) continue;
-        int rc = manifest_write_shard(o->out, ds, s, o->shards, bounds, t->ids, t->n, o->zstd_level, &infos[s], e);
-        if (rc) return rc;
+        ds_t ds;
+        if ((rc = ds_init(&ds, "", 0, e))) break;
+        rc = ds_spill_load(&ds, sorted, off[s], off[s + 1], NULL, e);
+        if (!rc) rc = shard_tokenise(&ds, bpe, t, &prog, &done, e);
+        if (!rc)
+            rc = manifest_write_shard(o->out, &ds, s, o->shards, 0, ds.n_images, t->ids, t->n, o->zstd_level,
+                                      &infos[s], e);
+        shard_tokens_clear(t, ds.n_captions);
+        ds_free(&ds);
     }
-    return 0;
+    progress_finish(&prog);
+    return rc;
 }
 
 /* Rank 0's outputs after all shards exist: index.json last, as the commit. */
-static int shard_write_rank0(const shard_opts *o, const ds_t *ds, const manifest_token_stats_t *st,
+static int shard_write_rank0(const shard_opts *o, ds_spill *sp, const char *sorted, uint64_t sorted_end,
+                             const ds_summary_t *sum, const manifest_token_stats_t *st,
                              const manifest_shard_info_t *infos, const char *root_abs, err_t *e)
 {
     char path[8192];
     int rc = fs_join(path, sizeof path, o->out, "rejects.jsonl", e);
-    if (!rc) rc = manifest_write_rejects(path, ds, e);
+    if (!rc) rc = ds_spill_write_rejects(sp, path, e);
     for (size_t a = 0; a < o->n_ann && !rc; a++) {
+        /* the split's images only: the references of an evaluation split */
+        ds_t ds;
         size_t n = 0;
-        rc = manifest_write_annotations(o->ann_path[a], ds, o->ann_split[a], &n, e);
+        if ((rc = ds_init(&ds, "", 0, e))) break;
+        rc = ds_spill_load(&ds, sorted, 0, sorted_end, o->ann_split[a], e);
+        if (!rc) rc = manifest_write_annotations(o->ann_path[a], &ds, o->ann_split[a], &n, e);
+        ds_free(&ds);
         if (!rc) log_msg(LOG_INFO, "wrote %zu %s images' reference captions to %s", n, o->ann_split[a], o->ann_path[a]);
     }
-    json_t *summary = rc ? NULL : manifest_summary_json(ds);
+    json_t *summary = rc ? NULL : manifest_summary_json(sum);
     if (summary) {
         json_object_set_new(summary, "tokens", json_pack("{s:I, s:f, s:f, s:i, s:i}", "count", (json_int_t)st->count,
                                                          "mean", st->mean, "std", st->std, "max", (int)st->max,
@@ -351,15 +371,56 @@ static int shard_write_rank0(const shard_opts *o, const ds_t *ds, const manifest
     }
     if (rc) return rc;
     manifest_source_t src = {o->format, o->inputs, o->n_inputs, root_abs};
-    return manifest_write_index(o->out, ds, &src, st, infos, o->shards, e);
+    return manifest_write_index(o->out, sum, &src, st, infos, o->shards, e);
+}
+
+static size_t shard_spill_bytes(void)
+{
+    const char *v = getenv("CLIPCAP_SHARD_SPILL_BYTES");
+    long long n = v ? atoll(v) : 0;
+    return n > 0 ? (size_t)n : SHARD_SPILL_BYTES;
+}
+
+/* Rank 0: read the input through the spill, sort and finalize it bucket by
+ * bucket, choose the shard count and cut the sorted file into shards. */
+static int shard_read_rank0(shard_opts *o, const char *root_abs, ds_spill **sp, const char *tmp, ds_summary_t *sum,
+                            uint64_t **off, double t0, err_t *e)
+{
+    ds_t ds;
+    int rc = ds_init(&ds, root_abs, o->check_images, e);
+    if (rc) return rc;
+    ds.log_rejects = 1;
+    rc = ds_select_splits(&ds, o->splits, e);
+    if (!rc) rc = ds_spill_open(sp, &ds, tmp, shard_spill_bytes() / 4, shard_spill_bytes(), e);
+    if (!rc) rc = shard_read_dataset(&ds, o, e);
+    if (!rc) rc = ds_spill_finalize(*sp, &ds, sum, e);
+    if (!rc) {
+        uint64_t rejected = 0;
+        for (int r = 0; r < DS_NUM_REASONS; r++) rejected += sum->reason_count[r];
+        log_msg(LOG_INFO, "read %llu input records: %llu images, %llu captions, %llu rejected (%.1fs)",
+                (unsigned long long)sum->input_records, (unsigned long long)sum->images,
+                (unsigned long long)sum->captions, (unsigned long long)rejected, clock_now() - t0);
+    }
+    ds_free(&ds);
+    if (!rc && sum->images == 0) rc = err_set(e, ERR_FORMAT, "no usable image in the input (see rejects in the log)");
+    if (!rc && !o->shards) {
+        uint64_t n = (sum->images + SHARD_AUTO_IMAGES - 1) / SHARD_AUTO_IMAGES;
+        o->shards = n < SHARD_AUTO_MIN ? SHARD_AUTO_MIN : n > SHARD_MAX_SHARDS ? SHARD_MAX_SHARDS : (int)n;
+    }
+    if (!rc && !(*off = calloc((size_t)o->shards + 1, sizeof **off)))
+        rc = err_set(e, ERR_NOMEM, "cannot allocate %d shards", o->shards);
+    if (!rc) rc = ds_spill_plan(*sp, o->shards, *off, e);
+    return rc;
 }
 
 static int shard_run(shard_opts *o, err_t *e)
 {
     double t0 = clock_now();
-    char root_abs[PATH_MAX], index[8192];
+    char root_abs[PATH_MAX], index[8192], tmp[8192], sorted[8400];
     int rc = 0;
     if (!realpath(o->root, root_abs)) rc = err_set(e, ERR_IO, "%s: images root not found", o->root);
+    if (!rc) rc = fs_join(tmp, sizeof tmp, o->out, DS_SPILL_DIR, e);
+    if (!rc) rc = fs_join(sorted, sizeof sorted, tmp, DS_SPILL_SORTED, e);
     /* Rank 0 removes a previous index first: a manifest directory is never
      * valid while its shards are being replaced. */
     if (!rc && mpictx_rank() == 0) {
@@ -370,52 +431,36 @@ static int shard_run(shard_opts *o, err_t *e)
     if ((rc = mpictx_agree(rc, e))) return rc;
 
     bpe_t *bpe = NULL;
-    ds_t ds;
-    int ds_ready = 0;
-    rc = bpe_load(&bpe, o->gpt2, e);
-    if (!rc) rc = ds_init(&ds, root_abs, o->check_images, e);
-    if (!rc) {
-        ds_ready = 1;
-        ds.log_rejects = mpictx_rank() == 0;
-        rc = ds_select_splits(&ds, o->splits, e);
-    }
-    if (!rc) rc = shard_read_dataset(&ds, o, e);
-    if (!rc) rc = ds_finalize(&ds, e);
-    if (!rc)
-        log_msg(LOG_INFO, "read %llu input records: %zu images, %zu captions, %zu rejected (%.1fs)",
-                (unsigned long long)ds.input_records, ds.n_images, ds.n_captions, ds.n_rejects, clock_now() - t0);
-    if (!rc && ds.n_images == 0) rc = err_set(e, ERR_FORMAT, "no usable image in the input (see rejects in the log)");
-    if (!rc && !o->shards) {
-        size_t n = (ds.n_images + SHARD_AUTO_IMAGES - 1) / SHARD_AUTO_IMAGES;
-        o->shards = n < SHARD_AUTO_MIN ? SHARD_AUTO_MIN : n > SHARD_MAX_SHARDS ? SHARD_MAX_SHARDS : (int)n;
-    }
-
-    size_t *bounds = NULL;
+    ds_spill *sp = NULL;
+    ds_summary_t sum = {0};
+    uint64_t *off = NULL;
     manifest_shard_info_t *infos = NULL;
     shard_tokens tok = {0};
-    if (!rc) {
-        bounds = calloc((size_t)o->shards + 1, sizeof *bounds);
-        infos = calloc((size_t)o->shards, sizeof *infos);
-        if (!bounds || !infos) rc = err_set(e, ERR_NOMEM, "cannot allocate %d shards", o->shards);
-    }
-    if (!rc) {
-        manifest_plan_shards(&ds, o->shards, bounds);
-        rc = shard_tokenise(&ds, bpe, bounds, o->shards, &tok, e);
-    }
+    rc = bpe_load(&bpe, o->gpt2, e);
+    if (!rc && mpictx_rank() == 0) rc = shard_read_rank0(o, root_abs, &sp, tmp, &sum, &off, t0, e);
+    /* the other ranks learn the shard count and boundaries from rank 0 */
+    rc = mpictx_agree(rc, e);
+    if (!rc) rc = comm_bcast_int(&o->shards, 1, e);
+    if (!rc && !off && !(off = calloc((size_t)o->shards + 1, sizeof *off)))
+        rc = err_set(e, ERR_NOMEM, "cannot allocate %d shards", o->shards);
+    rc = mpictx_agree(rc, e);
+    if (!rc) rc = comm_bcast_bytes(off, ((size_t)o->shards + 1) * sizeof *off, e);
+    if (!rc && !(infos = calloc((size_t)o->shards, sizeof *infos)))
+        rc = err_set(e, ERR_NOMEM, "cannot allocate %d shards", o->shards);
+    if (!rc) rc = shard_write_owned(o, sorted, off, bpe, &tok, infos, e);
     rc = mpictx_agree(rc, e);
     manifest_token_stats_t st = {0};
     if (!rc) rc = shard_reduce_stats(&tok, &st, e);
-    if (!rc) rc = shard_write_owned(o, &ds, bounds, &tok, infos, e);
-    rc = mpictx_agree(rc, e);
     if (!rc) rc = shard_gather_infos(infos, o->shards, e);
-    if (!rc && mpictx_rank() == 0) rc = shard_write_rank0(o, &ds, &st, infos, root_abs, e);
+    if (!rc && mpictx_rank() == 0) rc = shard_write_rank0(o, sp, sorted, off[o->shards], &sum, &st, infos, root_abs, e);
     if (!rc && mpictx_rank() == 0)
-        log_msg(LOG_INFO, "manifest %s: %zu images, %zu captions in %d shards, max_seq_len %u (%.1fs)", o->out,
-                ds.n_images, ds.n_captions, o->shards, st.max_seq_len, clock_now() - t0);
-    shard_tokens_free(&tok, ds_ready ? ds.n_captions : 0);
-    free(bounds);
+        log_msg(LOG_INFO, "manifest %s: %llu images, %llu captions in %d shards, max_seq_len %u (%.1fs)", o->out,
+                (unsigned long long)sum.images, (unsigned long long)sum.captions, o->shards, st.max_seq_len,
+                clock_now() - t0);
+    ds_spill_close(sp); /* rank 0, after every rank has read its shards */
+    ds_summary_free(&sum);
+    free(off);
     free(infos);
-    if (ds_ready) ds_free(&ds);
     bpe_free(bpe);
     return rc;
 }

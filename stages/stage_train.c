@@ -265,15 +265,17 @@ static uint64_t mix64(uint64_t z)
 
 /* The example order of an epoch, the same on every rank: manifest order,
  * shuffled (unless --no-shuffle) by Fisher-Yates from splitmix64(seed,
- * epoch). */
-static void epoch_order(size_t *perm, size_t n, int shuffle, uint64_t seed, int epoch)
+ * epoch). 32-bit entries (4 bytes per caption): train_data_open refuses
+ * more than UINT32_MAX examples, and the draws are those of 64-bit
+ * indices, so the order is the same as with size_t. */
+static void epoch_order(uint32_t *perm, size_t n, int shuffle, uint64_t seed, int epoch)
 {
     uint64_t s = mix64(seed * 0x9e3779b97f4a7c15ULL + (uint64_t)epoch + 1);
-    for (size_t i = 0; i < n; i++) perm[i] = i;
+    for (size_t i = 0; i < n; i++) perm[i] = (uint32_t)i;
     for (size_t i = n; shuffle && i > 1; i--) {
         s += 0x9e3779b97f4a7c15ULL;
         size_t j = (size_t)(mix64(s) % i);
-        size_t t = perm[i - 1];
+        uint32_t t = perm[i - 1];
         perm[i - 1] = perm[j];
         perm[j] = t;
     }
@@ -829,7 +831,7 @@ static int train_loop(train_run *r, err_t *e)
     const int rank = mpictx_rank(), size = mpictx_size();
     const int lo = (int)((long)o->batch * rank / size), hi = (int)((long)o->batch * (rank + 1) / size);
     const int nb = hi - lo;
-    size_t *perm = malloc(d->n_examples * sizeof *perm);
+    uint32_t *perm = malloc(d->n_examples * sizeof *perm);
     float *clip = ops_alloc(r->ctx, (size_t)nb * d->D, e);
     float *clip_host = malloc((size_t)nb * d->D * sizeof *clip_host);
     int32_t *tokens = malloc((size_t)nb * d->L * sizeof *tokens);
@@ -865,7 +867,7 @@ static int train_loop(train_run *r, err_t *e)
         epoch_order(perm, d->n_examples, !o->no_shuffle, o->seed, r->epoch);
         while (r->in_epoch < r->steps_per_epoch && r->opt.step < end) {
             double t0 = clock_now();
-            const size_t *ex = perm + (size_t)r->in_epoch * o->batch + lo;
+            const uint32_t *ex = perm + (size_t)r->in_epoch * o->batch + lo;
             /* loss sum, token count and "a rank failed" in one small allreduce,
              * so that a failing rank never leaves the others waiting */
             double sums[3] = {0, 0, 0};

@@ -34,6 +34,18 @@ int comm_bcast_int(int *v, int n, err_t *e)
     return mpictx_check(MPI_Bcast(v, n, MPI_INT, 0, mpictx_comm()), "MPI_Bcast", e);
 }
 
+int comm_bcast_bytes(void *buf, size_t n, err_t *e)
+{
+    if (!mpictx_active() || mpictx_size() == 1) return 0;
+    for (size_t at = 0; at < n;) {
+        size_t k = n - at < (size_t)INT_MAX ? n - at : (size_t)INT_MAX;
+        int rc = mpictx_check(MPI_Bcast((char *)buf + at, (int)k, MPI_BYTE, 0, mpictx_comm()), "MPI_Bcast", e);
+        if (rc) return rc;
+        at += k;
+    }
+    return 0;
+}
+
 int comm_allgather_bytes(const void *mine, size_t n, void *all, err_t *e)
 {
     if (!mpictx_active() || mpictx_size() == 1) {

@@ -26,6 +26,10 @@ int comm_sum_f32(float *buf, size_t n, err_t *e);
  * Collective. With MPI not initialised or a single rank it does nothing. */
 int comm_bcast_int(int *v, int n, err_t *e);
 
+/* comm_bcast_bytes: rank 0's n bytes at buf replace buf on every rank
+ * (MPI_Bcast in chunks of at most INT_MAX bytes). Collective. */
+int comm_bcast_bytes(void *buf, size_t n, err_t *e);
+
 /* all[r·n .. (r+1)·n) receives rank r's n bytes `mine`, on every rank
  * (MPI_Allgather of bytes). One rank (or MPI not initialised): a copy. */
 int comm_allgather_bytes(const void *mine, size_t n, void *all, err_t *e);

@@ -9,8 +9,6 @@
 
 #include "core/fsutil.h"
 
-/* How many rejects are logged one by one before only the count is. */
-#define DS_LOG_REJECTS 20
 
 const char *ds_reason_name(int reason)
 {
@@ -122,13 +120,18 @@ int ds_reject(ds_t *ds, int reason, const char *file, const char *record, const 
         return rc;
     ds->rejects[ds->n_rejects++] = r;
     ds->reason_count[reason]++;
-    if (ds->log_rejects) {
-        if (ds->n_rejects <= DS_LOG_REJECTS)
-            log_msg(LOG_WARN, "rejected (%s): %s: %s: %s", ds_reason_name(reason), file, record, detail);
-        else if (ds->n_rejects == DS_LOG_REJECTS + 1)
-            log_msg(LOG_WARN, "more rejects follow; all are listed in rejects.jsonl");
-    }
+    ds_log_reject(ds, reason, file, record, detail);
     return 0;
+}
+
+void ds_log_reject(ds_t *ds, int reason, const char *file, const char *record, const char *detail)
+{
+    ds->rejects_total++;
+    if (!ds->log_rejects) return;
+    if (ds->rejects_total <= DS_LOG_REJECTS)
+        log_msg(LOG_WARN, "rejected (%s): %s: %s: %s", ds_reason_name(reason), file, record, detail);
+    else if (ds->rejects_total == DS_LOG_REJECTS + 1)
+        log_msg(LOG_WARN, "more rejects follow; all are listed in rejects.jsonl");
 }
 
 int utf8_valid(const char *str, size_t n)
@@ -365,4 +368,55 @@ done:
     free(new_pos);
     free(sorted);
     return rc;
+}
+
+size_t ds_held_bytes(const ds_t *ds)
+{
+    return ds->arena_len + ds->n_images * sizeof *ds->images + ds->n_captions * sizeof *ds->captions +
+           ds->n_rejects * sizeof *ds->rejects;
+}
+
+int ds_checkpoint(ds_t *ds, int force, err_t *e)
+{
+    if (!ds->sink || (!force && ds_held_bytes(ds) < ds->sink_bytes)) return 0;
+    int rc = ds->sink(ds, ds->sink_user, e);
+    if (rc) return rc;
+    /* keep the allocations (the next chunk fills them again) and the empty
+     * string at arena offset 0 */
+    ds->n_images = ds->n_captions = ds->n_rejects = 0;
+    ds->arena_len = 1;
+    return 0;
+}
+
+int ds_summary_add(ds_summary_t *s, const ds_t *ds, err_t *e)
+{
+    s->input_records += ds->input_records;
+    s->excluded_images += ds->excluded_images;
+    s->excluded_captions += ds->excluded_captions;
+    for (int r = 0; r < DS_NUM_REASONS; r++) s->reason_count[r] += ds->reason_count[r];
+    s->images += ds->n_images;
+    s->captions += ds->n_captions;
+    for (size_t i = 0; i < ds->n_images; i++) {
+        const char *name = ds_str(ds, ds->images[i].split);
+        size_t k = 0;
+        while (k < s->n_splits && strcmp(s->splits[k].name, name)) k++;
+        if (k == s->n_splits) {
+            ds_summary_split *p = realloc(s->splits, (s->n_splits + 1) * sizeof *p);
+            if (!p) return err_set(e, ERR_NOMEM, "cannot allocate the split table");
+            s->splits = p;
+            if (!(p[k].name = strdup(name))) return err_set(e, ERR_NOMEM, "cannot allocate the split table");
+            p[k].images = p[k].captions = 0;
+            s->n_splits++;
+        }
+        s->splits[k].images++;
+        s->splits[k].captions += ds->images[i].n_captions;
+    }
+    return 0;
+}
+
+void ds_summary_free(ds_summary_t *s)
+{
+    for (size_t k = 0; k < s->n_splits; k++) free(s->splits[k].name);
+    free(s->splits);
+    memset(s, 0, sizeof *s);
 }

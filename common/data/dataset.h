@@ -17,7 +17,15 @@
  *      left without a caption are rejected as no_captions.
  * The result is deterministic for a given input: the manifest order.
  *
- * Strings live in one arena and are addressed by offset (ds_str). */
+ * Strings live in one arena and are addressed by offset (ds_str).
+ *
+ * Bounded memory (`clipcap shard`, data/ds_spill.h): a data set may have a
+ * sink. Readers call ds_checkpoint between records, at points where every
+ * image added so far has all its captions (CC: between samples; Karpathy:
+ * between images; COCO: between files, its captions follow all images);
+ * once the data set holds sink_bytes, the sink takes its images, captions
+ * and rejects, and they are cleared. The counters (reason_count,
+ * input_records, rejects_total) keep counting the whole input. */
 #ifndef CLIPCAP_DATASET_H
 #define CLIPCAP_DATASET_H
 
@@ -69,6 +77,9 @@ typedef struct ds_reject_t {
     int reason;
 } ds_reject_t;
 
+struct ds_t;
+typedef int (*ds_sink_fn)(struct ds_t *ds, void *user, err_t *e);
+
 typedef struct ds_t {
     char *arena;
     size_t arena_len, arena_cap;
@@ -81,13 +92,36 @@ typedef struct ds_t {
     uint64_t reason_count[DS_NUM_REASONS];
     uint64_t excluded_images, excluded_captions; /* by the split selection */
     uint64_t input_records;                      /* records read, all files */
+    uint64_t rejects_total;                      /* rejects so far, also those a sink took */
     /* settings */
     char root[4096];        /* images / tar root */
     int check_images;       /* stat FILE images in ds_finalize */
     int log_rejects;        /* log the first rejects at warn level */
     char **splits;          /* NULL = all splits */
     size_t n_splits;
+    ds_sink_fn sink;        /* NULL: everything stays in memory */
+    void *sink_user;
+    size_t sink_bytes;
 } ds_t;
+
+/* Per-split and total counts of a manifest (summary.json, index.json),
+ * summed over data sets with ds_summary_add: a data set contributes its
+ * counters and its images after ds_finalize. Splits are in order of first
+ * appearance. */
+typedef struct ds_summary_split {
+    char *name;
+    uint64_t images, captions;
+} ds_summary_split;
+
+typedef struct ds_summary_t {
+    uint64_t images, captions, input_records, excluded_images, excluded_captions;
+    uint64_t reason_count[DS_NUM_REASONS];
+    ds_summary_split *splits;
+    size_t n_splits;
+} ds_summary_t;
+
+int ds_summary_add(ds_summary_t *s, const ds_t *ds, err_t *e);
+void ds_summary_free(ds_summary_t *s);
 
 /* root: directory image paths are relative to. */
 int ds_init(ds_t *ds, const char *root, int check_images, err_t *e);
@@ -108,9 +142,22 @@ int ds_add_image(ds_t *ds, const char *key, const char *split, enum manifest_loc
  * rejected (recorded with file and record), <0 on allocation failure. */
 int ds_add_caption(ds_t *ds, size_t image, const char *text, size_t len, const char *file,
                    const char *record, err_t *e);
+/* How many rejects are logged one by one before only the count is. */
+#define DS_LOG_REJECTS 20
+
 /* Record a rejected input record; detail is the human message. */
 int ds_reject(ds_t *ds, int reason, const char *file, const char *record, const char *detail, err_t *e);
+/* What ds_reject logs: counts the reject in rejects_total and, with
+ * log_rejects, logs the first DS_LOG_REJECTS at warn level (data/ds_spill.h
+ * replays the finalize rejects of its buckets through it, in rejects.jsonl
+ * order). */
+void ds_log_reject(ds_t *ds, int reason, const char *file, const char *record, const char *detail);
 int ds_finalize(ds_t *ds, err_t *e);
+/* See "Bounded memory" above: hands the data set to its sink when it holds
+ * sink_bytes or more (force: whatever it holds), then clears it. */
+int ds_checkpoint(ds_t *ds, int force, err_t *e);
+/* Bytes of heap the images, captions, rejects and strings take. */
+size_t ds_held_bytes(const ds_t *ds);
 
 /* 1 when s[0..n) is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
 int utf8_valid(const char *s, size_t n);

@@ -10,11 +10,24 @@
 #include "data/sbuf.h"
 #include "io/zio.h"
 
+uint64_t manifest_image_weight(uint32_t n_captions, uint64_t caption_bytes)
+{
+    return 64 + 16 * (uint64_t)n_captions + caption_bytes;
+}
+
 static uint64_t image_weight(const ds_t *ds, const ds_image_t *im)
 {
-    uint64_t w = 64;
-    for (uint32_t c = 0; c < im->n_captions; c++) w += 16 + ds->captions[im->first_caption + c].len;
-    return w;
+    uint64_t bytes = 0;
+    for (uint32_t c = 0; c < im->n_captions; c++) bytes += ds->captions[im->first_caption + c].len;
+    return manifest_image_weight(im->n_captions, bytes);
+}
+
+int manifest_shard_of(uint64_t cum, uint64_t w, uint64_t total, int num_shards)
+{
+    /* shard of the image's weight midpoint, in integers: floor((cum + w/2) * N / total) */
+    unsigned __int128 mid2 = (unsigned __int128)(2 * cum + w) * (unsigned)num_shards;
+    int target = (int)(mid2 / (2 * (unsigned __int128)total));
+    return target >= num_shards ? num_shards - 1 : target;
 }
 
 void manifest_plan_shards(const ds_t *ds, int num_shards, size_t *bounds)
@@ -26,10 +39,7 @@ void manifest_plan_shards(const ds_t *ds, int num_shards, size_t *bounds)
     bounds[0] = 0;
     for (size_t i = 0; i < ds->n_images; i++) {
         uint64_t w = image_weight(ds, &ds->images[i]);
-        /* shard of the image's weight midpoint, in integers: floor((cum + w/2) * N / total) */
-        unsigned __int128 mid2 = (unsigned __int128)(2 * cum + w) * (unsigned)num_shards;
-        int target = (int)(mid2 / (2 * (unsigned __int128)total));
-        if (target >= num_shards) target = num_shards - 1;
+        int target = manifest_shard_of(cum, w, total, num_shards);
         while (s < target) bounds[++s] = i;
         cum += w;
     }
@@ -93,7 +103,7 @@ static void record_line(sbuf_t *sb, const ds_t *ds, const ds_image_t *im, int32_
     sb_puts(sb, "]}\n");
 }
 
-int manifest_write_shard(const char *dir, const ds_t *ds, int shard, int num_shards, const size_t *bounds,
+int manifest_write_shard(const char *dir, const ds_t *ds, int shard, int num_shards, size_t first, size_t end,
                          int32_t *const *ids, const uint32_t *n_ids, int zstd_level, manifest_shard_info_t *info,
                          err_t *e)
 {
@@ -102,7 +112,6 @@ int manifest_write_shard(const char *dir, const ds_t *ds, int shard, int num_sha
     char path[8192];
     int rc = fs_join(path, sizeof path, dir, info->file, e);
     if (rc) return rc;
-    size_t first = bounds[shard], end = bounds[shard + 1];
     info->images = end - first;
     for (size_t i = first; i < end; i++) info->captions += ds->images[i].n_captions;
     zio_writer *w = NULL;
@@ -140,40 +149,29 @@ int manifest_write_shard(const char *dir, const ds_t *ds, int shard, int num_sha
                                  info->tokens_xxh128, e);
 }
 
-/* Splits in order of first appearance in the manifest (deterministic). */
-static json_t *summary_splits(const ds_t *ds)
+static json_t *summary_splits(const ds_summary_t *sum)
 {
     json_t *arr = json_array();
-    for (size_t i = 0; i < ds->n_images; i++) {
-        const char *name = ds_str(ds, ds->images[i].split);
-        json_t *o = NULL;
-        for (size_t k = 0; k < json_array_size(arr) && !o; k++) {
-            json_t *c = json_array_get(arr, k);
-            if (!strcmp(json_string_value(json_object_get(c, "name")), name)) o = c;
-        }
-        if (!o) {
-            o = json_pack("{s:s, s:I, s:I}", "name", name, "images", (json_int_t)0, "captions", (json_int_t)0);
-            json_array_append_new(arr, o);
-        }
-        json_object_set_new(o, "images", json_integer(json_integer_value(json_object_get(o, "images")) + 1));
-        json_object_set_new(o, "captions", json_integer(json_integer_value(json_object_get(o, "captions")) +
-                                                       ds->images[i].n_captions));
-    }
+    for (size_t k = 0; k < sum->n_splits; k++)
+        json_array_append_new(arr, json_pack("{s:s, s:I, s:I}", "name", sum->splits[k].name, "images",
+                                             (json_int_t)sum->splits[k].images, "captions",
+                                             (json_int_t)sum->splits[k].captions));
     return arr;
 }
 
-json_t *manifest_summary_json(const ds_t *ds)
+json_t *manifest_summary_json(const ds_summary_t *sum)
 {
     json_t *reasons = json_object();
     uint64_t total = 0;
     for (int r = 0; r < DS_NUM_REASONS; r++) {
-        total += ds->reason_count[r];
-        if (ds->reason_count[r]) json_object_set_new(reasons, ds_reason_name(r), json_integer((json_int_t)ds->reason_count[r]));
+        total += sum->reason_count[r];
+        if (sum->reason_count[r])
+            json_object_set_new(reasons, ds_reason_name(r), json_integer((json_int_t)sum->reason_count[r]));
     }
     return json_pack("{s:I, s:I, s:I, s:o, s:{s:I, s:I}, s:{s:I, s:o}}", "input_records",
-                     (json_int_t)ds->input_records, "images", (json_int_t)ds->n_images, "captions",
-                     (json_int_t)ds->n_captions, "splits", summary_splits(ds), "excluded_by_split", "images",
-                     (json_int_t)ds->excluded_images, "captions", (json_int_t)ds->excluded_captions, "rejected",
+                     (json_int_t)sum->input_records, "images", (json_int_t)sum->images, "captions",
+                     (json_int_t)sum->captions, "splits", summary_splits(sum), "excluded_by_split", "images",
+                     (json_int_t)sum->excluded_images, "captions", (json_int_t)sum->excluded_captions, "rejected",
                      "total", (json_int_t)total, "by_reason", reasons);
 }
 
@@ -193,7 +191,7 @@ static int write_json_atomic(const char *path, json_t *doc, err_t *e)
     return rc;
 }
 
-int manifest_write_index(const char *dir, const ds_t *ds, const manifest_source_t *src,
+int manifest_write_index(const char *dir, const ds_summary_t *sum, const manifest_source_t *src,
                          const manifest_token_stats_t *st, const manifest_shard_info_t *shards, int num_shards,
                          err_t *e)
 {
@@ -206,12 +204,12 @@ int manifest_write_index(const char *dir, const ds_t *ds, const manifest_source_
                                             "xxh128", shards[s].xxh128, "tokens_file", shards[s].tokens_file,
                                             "tokens_bytes", (json_int_t)shards[s].tokens_bytes, "tokens_xxh128",
                                             shards[s].tokens_xxh128));
-    json_t *summary = manifest_summary_json(ds);
+    json_t *summary = manifest_summary_json(sum);
     json_t *doc = json_pack("{s:s, s:i, s:{s:s, s:o}, s:s, s:s, s:I, s:I, s:O, s:{s:I, s:f, s:f, s:i, s:i}, "
                             "s:i, s:o, s:O, s:O}",
                             "format", "clipcap-manifest", "version", MANIFEST_VERSION, "source", "format",
                             src->format, "inputs", inputs, "tokenizer", "gpt2", "root", src->root, "images",
-                            (json_int_t)ds->n_images, "captions", (json_int_t)ds->n_captions, "splits",
+                            (json_int_t)sum->images, "captions", (json_int_t)sum->captions, "splits",
                             json_object_get(summary, "splits"), "tokens", "count", (json_int_t)st->count, "mean",
                             st->mean, "std", st->std, "max", (int)st->max, "max_seq_len", (int)st->max_seq_len,
                             "num_shards", num_shards, "shards", sh, "excluded_by_split",
@@ -225,23 +223,25 @@ int manifest_write_index(const char *dir, const ds_t *ds, const manifest_source_
     return rc;
 }
 
+void manifest_reject_line(sbuf_t *sb, const ds_t *ds, const ds_reject_t *r)
+{
+    const char *f = ds_str(ds, r->file), *rec = ds_str(ds, r->record), *d = ds_str(ds, r->detail);
+    const char *reason = ds_reason_name(r->reason);
+    sb_puts(sb, "{\"file\":");
+    sb_json_str(sb, f, strlen(f));
+    sb_puts(sb, ",\"record\":");
+    sb_json_str(sb, rec, strlen(rec));
+    sb_puts(sb, ",\"reason\":");
+    sb_json_str(sb, reason, strlen(reason));
+    sb_puts(sb, ",\"detail\":");
+    sb_json_str(sb, d, strlen(d));
+    sb_puts(sb, "}\n");
+}
+
 int manifest_write_rejects(const char *path, const ds_t *ds, err_t *e)
 {
     sbuf_t sb = {0};
-    for (size_t i = 0; i < ds->n_rejects; i++) {
-        const ds_reject_t *r = &ds->rejects[i];
-        const char *f = ds_str(ds, r->file), *rec = ds_str(ds, r->record), *d = ds_str(ds, r->detail);
-        const char *reason = ds_reason_name(r->reason);
-        sb_puts(&sb, "{\"file\":");
-        sb_json_str(&sb, f, strlen(f));
-        sb_puts(&sb, ",\"record\":");
-        sb_json_str(&sb, rec, strlen(rec));
-        sb_puts(&sb, ",\"reason\":");
-        sb_json_str(&sb, reason, strlen(reason));
-        sb_puts(&sb, ",\"detail\":");
-        sb_json_str(&sb, d, strlen(d));
-        sb_puts(&sb, "}\n");
-    }
+    for (size_t i = 0; i < ds->n_rejects; i++) manifest_reject_line(&sb, ds, &ds->rejects[i]);
     int rc = sb.failed ? err_set(e, ERR_NOMEM, "%s: cannot allocate the rejects list", path)
                        : fs_write_atomic(path, sb.data ? sb.data : "", sb.len, e);
     sb_free(&sb);

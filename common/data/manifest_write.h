@@ -16,9 +16,15 @@
 #include <jansson.h>
 #include "data/dataset.h"
 #include "data/manifest.h"
+#include "data/sbuf.h"
 
 /* bounds[s]..bounds[s+1] are shard s's images; bounds has num_shards+1. */
 void manifest_plan_shards(const ds_t *ds, int num_shards, size_t *bounds);
+/* The rule itself, for callers that stream the images in manifest order
+ * (data/ds_spill.h): an image's weight, and the shard of an image of
+ * weight w after images of total weight cum, out of total. */
+uint64_t manifest_image_weight(uint32_t n_captions, uint64_t caption_bytes);
+int manifest_shard_of(uint64_t cum, uint64_t w, uint64_t total, int num_shards);
 void manifest_shard_file_name(int shard, int num_shards, char *out, size_t cap);
 
 /* Token-length statistics from exact integer sums (so any split of the
@@ -26,10 +32,10 @@ void manifest_shard_file_name(int shard, int num_shards, char *out, size_t cap);
 void manifest_stats_from_sums(uint64_t count, uint64_t sum, uint64_t sumsq, uint32_t max,
                               manifest_token_stats_t *st);
 
-/* Writes shard `shard` (images bounds[shard]..bounds[shard+1]) with zio and
- * fills info (file, counts, bytes, checksum). ids[c]/n_ids[c] are caption
- * c's tokens (ds caption index). */
-int manifest_write_shard(const char *dir, const ds_t *ds, int shard, int num_shards, const size_t *bounds,
+/* Writes shard `shard`, the finalized images ds->images[first..end), with
+ * zio and fills info (file, counts, bytes, checksum). ids[c]/n_ids[c] are
+ * caption c's tokens (ds caption index). */
+int manifest_write_shard(const char *dir, const ds_t *ds, int shard, int num_shards, size_t first, size_t end,
                          int32_t *const *ids, const uint32_t *n_ids, int zstd_level, manifest_shard_info_t *info,
                          err_t *e);
 
@@ -42,14 +48,16 @@ typedef struct manifest_source_t {
 
 /* The run summary as a JSON object (counts per split, rejects by reason);
  * also embedded in index.json. Caller json_decref's. */
-json_t *manifest_summary_json(const ds_t *ds);
+json_t *manifest_summary_json(const ds_summary_t *sum);
 /* index.json, atomically. */
-int manifest_write_index(const char *dir, const ds_t *ds, const manifest_source_t *src,
+int manifest_write_index(const char *dir, const ds_summary_t *sum, const manifest_source_t *src,
                          const manifest_token_stats_t *st, const manifest_shard_info_t *shards, int num_shards,
                          err_t *e);
 /* rejects.jsonl: {"file", "record", "reason", "detail"} per line, in the
  * order the rejects were found. Atomic. */
 int manifest_write_rejects(const char *path, const ds_t *ds, err_t *e);
+/* One rejects.jsonl line (with its newline) appended to sb. */
+void manifest_reject_line(sbuf_t *sb, const ds_t *ds, const ds_reject_t *r);
 /* The captions of one split as a COCO caption annotation file: images
  * {"id", "file_name"} and annotations {"id", "image_id", "caption"}, image
  * id = the key as an integer, annotation ids 1.. in manifest order. Keys

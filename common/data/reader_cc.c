@@ -20,53 +20,108 @@
 
 /* ---- TSV ---------------------------------------------------------------- */
 
-static uint64_t cc_url_hash(const char *u, size_t n) { return hash64(u, n); }
+static uint32_t cc_url_hash(const char *u, size_t n) { return (uint32_t)hash64(u, n); }
 
-static int cc_row_url_eq(const cc_tsv_t *t, const cc_tsv_row *r, const char *url, size_t n)
+static int bit_get(const uint8_t *b, size_t i) { return (b[i / 8] >> (i % 8)) & 1; }
+static void bit_set(uint8_t *b, size_t i) { b[i / 8] |= (uint8_t)(1u << (i % 8)); }
+
+int cc_tsv_is_bad(const cc_tsv_t *t, size_t row) { return bit_get(t->bad, row); }
+void cc_tsv_take(cc_tsv_t *t, size_t row) { bit_set(t->taken, row); }
+
+/* The end of the line starting at pos (its '\n' or the end of the file). */
+static size_t cc_line_end(const cc_tsv_t *t, size_t pos)
 {
-    return r->url_len == n && !memcmp(t->buf + r->url, url, n);
+    const char *nl = memchr(t->buf + pos, '\n', t->len - pos);
+    return nl ? (size_t)(nl - t->buf) : t->len;
 }
 
-/* Open addressing over rows by url; rows sharing a url are chained in
- * input order through next_same. */
-static int cc_tsv_index(cc_tsv_t *t, err_t *e)
+void cc_tsv_row_at(const cc_tsv_t *t, size_t row, cc_tsv_row *r)
 {
-    size_t cap = 16;
-    while (cap < 2 * t->n_rows) cap *= 2;
-    t->slots = calloc(cap, sizeof *t->slots);
-    if (!t->slots) return err_set(e, ERR_NOMEM, "%s: cannot allocate the url index", t->name);
-    t->n_slots = cap;
-    for (size_t i = 0; i < t->n_rows; i++) {
-        cc_tsv_row *r = &t->rows[i];
-        if (r->bad) continue;
-        const char *u = t->buf + r->url;
-        for (size_t h = cc_url_hash(u, r->url_len) & (cap - 1);; h = (h + 1) & (cap - 1)) {
-            if (!t->slots[h]) {
-                t->slots[h] = (uint32_t)i + 1;
-                break;
-            }
-            cc_tsv_row *head = &t->rows[t->slots[h] - 1];
-            if (!cc_row_url_eq(t, head, u, r->url_len)) continue;
-            while (head->next_same) head = &t->rows[head->next_same - 1];
-            head->next_same = (uint32_t)i + 1;
-            break;
-        }
+    size_t pos = t->line_at[row / CC_TSV_STRIDE];
+    for (size_t k = row % CC_TSV_STRIDE; k > 0; k--) pos = cc_line_end(t, pos) + 1;
+    size_t end = cc_line_end(t, pos);
+    size_t stop = end > pos && t->buf[end - 1] == '\r' ? end - 1 : end;
+    const char *tab = memchr(t->buf + pos, '\t', stop - pos);
+    r->caption = t->buf + pos;
+    r->caption_len = (uint32_t)(tab - r->caption);
+    r->url = tab + 1;
+    r->url_len = (uint32_t)(t->buf + stop - r->url);
+    r->line = (uint32_t)(row + 1 + t->header);
+}
+
+size_t cc_tsv_find(const cc_tsv_t *t, const char *url, size_t n)
+{
+    uint64_t h = (uint64_t)cc_url_hash(url, n) << 32;
+    size_t lo = 0, hi = t->n_index; /* first entry >= h */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (t->index[mid] < h) lo = mid + 1;
+        else hi = mid;
     }
+    /* the entries of one hash are in row order */
+    for (size_t k = lo; k < t->n_index && (t->index[k] & ~(uint64_t)UINT32_MAX) == h; k++) {
+        size_t row = (size_t)(t->index[k] & UINT32_MAX);
+        if (bit_get(t->taken, row)) continue;
+        cc_tsv_row r;
+        cc_tsv_row_at(t, row, &r);
+        if (r.url_len == n && !memcmp(r.url, url, n)) return row;
+    }
+    return SIZE_MAX;
+}
+
+static int cc_u64_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Rows, line offsets and the url index over t->buf. */
+static int cc_tsv_index(cc_tsv_t *t, ds_t *ds, err_t *e)
+{
+    const char *buf = t->buf, *name = t->name;
+    size_t len = t->len, lines = 0;
+    for (const char *p = buf; p && p < buf + len; p = memchr(p, '\n', (size_t)(buf + len - p)), p = p ? p + 1 : p)
+        lines++;
+    if (lines >= UINT32_MAX) return err_set(e, ERR_LIMIT, "%s: more than 4G rows", name);
+    t->line_at = malloc((lines / CC_TSV_STRIDE + 1) * sizeof *t->line_at);
+    t->index = malloc((lines ? lines : 1) * sizeof *t->index);
+    t->bad = calloc(lines / 8 + 1, 1);
+    t->taken = calloc(lines / 8 + 1, 1);
+    if (!t->line_at || !t->index || !t->bad || !t->taken)
+        return err_set(e, ERR_NOMEM, "%s: cannot allocate the index of %zu rows", name, lines);
+    size_t pos = 0;
+    uint32_t line = 0;
+    while (pos < len) {
+        size_t end = cc_line_end(t, pos), next = end < len ? end + 1 : len;
+        size_t stop = end > pos && buf[end - 1] == '\r' ? end - 1 : end;
+        line++;
+        const char *tab = memchr(buf + pos, '\t', stop - pos);
+        if (line == 1 && tab && tab - (buf + pos) == 7 && !strncasecmp(buf + pos, "caption\turl", 11) &&
+            stop - pos == 11) {
+            t->header = 1;
+            pos = next;
+            continue;
+        }
+        size_t row = t->n_rows++;
+        if (row % CC_TSV_STRIDE == 0) t->line_at[row / CC_TSV_STRIDE] = pos;
+        ds->input_records++;
+        size_t ncols = 1;
+        for (const char *p = buf + pos; (p = memchr(p, '\t', (size_t)(buf + stop - p))); p++) ncols++;
+        if (ncols != 2 || stop - pos > UINT32_MAX) {
+            bit_set(t->bad, row);
+            char rec[64], detail[4400];
+            snprintf(rec, sizeof rec, "line %u", line);
+            snprintf(detail, sizeof detail, "%zu tab-separated columns, expected 2 (caption, url)", ncols);
+            int rc = ds_reject(ds, DS_TSV_COLUMNS, name, rec, detail, e);
+            if (rc) return rc;
+        } else {
+            const char *url = tab + 1;
+            t->index[t->n_index++] = (uint64_t)cc_url_hash(url, (size_t)(buf + stop - url)) << 32 | row;
+        }
+        pos = next;
+    }
+    qsort(t->index, t->n_index, sizeof *t->index, cc_u64_cmp);
     return 0;
-}
-
-cc_tsv_row *cc_tsv_find(cc_tsv_t *t, const char *url, size_t n)
-{
-    if (!t->n_slots) return NULL;
-    for (size_t h = cc_url_hash(url, n) & (t->n_slots - 1);; h = (h + 1) & (t->n_slots - 1)) {
-        if (!t->slots[h]) return NULL;
-        cc_tsv_row *r = &t->rows[t->slots[h] - 1];
-        if (!cc_row_url_eq(t, r, url, n)) continue;
-        for (;; r = &t->rows[r->next_same - 1]) {
-            if (!r->seen) return r;
-            if (!r->next_same) return NULL;
-        }
-    }
 }
 
 int cc_tsv_parse(cc_tsv_t *t, ds_t *ds, char *buf, size_t len, const char *name, err_t *e)
@@ -75,65 +130,31 @@ int cc_tsv_parse(cc_tsv_t *t, ds_t *ds, char *buf, size_t len, const char *name,
     snprintf(t->name, sizeof t->name, "%s", name);
     t->buf = buf;
     t->len = len;
-    size_t cap = 0, pos = 0;
-    uint32_t line = 0;
-    while (pos < len) {
-        char *nl = memchr(buf + pos, '\n', len - pos);
-        size_t end = nl ? (size_t)(nl - buf) : len, next = nl ? end + 1 : len;
-        size_t stop = end > pos && buf[end - 1] == '\r' ? end - 1 : end;
-        line++;
-        char *tab = memchr(buf + pos, '\t', stop - pos);
-        if (line == 1 && tab && tab - (buf + pos) == 7 && !strncasecmp(buf + pos, "caption\turl", 11) &&
-            stop - pos == 11) {
-            pos = next;
-            continue;
-        }
-        if (t->n_rows == cap) {
-            cap = cap ? cap * 2 : 4096;
-            cc_tsv_row *r = realloc(t->rows, cap * sizeof *r);
-            if (!r) return err_set(e, ERR_NOMEM, "%s: cannot allocate %zu rows", name, cap);
-            t->rows = r;
-        }
-        cc_tsv_row *row = &t->rows[t->n_rows++];
-        memset(row, 0, sizeof *row);
-        row->line = line;
-        ds->input_records++;
-        size_t ncols = 1;
-        for (char *p = buf + pos; (p = memchr(p, '\t', (size_t)(buf + stop - p))); p++) ncols++;
-        if (ncols != 2 || stop - pos > UINT32_MAX) {
-            row->bad = 1;
-            char rec[64], detail[4400];
-            snprintf(rec, sizeof rec, "line %u", line);
-            snprintf(detail, sizeof detail, "%zu tab-separated columns, expected 2 (caption, url)", ncols);
-            int rc = ds_reject(ds, DS_TSV_COLUMNS, name, rec, detail, e);
-            if (rc) return rc;
-        } else {
-            row->caption = pos;
-            row->caption_len = (uint32_t)(tab - (buf + pos));
-            row->url = (uint64_t)(tab + 1 - buf);
-            row->url_len = (uint32_t)(stop - (size_t)(tab + 1 - buf));
-        }
-        pos = next;
-    }
-    if (t->n_rows >= UINT32_MAX) return err_set(e, ERR_LIMIT, "%s: more than 4G rows", name);
-    return cc_tsv_index(t, e);
+    return cc_tsv_index(t, ds, e);
 }
 
 int cc_tsv_load(cc_tsv_t *t, ds_t *ds, const char *path, err_t *e)
 {
-    uint8_t *data = NULL;
+    const uint8_t *map = NULL;
     size_t len = 0;
     memset(t, 0, sizeof *t);
-    int rc = fs_read_all(path, &data, &len, e);
+    int rc = fs_map_file(path, &map, &len, e);
     if (rc) return rc;
-    return cc_tsv_parse(t, ds, (char *)data, len, path, e);
+    snprintf(t->name, sizeof t->name, "%s", path);
+    t->buf = (const char *)map;
+    t->len = len;
+    t->mapped = 1;
+    return cc_tsv_index(t, ds, e);
 }
 
 void cc_tsv_free(cc_tsv_t *t)
 {
-    free(t->buf);
-    free(t->rows);
-    free(t->slots);
+    if (t->mapped) fs_unmap((const uint8_t *)t->buf, t->len);
+    else free((char *)t->buf);
+    free(t->line_at);
+    free(t->index);
+    free(t->bad);
+    free(t->taken);
     memset(t, 0, sizeof *t);
 }
 
@@ -173,33 +194,35 @@ static int cc_reject(cc_ctx *c, const cc_sample *s, int reason, const char *deta
 }
 
 /* The TSV row of a sample: the first row not yet taken whose url is the
- * sample's (CC repeats some urls). NULL with a reject recorded in *rc when
- * there is none. */
-static cc_tsv_row *cc_tsv_match(cc_ctx *c, const cc_sample *s, const char *url, int *rc, err_t *e)
+ * sample's (CC repeats some urls). 0 with *row filled, else 1 with a reject
+ * recorded (*rc its status). */
+static int cc_tsv_match(cc_ctx *c, const cc_sample *s, const char *url, cc_tsv_row *row, int *rc, err_t *e)
 {
     if (!url) {
         *rc = cc_reject(c, s, DS_MISSING_CAPTION, "KEY.json has no url to find the sample's TSV row", e);
-        return NULL;
+        return 1;
     }
-    cc_tsv_row *row = cc_tsv_find(c->tsv, url, strlen(url));
-    if (!row) {
+    size_t r = cc_tsv_find(c->tsv, url, strlen(url));
+    if (r == SIZE_MAX) {
         char d[600];
         snprintf(d, sizeof d, "url %.400s is not in %s (or all its rows are taken)", url, c->tsv->name);
         *rc = cc_reject(c, s, DS_URL_MISMATCH, d, e);
-        return NULL;
+        return 1;
     }
-    row->seen = 1;
-    return row;
+    cc_tsv_take(c->tsv, r);
+    cc_tsv_row_at(c->tsv, r, row);
+    return 0;
 }
 
 static int cc_commit(cc_ctx *c, cc_sample *s, err_t *e)
 {
     if (!s->key[0]) return 0;
+    int rc = ds_checkpoint(c->ds, 0, e); /* every sample so far is complete */
+    if (rc) return rc;
     c->ds->input_records++;
-    progress_update(&c->prog, ++c->samples, c->ds->n_rejects);
+    progress_update(&c->prog, ++c->samples, c->ds->rejects_total);
     json_t *meta = NULL;
     const char *status = "success", *url = NULL, *jcaption = NULL;
-    int rc = 0;
     if (s->json) {
         err_t why = {0};
         if (json_load_buffer(&meta, s->json, s->json_len, "KEY.json", &why) ||
@@ -218,14 +241,17 @@ static int cc_commit(cc_ctx *c, cc_sample *s, err_t *e)
                  json_is_string(em) ? json_string_value(em) : "");
         if (c->tsv && url) {
             /* the row is accounted for by this reject, not as not_downloaded */
-            cc_tsv_row *row = cc_tsv_find(c->tsv, url, strlen(url));
-            if (row) row->seen = 1;
+            size_t row = cc_tsv_find(c->tsv, url, strlen(url));
+            if (row != SIZE_MAX) cc_tsv_take(c->tsv, row);
         }
         rc = cc_reject(c, s, DS_DOWNLOAD_FAILED, d, e);
         goto done;
     }
-    cc_tsv_row *row = NULL;
-    if (c->tsv && !(row = cc_tsv_match(c, s, url, &rc, e))) goto done;
+    cc_tsv_row row_v, *row = NULL;
+    if (c->tsv) {
+        if (cc_tsv_match(c, s, url, &row_v, &rc, e)) goto done;
+        row = &row_v;
+    }
     if (!s->has_image) {
         rc = cc_reject(c, s, DS_MISSING_IMAGE, "no image file for the sample", e);
         goto done;
@@ -239,7 +265,7 @@ static int cc_commit(cc_ctx *c, cc_sample *s, err_t *e)
     char crec[400];
     snprintf(crec, sizeof crec, "sample %s", s->key);
     if (row) {
-        text = c->tsv->buf + row->caption;
+        text = row->caption;
         tlen = row->caption_len;
         cfile = c->tsv->name;
         snprintf(crec, sizeof crec, "line %u (sample %s)", row->line, s->key);
@@ -272,10 +298,9 @@ static int cc_not_downloaded(cc_ctx *c, err_t *e)
 {
     if (!c->tsv) return 0;
     for (size_t i = 0; i < c->tsv->n_rows; i++) {
-        cc_tsv_row *row = &c->tsv->rows[i];
-        if (row->bad || row->seen) continue;
+        if (cc_tsv_is_bad(c->tsv, i) || bit_get(c->tsv->taken, i)) continue;
         char rec[64], d[4400];
-        snprintf(rec, sizeof rec, "line %u", row->line);
+        snprintf(rec, sizeof rec, "line %u", (unsigned)(i + 1 + c->tsv->header));
         snprintf(d, sizeof d, "no downloaded sample has this row's url");
         int rc = ds_reject(c->ds, DS_NOT_DOWNLOADED, c->tsv->name, rec, d, e);
         if (rc) return rc;

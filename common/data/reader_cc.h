@@ -26,31 +26,45 @@
 #include <stdint.h>
 #include "data/dataset.h"
 
-typedef struct cc_tsv_row {
-    uint64_t caption, url;  /* offsets into the TSV buffer */
+/* The TSV is mapped (page cache, not heap) and indexed compactly, so that
+ * a 15M-row TSV costs ~8.8 bytes of heap per row: the rows' url hashes
+ * with their row numbers, sorted (8 B), one line offset per
+ * CC_TSV_STRIDE rows, and the bad and taken bits. Lookups confirm the url
+ * bytes, so hash collisions cost time, never a wrong match. Row i is on
+ * line i + 1, or i + 2 after a header. */
+#define CC_TSV_STRIDE 16
+
+typedef struct cc_tsv_row {   /* a row's fields, pointing into the file */
+    const char *caption, *url;
     uint32_t caption_len, url_len;
-    uint32_t line;          /* 1-based line number */
-    uint32_t next_same;     /* 1 + next row with the same url, 0 = none */
-    uint8_t bad, seen;
+    uint32_t line;            /* 1-based line number */
 } cc_tsv_row;
 
 typedef struct cc_tsv_t {
     char name[4096];
-    char *buf;              /* the whole file, owned */
+    const char *buf;          /* the whole file */
     size_t len;
-    cc_tsv_row *rows;
+    int mapped;               /* buf is fs_map_file's, else malloc'd */
     size_t n_rows;
-    uint32_t *slots;        /* url hash index: 1 + row, 0 = empty */
-    size_t n_slots;
+    uint32_t header;          /* 1 when line 1 is the "caption<TAB>url" header */
+    uint64_t *line_at;        /* [n_rows / CC_TSV_STRIDE + 1] start of row k * CC_TSV_STRIDE */
+    uint64_t *index;          /* good rows as (url hash << 32 | row), sorted */
+    size_t n_index;
+    uint8_t *bad, *taken;     /* bitmaps by row */
 } cc_tsv_t;
 
-/* Parse a TSV held in buf (taken over: freed by cc_tsv_free). Lines with a
- * wrong column count are rejected into ds right away. */
+/* Parse a TSV held in buf (a malloc'd buffer, taken over: freed by
+ * cc_tsv_free). Lines with a wrong column count are rejected into ds right
+ * away. */
 int cc_tsv_parse(cc_tsv_t *t, ds_t *ds, char *buf, size_t len, const char *name, err_t *e);
 int cc_tsv_load(cc_tsv_t *t, ds_t *ds, const char *path, err_t *e);
 void cc_tsv_free(cc_tsv_t *t);
-/* The first row not yet marked seen whose url is url[0..n), or NULL. */
-cc_tsv_row *cc_tsv_find(cc_tsv_t *t, const char *url, size_t n);
+/* The first row not yet taken whose url is url[0..n), or SIZE_MAX. */
+size_t cc_tsv_find(const cc_tsv_t *t, const char *url, size_t n);
+void cc_tsv_take(cc_tsv_t *t, size_t row);
+int cc_tsv_is_bad(const cc_tsv_t *t, size_t row);
+/* The fields of row (< n_rows, not bad). */
+void cc_tsv_row_at(const cc_tsv_t *t, size_t row, cc_tsv_row *r);
 
 /* tsv may be NULL. Samples are read under ds->root. */
 int reader_cc_files_read(ds_t *ds, const char *tsv, const char *split, err_t *e);

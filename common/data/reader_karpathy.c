@@ -38,6 +38,8 @@ int reader_karpathy_parse(ds_t *ds, const jscan_t *d, const char *name, err_t *e
     for (uint32_t im = jscan_first(d, images); im < jscan_end(d, images); im = jscan_after(d, im), i++) {
         char record[96];
         snprintf(record, sizeof record, "image %zu", i);
+        int rc = ds_checkpoint(ds, 0, e); /* every image so far has its sentences */
+        if (rc) return rc;
         ds->input_records++;
         long long id = 0;
         const char *filename = NULL, *filepath = "", *split = NULL;
@@ -46,13 +48,12 @@ int reader_karpathy_parse(ds_t *ds, const jscan_t *d, const char *name, err_t *e
         if (karpathy_key(d, im, &id, &why) || jscan_field_str(d, im, "filename", &filename, NULL, &why) ||
             jscan_field_str(d, im, "split", &split, NULL, &why) || jscan_field_array(d, im, "sentences", &sents, &why) ||
             (jscan_get(d, im, "filepath") && jscan_field_str(d, im, "filepath", &filepath, NULL, &why))) {
-            int rc = ds_reject(ds, DS_MALFORMED_RECORD, name, record, why.msg, e);
-            if (rc) return rc;
+            if ((rc = ds_reject(ds, DS_MALFORMED_RECORD, name, record, why.msg, e))) return rc;
             continue;
         }
         snprintf(record, sizeof record, "image %zu (cocoid %lld)", i, id);
         size_t idx;
-        int rc = reader_json_add_image(ds, id, split, filepath, filename, name, record, &idx, e);
+        rc = reader_json_add_image(ds, id, split, filepath, filename, name, record, &idx, e);
         if (rc == 0) rc = karpathy_sentences(ds, idx, d, sents, name, record, e);
         if (rc < 0) return rc;
     }

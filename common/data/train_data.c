@@ -79,8 +79,13 @@ static int read_manifest(train_data *d, const char *dir, const char *splits, int
         for (uint64_t i = 0; i < t->images; i++) {
             uint64_t nc = t->cap_first[i + 1] - t->cap_first[i];
             if (!want[t->split[i]] || !nc) continue;
+            if (nc > UINT32_MAX - d->ex_first[d->n_images]) {
+                rc = err_set(e, ERR_LIMIT, "%s: more than %u captions in the selected splits (examples are 32-bit)",
+                             dir, UINT32_MAX);
+                break;
+            }
             d->img[d->n_images] = (uint32_t)(base + i);
-            d->ex_first[d->n_images + 1] = d->ex_first[d->n_images] + nc;
+            d->ex_first[d->n_images + 1] = d->ex_first[d->n_images] + (uint32_t)nc;
             d->n_images++;
         }
         base += t->images;
@@ -182,7 +187,7 @@ static int apply_dims(train_data *d, const uint32_t *dim, err_t *e)
     /* drop the images that failed extraction, and their captions */
     size_t kept = 0;
     for (size_t i = 0; i < d->n_images; i++) {
-        uint64_t nc = d->ex_first[i + 1] - d->ex_first[i];
+        uint32_t nc = d->ex_first[i + 1] - d->ex_first[i];
         if (dim[i] == DIM_FAILED) {
             d->n_dropped_examples += nc;
             continue;
@@ -247,7 +252,7 @@ void train_data_close(train_data *d)
     memset(d, 0, sizeof *d);
 }
 
-int train_data_batch(train_data *d, const size_t *ex, int n, float *clip, int32_t *tokens, err_t *e)
+int train_data_batch(train_data *d, const uint32_t *ex, int n, float *clip, int32_t *tokens, err_t *e)
 {
     for (int b = 0; b < n; b++) {
         size_t x = ex[b];

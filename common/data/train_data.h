@@ -6,8 +6,8 @@
  * Memory is what a rank needs to draw any batch, not the data set: the
  * manifest's token files (data/manifest_tokens.h: keys and 16-bit ids,
  * written by `clipcap shard`) are mmap'd, so their pages are page cache
- * shared by the ranks of a node; the heap holds 12 bytes per image (its
- * index and its first example) and a few per shard. An example x is found
+ * shared by the ranks of a node; the heap holds 8 bytes per image (its
+ * 32-bit index and its 32-bit first example) and a few per shard. An example x is found
  * by binary search over the images' first examples. No embedding is held:
  * train_data_batch looks each one up in the store. The same bits reach
  * the model as from a whole-store read (store_lookup_embedding widens
@@ -43,7 +43,8 @@ typedef struct train_data {
     struct manifest_tokens *shards; /* [n_shards] mapped token files */
     uint64_t *shard_base;   /* [n_shards + 1] first manifest image of each shard */
     uint32_t *img;          /* [n_images] manifest image index of each kept image */
-    uint64_t *ex_first;     /* [n_images + 1] kept image k's examples are [ex_first[k], ex_first[k+1]) */
+    uint32_t *ex_first;     /* [n_images + 1] kept image k's examples are [ex_first[k], ex_first[k+1]);
+                             * 32-bit: train_data_open refuses more than UINT32_MAX examples */
     store *st;              /* open for the per-batch lookups */
     char clip_fp[33];       /* the store's model fingerprint, the same for every embedding */
     const char *store_dir;  /* for error messages (the caller's string) */
@@ -62,7 +63,7 @@ void train_data_close(train_data *d); /* also after a failed open */
 
 /* Examples ex[0..n): clip [n, D] receives their embeddings, tokens [n, L]
  * their ids padded with -1 (what clipcap_model_forward takes). */
-int train_data_batch(train_data *d, const size_t *ex, int n, float *clip, int32_t *tokens, err_t *e);
+int train_data_batch(train_data *d, const uint32_t *ex, int n, float *clip, int32_t *tokens, err_t *e);
 
 /* The key of kept image k (< n_images). */
 const char *train_data_key(const train_data *d, size_t k);

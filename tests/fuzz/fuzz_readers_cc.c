@@ -71,10 +71,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int rc = cc_tsv_parse(&t, &ds, buf, size, "fuzz.tsv", &e);
         if (rc == 0)
             for (size_t i = 0; i < t.n_rows; i++) {
-                if (t.rows[i].bad) continue;
-                cc_tsv_row *r = cc_tsv_find(&t, t.buf + t.rows[i].url, t.rows[i].url_len);
-                if (!r) abort(); /* every good row's url is findable until taken */
-                r->seen = 1;
+                if (cc_tsv_is_bad(&t, i)) continue;
+                cc_tsv_row r;
+                cc_tsv_row_at(&t, i, &r);
+                size_t k = cc_tsv_find(&t, r.url, r.url_len);
+                if (k == SIZE_MAX || k > i) abort(); /* every good row's url is findable until taken */
+                cc_tsv_take(&t, k);
             }
         cc_tsv_free(&t); /* frees buf */
         ds_free(&ds);

@@ -51,6 +51,7 @@ rc=$?
 set -e
 [ $rc -ne 0 ]
 grep -q "malformed.json:$line: " "$tmp/err"
+[ ! -e "$tmp/m/.shard-tmp" ]   # the failed run's temporary data set is removed
 
 expect_usage() { # message-regex args...
   local re=$1; shift

@@ -2,6 +2,9 @@
 # `clipcap shard` on a `clipcap synth --bad` data set in all four layouts:
 #  - one rank and `mpirun -np 2` write byte-identical manifests (index,
 #    shards, rejects, annotation files), and a repeated run is identical;
+#  - so does `mpirun -np 2` with the data set spilled one image per chunk
+#    and cut into one bucket per sampled key (CLIPCAP_SHARD_SPILL_BYTES=1,
+#    data/ds_spill.h), and its temporary folder is gone afterwards;
 #  - the token ids in the shards are exactly what `clipcap tokenize` gives
 #    for the same captions (the tokenizer itself is checked against the npm
 #    reference by tokenize_cli.sh);
@@ -45,13 +48,18 @@ for fmt in "${formats[@]}"; do
     cc-files) args=(--format cc-files --input "$s/cc/Train_GCC-training.tsv" --images-root "$s/cc/files"); ann=train ;;
     cc-tar) args=(--format cc-tar --input "$s/cc/Train_GCC-training.tsv" --images-root "$s/cc/wds"); ann=train ;;
   esac
-  for run in np1 np2 again; do
+  for run in np1 np2 again spill; do
     mkdir -p "$tmp/$fmt"
-    ranks=1; [ $run = np2 ] && ranks=2
-    run_shard "$fmt" $ranks "$tmp/$fmt/$run" "${args[@]}" --write-annotations "$ann:$tmp/$fmt/$run/ann.json"
+    ranks=1; [ $run = np2 ] || [ $run = spill ] && ranks=2
+    spill=; [ $run = spill ] && spill=1
+    CLIPCAP_SHARD_SPILL_BYTES=$spill run_shard "$fmt" $ranks "$tmp/$fmt/$run" "${args[@]}" \
+      --write-annotations "$ann:$tmp/$fmt/$run/ann.json"
+    [ ! -e "$tmp/$fmt/$run/.shard-tmp" ]
   done
   check_same "$tmp/$fmt/np1" "$tmp/$fmt/np2"
   check_same "$tmp/$fmt/np1" "$tmp/$fmt/again"
+  check_same "$tmp/$fmt/np1" "$tmp/$fmt/spill"
+  grep -Eq 'in [0-9]{2,} bucket\(s\)' "$tmp/$fmt/spill.log"   # the spill path was taken
   [ "$(wc -l < "$tmp/$fmt/np2.summary")" -eq 1 ]   # rank 0 alone prints the summary
 
   # captions and ids out of the shards, in manifest order

@@ -66,10 +66,13 @@ static void write_manifest(const char *dir, ds_t *ds, int32_t **ids, uint32_t *n
     }
     manifest_stats_from_sums(ds->n_captions, sum, sumsq, mx, st);
     for (int s = 0; s < shards; s++)
-        CHECK_OK(manifest_write_shard(dir, ds, s, shards, bounds, ids, n_ids, 3, &infos[s], &e), &e);
+        CHECK_OK(manifest_write_shard(dir, ds, s, shards, bounds[s], bounds[s + 1], ids, n_ids, 3, &infos[s], &e), &e);
     const char *inputs[] = {"mem"};
     manifest_source_t src = {"coco", inputs, 1, "/data/root"};
-    CHECK_OK(manifest_write_index(dir, ds, &src, st, infos, shards, &e), &e);
+    ds_summary_t summ = {0};
+    CHECK_OK(ds_summary_add(&summ, ds, &e), &e);
+    CHECK_OK(manifest_write_index(dir, &summ, &src, st, infos, shards, &e), &e);
+    ds_summary_free(&summ);
 }
 
 /* The test data set written as a manifest of `shards` shards in dir. */

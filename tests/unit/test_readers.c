@@ -223,16 +223,24 @@ static void test_tsv_rows(void)
     CHECK(t.n_rows == 5);
     CHECK(ds.reason_count[DS_TSV_COLUMNS] == 2);        /* the empty line and the 3-column line */
     CHECK(strstr(ds_str(&ds, ds.rejects[0].record), "line 3") != NULL);
-    cc_tsv_row *r = cc_tsv_find(&t, "http://a", 8);
-    CHECK(r && r->line == 2);
-    r->seen = 1;
-    r = cc_tsv_find(&t, "http://a", 8);
-    CHECK(r && r->line == 5 && r->url_len == 8);      /* the \r is not part of the url */
-    r->seen = 1;
-    CHECK(cc_tsv_find(&t, "http://a", 8) == NULL);
-    r = cc_tsv_find(&t, "http://d", 8);                /* last line without \n */
-    CHECK(r && r->caption_len == 1 && t.buf[r->caption] == 'D');
-    CHECK(cc_tsv_find(&t, "http://b", 8) == NULL);
+    cc_tsv_row r;
+    size_t i = cc_tsv_find(&t, "http://a", 8);
+    CHECK(i == 0);
+    cc_tsv_row_at(&t, i, &r);
+    CHECK(r.line == 2);
+    cc_tsv_take(&t, i);
+    i = cc_tsv_find(&t, "http://a", 8);
+    CHECK(i == 3);
+    cc_tsv_row_at(&t, i, &r);
+    CHECK(r.line == 5 && r.url_len == 8);             /* the \r is not part of the url */
+    cc_tsv_take(&t, i);
+    CHECK(cc_tsv_find(&t, "http://a", 8) == SIZE_MAX);
+    i = cc_tsv_find(&t, "http://d", 8);                /* last line without \n */
+    CHECK(i == 4);
+    cc_tsv_row_at(&t, i, &r);
+    CHECK(r.caption_len == 1 && r.caption[0] == 'D' && r.line == 6);
+    CHECK(cc_tsv_find(&t, "http://b", 8) == SIZE_MAX);
+    CHECK(cc_tsv_is_bad(&t, 1) && cc_tsv_is_bad(&t, 2) && !cc_tsv_is_bad(&t, 3));
     cc_tsv_free(&t);
     ds_free(&ds);
 }

@@ -53,10 +53,14 @@ static void write_manifest(const char *dir)
     size_t bounds[3];
     manifest_shard_info_t info[2];
     manifest_plan_shards(&ds, 2, bounds);
-    for (int s = 0; s < 2; s++) CHECK_OK(manifest_write_shard(dir, &ds, s, 2, bounds, ids, n_ids, 1, &info[s], &e), &e);
+    for (int s = 0; s < 2; s++)
+        CHECK_OK(manifest_write_shard(dir, &ds, s, 2, bounds[s], bounds[s + 1], ids, n_ids, 1, &info[s], &e), &e);
     const char *inputs[] = {"mem"};
     manifest_source_t src = {"coco", inputs, 1, "/nowhere"};
-    CHECK_OK(manifest_write_index(dir, &ds, &src, &st, info, 2, &e), &e);
+    ds_summary_t summ = {0};
+    CHECK_OK(ds_summary_add(&summ, &ds, &e), &e);
+    CHECK_OK(manifest_write_index(dir, &summ, &src, &st, info, 2, &e), &e);
+    ds_summary_free(&summ);
     for (size_t c = 0; c < ds.n_captions; c++) free(ids[c]);
     free(ids);
     free(n_ids);
@@ -114,8 +118,8 @@ static void test_examples_and_batches(void)
     CHECK(d.n_images == N_IMG - 1 && d.n_dropped_images == 1 && d.n_dropped_examples == CAPS);
     CHECK(d.n_examples == (N_IMG - 1) * CAPS);
     size_t n = d.n_examples;
-    size_t *ex = malloc(n * sizeof *ex);
-    for (size_t x = 0; x < n; x++) ex[x] = n - 1 - x; /* any order: reversed */
+    uint32_t *ex = malloc(n * sizeof *ex);
+    for (size_t x = 0; x < n; x++) ex[x] = (uint32_t)(n - 1 - x); /* any order: reversed */
     float *clip = malloc(n * DIM * sizeof *clip);
     int32_t *tok = malloc(n * (size_t)d.L * sizeof *tok);
     CHECK_OK(train_data_batch(&d, ex, (int)n, clip, tok, &e), &e);
@@ -129,10 +133,10 @@ static void test_examples_and_batches(void)
         for (int j = 0; j < d.L; j++) bad += tok[b * (size_t)d.L + (size_t)j] != (j < len ? tok_id(img, cap, j) : -1);
     }
     CHECK_MSG(bad == 0, "%d values differ", bad);
-    /* the heap holds 4 + 8 bytes per kept image and the per-shard tables;
+    /* the heap holds 4 + 4 bytes per kept image and the per-shard tables;
      * keys and ids stay in the mapped token files */
     CHECK(train_data_bytes(&d) ==
-          (N_IMG - 1) * 12 + 8 + 2 * (sizeof(struct manifest_tokens) + 8) + 8);
+          (N_IMG - 1) * 8 + 4 + 2 * (sizeof(struct manifest_tokens) + 8) + 8);
 
     float small[DIM];
     store_entry ent;
