@@ -319,6 +319,18 @@ static int open_model(captioner *c, const captioner_options *opt, err_t *e)
     const char *fp = tensorfile_metadata(tf, "clip_fingerprint");
     snprintf(c->clip_fp, sizeof c->clip_fp, "%s", fp ? fp : "");
     snprintf(c->checkpoint, sizeof c->checkpoint, "%s", path);
+    /* clipcap checkpoints say whether the prefix was normalised in training;
+     * captioning the other way gives fluent nonsense, so follow the
+     * checkpoint and refuse a flag that contradicts it (the paper's .pt files
+     * say nothing: the flag decides). */
+    const char *norm = tensorfile_metadata(tf, "normalize_prefix");
+    if (norm && !strcmp(norm, "true") && !c->normalize) {
+        c->normalize = 1;
+        log_msg(LOG_INFO, "%s: trained with --normalize-prefix: normalising the CLIP embeddings", path);
+    } else if (norm && !strcmp(norm, "false") && c->normalize) {
+        tensorfile_close(tf);
+        return err_set(e, ERR_ARG, "%s: --normalize-prefix given, but the model was trained without it", path);
+    }
     if ((rc = captioner_infer_config(tf, path, c->gcfg.n_embd, &c->cfg, e)) ||
         (!c->cfg.freeze_gpt2 && (rc = check_ckpt_gpt2(tf, path, &c->gcfg, opt->gpt2_dir, e)))) {
         tensorfile_close(tf);

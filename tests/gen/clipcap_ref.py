@@ -2,7 +2,7 @@
 (gen_train_fixtures.py, gen_caption_fixtures.py, gen_decode.py): GPT-2 with
 Hugging Face GPT2LMHeadModel semantics, the MLP and Transformer mappers in the
 reference's state-dict layout, and GPT-2's byte alphabet. Written from
-/work/shared/reference/CLIPCAP_FACTS.md; nothing is shared with the C code.
+../shared/reference/CLIPCAP_FACTS.md; nothing is shared with the C code.
 
 Sizes are arguments (each generator has its own tiny model). The init
 functions draw from rnd(*shape, std=..., mean=...) in a fixed order, so a

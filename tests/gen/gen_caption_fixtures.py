@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Reference fixtures for `clipcap caption` and common/caption/captioner.
 
-Plain PyTorch from /work/shared/reference/CLIPCAP_FACTS.md (no transformers
+Plain PyTorch from ../shared/reference/CLIPCAP_FACTS.md (no transformers
 library, nothing shared with the C code). Tiny random models in the
 reference's state-dict layout, each saved twice, as torch.save .pt (what the
 paper's published checkpoints are) and as safetensors (what `clipcap train`

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Reference fixtures for GPT-2, both ClipCap mappers and the training step.
 
-Written in plain PyTorch from /work/shared/reference/CLIPCAP_FACTS.md (no
+Written in plain PyTorch from ../shared/reference/CLIPCAP_FACTS.md (no
 transformers library, nothing shared with the C code; the model code is
 clipcap_ref.py, shared with the other ClipCap generators): a tiny random GPT-2 in
 hub layout (config.json + model.safetensors, once with `transformer.` names,

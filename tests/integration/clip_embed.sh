@@ -17,17 +17,22 @@ while read -r name _; do imgs+=("$fx/image/src/$name"); done < "$fx/clip/embed_e
 [ "$(wc -l < "$tmp/one.jsonl")" -eq "${#imgs[@]}" ]
 
 # JSON lines -> "basename v1 v2 ..." and compare with the reference
-sed -e 's/^{"path": "\([^"]*\)", "embedding": \[\(.*\)\]}$/\1 \2/' -e 's/,//g' "$tmp/one.jsonl" |
-  awk '{ n = split($1, p, "/"); $1 = p[n]; print }' > "$tmp/ours.txt"
-awk 'NR == FNR { for (i = 2; i <= NF; i++) ref[$1, i] = $i; nf[$1] = NF; next }
+check_against_reference() { # JSONL: every line within tolerance of the reference, COUNT lines compared
+  local jsonl=$1 count=$2
+  sed -e 's/^{"path": "\([^"]*\)", "embedding": \[\(.*\)\]}$/\1 \2/' -e 's/,//g' "$jsonl" |
+    awk '{ n = split($1, p, "/"); $1 = p[n]; print }' > "$tmp/ours.txt"
+  awk -v count="$count" '
+     NR == FNR { for (i = 2; i <= NF; i++) ref[$1, i] = $i; nf[$1] = NF; next }
      { if (!($1 in nf) || nf[$1] != NF) { print "clip_embed: unexpected line for " $1; bad = 1; next }
        d = 0; s = 0
        for (i = 2; i <= NF; i++) { x = $i - ref[$1, i]; if (x < 0) x = -x; if (x > d) d = x
                                   r = ref[$1, i]; if (r < 0) r = -r; if (r > s) s = r }
        if (d > 1e-4 * s) { print "clip_embed: " $1 ": max|diff|/max|ref| = " d / s; bad = 1 }
        seen++ }
-     END { if (seen != length(nf)) { print "clip_embed: " seen " of " length(nf) " images compared"; bad = 1 }
+     END { if (seen != count) { print "clip_embed: " seen " of " count " images compared"; bad = 1 }
            exit bad }' "$fx/clip/embed_expected.txt" "$tmp/ours.txt"
+}
+check_against_reference "$tmp/one.jsonl" "${#imgs[@]}"
 
 # per-image failures: reported with the path, the rest still embedded, exit 1
 printf 'not an image' > "$tmp/corrupt.jpg"
@@ -40,7 +45,10 @@ set -e
 [ "$(wc -l < "$tmp/partial.jsonl")" -eq 2 ]
 grep -q "missing.png" "$tmp/partial.err"
 grep -q "corrupt.jpg" "$tmp/partial.err"
-cmp <(head -1 "$tmp/one.jsonl") <(head -1 "$tmp/partial.jsonl")
+# the good images still match the reference (not byte-compared with the
+# batch-3 run: another batch size may change the last bits where the BLAS
+# picks its kernels by matrix size)
+check_against_reference "$tmp/partial.jsonl" 2
 
 # two ranks: the same bytes as one process
 mpirun --oversubscribe -np 2 "$CLIPCAP" embed --clip "$fx/clip/tiny" --batch 3 "${imgs[@]}" > "$tmp/two.jsonl"

@@ -9,16 +9,14 @@
 # ends.
 . "$CLIPCAP_SOURCE/tests/integration/extract_lib.bash"
 
-if unshare -m true 2>/dev/null; then ns=(unshare -m)
-elif unshare -rm true 2>/dev/null; then ns=(unshare -rm)
-else fail "cannot make a mount namespace for a small tmpfs (needs root or user namespaces)"
-fi
+. "$CLIPCAP_SOURCE/tests/integration/mount_ns.bash"
+mount_namespace || fail "cannot make a mount namespace for a small tmpfs (needs root or user namespaces)"
 # on_full_disk SIZE DIR CMD...: CMD with a SIZE tmpfs on DIR; its stderr into DIR.err
 on_full_disk() {
   local size=$1 dir=$2; shift 2
   mkdir -p "$dir"
   local rc=0
-  "${ns[@]}" sh -c 'mount -t tmpfs -o "size=$1" tmpfs "$2" && shift 2 && exec "$@"' sh "$size" "$dir" "$@" \
+  "${MOUNT_NS[@]}" sh -c 'mount -t tmpfs -o "size=$1" tmpfs "$2" && shift 2 && exec "$@"' sh "$size" "$dir" "$@" \
     2>"$dir.err" || rc=$?
   return $rc
 }

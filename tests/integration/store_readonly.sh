@@ -8,7 +8,18 @@
 # the writable store, nothing in the store changes, and no lock file is
 # created. Before the pack, every reader opened every rank's LMDB
 # environment with its lock file: "Permission denied" for the read-only user.
+# Every path the readers use must be reachable by nobody; a checkout under
+# /root (mode 700) is not, so the binary and fixtures are staged in /tmp.
+STAGE=
+if [ "$(id -u)" = 0 ] && ! setpriv --reuid=nobody --regid=nogroup --clear-groups \
+    test -x "$CLIPCAP" -a -r "$CLIPCAP_FIXTURES/caption/mlp_tuned.pt"; then
+    STAGE=$(mktemp -d /tmp/store_readonly.stage.XXXXXX)
+    cp "$CLIPCAP" "$STAGE/clipcap" && cp -r "$CLIPCAP_FIXTURES" "$STAGE/fixtures" && chmod -R a+rX "$STAGE"
+    CLIPCAP=$STAGE/clipcap CLIPCAP_FIXTURES=$STAGE/fixtures CLIPCAP_TMP=$STAGE
+fi
 source "$(dirname "$0")/extract_lib.bash"
+source "$(dirname "$0")/mount_ns.bash"
+[ -z "$STAGE" ] || trap 'rm -rf "$WORK" "$STAGE"' EXIT
 export OMP_NUM_THREADS=1
 chmod 755 "$WORK"
 make_manifest "$WORK" 16 --large 0
@@ -45,7 +56,7 @@ readers "$WORK/rw"
 ls "$WORK"/rw/train/*.safetensors >/dev/null || fail "train wrote no checkpoint"
 
 chmod -R a-w "$WORK/store"
-trap 'chmod -R u+w "$WORK" 2>/dev/null; rm -rf "$WORK"' EXIT
+trap 'chmod -R u+w "$WORK" 2>/dev/null; rm -rf "$WORK" ${STAGE:+"$STAGE"}' EXIT
 snapshot >"$WORK/before.txt"
 mkdir -p "$WORK/root_ro"
 readers "$WORK/root_ro"
@@ -63,10 +74,10 @@ fi
 # A read-only bind mount (needs a mount namespace: not every container
 # allows one; the two checks above do not depend on it).
 mkdir -p "$WORK/mnt"
-if unshare -m true 2>/dev/null; then
+if mount_namespace; then
     export -f readers same fail
     export CLIPCAP CLIPCAP_FIXTURES WORK
-    unshare -m bash -c 'set -euo pipefail; MPI2=(mpirun --oversubscribe -np 2)
+    "${MOUNT_NS[@]}" bash -c 'set -euo pipefail; MPI2=(mpirun --oversubscribe -np 2)
         mount --bind -o ro "$WORK/store" "$WORK/store"
         ! touch "$WORK/store/probe" 2>/dev/null || { echo "FAIL: the bind mount is writable" >&2; exit 1; }
         readers "$WORK/mnt"; same "$WORK/mnt"' || fail "read-only bind mount"

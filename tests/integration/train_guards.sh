@@ -184,6 +184,14 @@ ckpt="$tmp/N1/model-step-00000002.safetensors"
 cap=("$CLIPCAP" caption --model "$ckpt" --gpt2 "$tmp/gpt2cap" --normalize-prefix --max-tokens 3)
 "${cap[@]}" --store "$tmp/store" >"$tmp/cap_ok.out" 2>"$tmp/cap_ok.err" || { cat "$tmp/cap_ok.err"; fail "caption"; }
 expect_fail cap_clip "CLIP fingerprint" "${cap[@]}" --store "$tmp/store2"
+# the checkpoint's normalize_prefix decides: without the flag the captions
+# are the same; with it on a model trained without it, a refusal
+"$CLIPCAP" caption --model "$ckpt" --gpt2 "$tmp/gpt2cap" --max-tokens 3 --store "$tmp/store" >"$tmp/cap_meta.out" \
+  2>"$tmp/cap_meta.err" || { cat "$tmp/cap_meta.err"; fail "caption without --normalize-prefix"; }
+cmp "$tmp/cap_ok.out" "$tmp/cap_meta.out" || fail "caption did not follow the checkpoint's normalize_prefix"
+grep -q "trained with --normalize-prefix" "$tmp/cap_meta.err" || fail "no note that the checkpoint's setting was followed"
+expect_fail cap_norm "trained without it" "$CLIPCAP" caption --model "$tmp/N3/model-step-00000002.safetensors" \
+  --gpt2 "$tmp/gpt2cap" --max-tokens 3 --store "$tmp/store2" --normalize-prefix
 grep -q "trained on embeddings of $fp" "$tmp/cap_clip.err" || fail "caption's error does not name $fp"
 "${cap[@]}" --store "$tmp/store2" --any-clip >/dev/null 2>"$tmp/cap_any.err" || { cat "$tmp/cap_any.err"; fail "--any-clip"; }
 expect_fail cap_images "CLIP fingerprint" "$CLIPCAP" caption --model "$ckpt" --gpt2 "$tmp/gpt2cap" --max-tokens 3 --images "$img" \
