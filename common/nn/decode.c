@@ -1,6 +1,7 @@
 #include "nn/decode.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -173,11 +174,71 @@ static void row_top(const float *x, int V, int n, int32_t *ti, float *tv)
     }
 }
 
+/* e^x for x <= 0, branch-free so that the row loop below vectorises:
+ * x = k·ln2 + r, |r| <= ln2/2, e^r by its Taylor series to r^13
+ * (remainder < 1e-17), 2^k put into the exponent bits. Arguments below
+ * -708 are taken as -708 (e^-708 ~ 3e-308: nothing next to a sum >= 1), so
+ * that 2^k stays a normal number; NaN stays NaN. Within 2 ulps of libm's
+ * exp, which is all row_stats asks of it. The clamp is a comparison: GCC
+ * vectorises the loop only because CMakeLists.txt compiles this file with
+ * -fno-trapping-math (exception flags, which nothing reads: no value
+ * changes). */
+static inline double exp_neg(double x0)
+{
+    const double x = x0 < -708.0 ? -708.0 : x0;
+    const double shift = 0x1.8p52; /* adding it rounds to an integer, kept in the low bits */
+    double kd = x * 0x1.71547652b82fep0 + shift;
+    uint64_t ki;
+    memcpy(&ki, &kd, sizeof ki);
+    kd -= shift;
+    const double r = x - kd * 0x1.62e42fefa3800p-1 - kd * 0x1.ef35793c76730p-45;
+    double p = 1.0 / 6227020800.0;
+    p = p * r + 1.0 / 479001600.0;
+    p = p * r + 1.0 / 39916800.0;
+    p = p * r + 1.0 / 3628800.0;
+    p = p * r + 1.0 / 362880.0;
+    p = p * r + 1.0 / 40320.0;
+    p = p * r + 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r + 1.0;
+    const uint64_t sb = (ki << 52) + 0x3ff0000000000000ull; /* 2^k: k's two's complement shifted into the exponent */
+    double scale;
+    memcpy(&scale, &sb, sizeof scale);
+    return p * scale;
+}
+
+/* Σ_j e^(x_j - m) in double, vectorised (partial sums per lane), with an
+ * x86-64-v3 copy (AVX2 + FMA) picked at load time. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target_clones("arch=x86-64-v3", "default")))
+#endif
+static double sum_exp(const float *x, int V, double m)
+{
+    double s = 0.0;
+#pragma omp simd reduction(+ : s)
+    for (int j = 0; j < V; j++) s += exp_neg((double)x[j] - m);
+    return s;
+}
+
 /* Per logits row: its best `beam` tokens and log Σ exp, the latter in
  * double (V terms of very different sizes). A token's log-prob is then
  * logit - lse, rounded to fp32 like the reference's. Within a row the
  * average score grows with the logit, so the `beam` best candidates of the
- * whole step are among these per-row ones. */
+ * whole step are among these per-row ones.
+ *
+ * The sum runs vectorised (libm's exp one term at a time was most of a
+ * decoding step's non-GEMM time). Its lse is within eps of the sequential
+ * libm sum's (both sums' rounding is below V·2^-53 relative, the exps' a
+ * few ulps); the log-probs a step uses are rounded to fp32, so when every
+ * one of them rounds the same at lse - eps and lse + eps the vectorised lse
+ * gives the sequential one's bits, and a row where one does not (a log-prob
+ * within eps of an fp32 rounding boundary) is summed the sequential way:
+ * the results are bit for bit those of the sequential sum. */
 static void row_stats(decoder *d, int rows)
 {
     const int V = d->V, nb = d->cfg.beam;
@@ -187,9 +248,16 @@ static void row_stats(decoder *d, int rows)
         float *tv = d->top_val + (size_t)r * nb;
         row_top(x, V, nb, d->top_tok + (size_t)r * nb, tv);
         const double m = tv[0];
-        double s = 0.0;
-        for (int j = 0; j < V; j++) s += exp((double)x[j] - m);
-        d->lse[r] = m + log(s);
+        double lse = m + log(sum_exp(x, V, m));
+        const double eps = 4.0 * V * 0x1p-53 + 1e-15 * fabs(lse) + 1e-14;
+        for (int j = 0; j < nb; j++)
+            if ((float)((double)tv[j] - (lse - eps)) != (float)((double)tv[j] - (lse + eps))) {
+                double s = 0.0;
+                for (int i = 0; i < V; i++) s += exp((double)x[i] - m);
+                lse = m + log(s);
+                break;
+            }
+        d->lse[r] = lse;
     }
 }
 

@@ -20,10 +20,36 @@
 #ifdef CLIPCAP_HAVE_DNNL
 #include <oneapi/dnnl/dnnl.h>
 
+/* Matmul primitives kept per shape. Decoding makes five shapes per batch
+ * size it passes through, training and the tower a few dozen in all. */
+#define DNNL_MM_CACHE 256
+
+typedef struct dnnl_mm {
+    int key[10]; /* M, N, K, ta, tb, lda, ldb, ldc, accumulate, packed weights */
+    dnnl_primitive_t prim;
+    dnnl_memory_desc_t src, wei, dst;
+} dnnl_mm;
+
+/* A weight matrix in the blocked layout a matmul asked for. brgemm
+ * multiplies from that layout only: given the plain copy it repacks the
+ * whole matrix on every call, which at a decoding step's few rows costs
+ * more than the product (a 768 x 50257 LM head per token). */
+typedef struct dnnl_pack {
+    const void *plain; /* the copy in the range's shadow it is made from; with K, N, tb, ldb, md the key */
+    int K, N, tb, ldb;
+    uint64_t gen; /* the range's gen when packed: another one means repack */
+    dnnl_memory_desc_t md;
+    void *buf;
+} dnnl_pack;
+
 typedef struct cpu_dnnl {
     dnnl_engine_t engine;
     dnnl_stream_t stream;
     dnnl_data_type_t dt;
+    dnnl_mm mm[DNNL_MM_CACHE];
+    int n_mm, next_mm; /* entries used; the next one a full cache replaces */
+    dnnl_pack *pack;
+    int n_pack, cap_pack;
 } cpu_dnnl;
 #endif
 
@@ -32,22 +58,24 @@ typedef struct cpu_dnnl {
 
 static size_t elem_size(const ops_ctx *ctx) { return ctx->lowp.native ? 2 : sizeof(float); }
 
-/* Conversion loops, one per target type so that each vectorises. The
- * fp16 ones get an x86-64-v3 copy (F16C converts 8 floats per
- * instruction; baseline x86-64 calls a libgcc routine per element, which
- * made fp16 training 6x slower than bf16). */
+/* Conversion loops, one per target type so that each vectorises, each
+ * with an x86-64-v3 copy. fp16: F16C converts 8 floats per instruction;
+ * baseline x86-64 calls a libgcc routine per element, which made fp16
+ * training 6x slower than bf16. bf16: the integer rounding runs 8 wide
+ * instead of 4 (every weight once per training step, every activation
+ * entering a GEMM). */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define CONVERT_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
 #else
 #define CONVERT_CLONES
 #endif
 
-static void to_bf16_bits(uint16_t *dst, const float *src, size_t n)
+CONVERT_CLONES static void to_bf16_bits(uint16_t *dst, const float *src, size_t n)
 {
     for (size_t i = 0; i < n; i++) dst[i] = ops_bf16_bits(src[i]);
 }
 
-static void to_bf16_float(float *dst, const float *src, size_t n)
+CONVERT_CLONES static void to_bf16_float(float *dst, const float *src, size_t n)
 {
     for (size_t i = 0; i < n; i++) dst[i] = ops_bf16_float(ops_bf16_bits(src[i]));
 }
@@ -131,18 +159,26 @@ static void convert(void *user, void *dst, const float *src, size_t n)
 }
 
 #ifdef CLIPCAP_HAVE_DNNL
+/* B (K x N, stored transposed when tb) as a plain strided descriptor */
+static dnnl_status_t plain_b(dnnl_memory_desc_t *b, int K, int N, int tb, int ldb, dnnl_data_type_t dt)
+{
+    dnnl_dims_t db = {K, N}, sb = {tb ? 1 : ldb, tb ? ldb : 1};
+    return dnnl_memory_desc_init_by_strides(b, 2, db, dt, sb);
+}
+
+/* packed: the weights' layout left to oneDNN (format_tag any) */
 static dnnl_status_t matmul_pd(cpu_dnnl *d, int M, int N, int K, int ta, int tb, int lda, int ldb, int ldc, int accumulate,
-                               dnnl_primitive_desc_t *pd)
+                               int packed, dnnl_primitive_desc_t *pd)
 {
     dnnl_memory_desc_t a, b, c;
     dnnl_dims_t da = {M, K}, db = {K, N}, dc = {M, N};
-    dnnl_dims_t sa = {ta ? 1 : lda, ta ? lda : 1}, sb = {tb ? 1 : ldb, tb ? ldb : 1}, sc = {ldc, 1};
+    dnnl_dims_t sa = {ta ? 1 : lda, ta ? lda : 1}, sc = {ldc, 1};
     dnnl_matmul_desc_t md;
     dnnl_primitive_attr_t attr = NULL;
     dnnl_post_ops_t po = NULL;
     dnnl_status_t s;
     if ((s = dnnl_memory_desc_init_by_strides(&a, 2, da, d->dt, sa)) ||
-        (s = dnnl_memory_desc_init_by_strides(&b, 2, db, d->dt, sb)) ||
+        (s = packed ? dnnl_memory_desc_init_by_tag(&b, 2, db, d->dt, dnnl_format_tag_any) : plain_b(&b, K, N, tb, ldb, d->dt)) ||
         (s = dnnl_memory_desc_init_by_strides(&c, 2, dc, dnnl_f32, sc)) || (s = dnnl_matmul_desc_init(&md, &a, &b, NULL, &c)))
         return s;
     if (accumulate) { /* C += A·B: the sum post-op adds the old C */
@@ -157,34 +193,134 @@ out:
     return s;
 }
 
-/* One oneDNN matmul on operands already in the compute type; oneDNN keeps
- * the primitives it built in its own cache, so a repeated shape costs
- * microseconds. It runs on OpenMP like the rest of the backend: the team
- * size is the context's for the duration of the call. */
+/* The cached primitive for a shape, created on a miss (a full cache
+ * replaces its entries in turn); NULL when oneDNN refuses the shape. */
+static dnnl_mm *matmul_get(cpu_dnnl *d, int M, int N, int K, int ta, int tb, int lda, int ldb, int ldc, int accumulate,
+                           int packed)
+{
+    const int key[10] = {M, N, K, ta, tb, lda, ldb, ldc, accumulate, packed};
+    for (int i = 0; i < d->n_mm; i++)
+        if (!memcmp(d->mm[i].key, key, sizeof key)) return &d->mm[i];
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_t prim = NULL;
+    if (matmul_pd(d, M, N, K, ta, tb, lda, ldb, ldc, accumulate, packed, &pd) || dnnl_primitive_create(&prim, pd)) {
+        if (pd) dnnl_primitive_desc_destroy(pd);
+        return NULL;
+    }
+    dnnl_mm *m = &d->mm[d->n_mm < DNNL_MM_CACHE ? d->n_mm++ : d->next_mm];
+    if (d->n_mm == DNNL_MM_CACHE) d->next_mm = (d->next_mm + 1) % DNNL_MM_CACHE;
+    if (m->prim) dnnl_primitive_destroy(m->prim);
+    memcpy(m->key, key, sizeof key);
+    m->prim = prim;
+    m->src = *dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
+    m->wei = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    m->dst = *dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
+    dnnl_primitive_desc_destroy(pd);
+    return m;
+}
+
+/* One reorder of src (in its descriptor) into dst's. */
+static dnnl_status_t reorder(cpu_dnnl *d, const dnnl_memory_desc_t *smd, const void *src, const dnnl_memory_desc_t *dmd,
+                             void *dst)
+{
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_t p = NULL;
+    dnnl_memory_t ms = NULL, md = NULL;
+    dnnl_status_t s = dnnl_reorder_primitive_desc_create(&pd, smd, d->engine, dmd, d->engine, NULL);
+    if (!s) s = dnnl_primitive_create(&p, pd);
+    if (!s) s = dnnl_memory_create(&ms, smd, d->engine, (void *)src);
+    if (!s) s = dnnl_memory_create(&md, dmd, d->engine, dst);
+    if (!s) {
+        dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, ms}, {DNNL_ARG_TO, md}};
+        s = dnnl_primitive_execute(p, d->stream, 2, args);
+        if (!s) s = dnnl_stream_wait(d->stream);
+    }
+    if (md) dnnl_memory_destroy(md);
+    if (ms) dnnl_memory_destroy(ms);
+    if (p) dnnl_primitive_destroy(p);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    return s;
+}
+
+/* Weight matrix B (its copy `plain`, of a range at generation gen) in
+ * layout md, packed again when the range was written since; NULL when
+ * there is no memory or oneDNN refuses, and the caller multiplies from the
+ * plain copy. A bf16 -> bf16 reorder only moves elements: the product's
+ * bits are those from the plain copy. */
+static const void *pack_get(cpu_dnnl *d, const void *plain, int K, int N, int tb, int ldb, uint64_t gen,
+                            const dnnl_memory_desc_t *md)
+{
+    dnnl_pack *p = NULL;
+    for (int i = 0; i < d->n_pack && !p; i++) {
+        dnnl_pack *q = &d->pack[i];
+        if (q->plain == plain && q->K == K && q->N == N && q->tb == tb && q->ldb == ldb && dnnl_memory_desc_equal(&q->md, md))
+            p = q;
+    }
+    if (!p) {
+        if (d->n_pack == d->cap_pack) {
+            int cap = d->cap_pack ? 2 * d->cap_pack : 64;
+            dnnl_pack *np = realloc(d->pack, (size_t)cap * sizeof *np);
+            if (!np) return NULL;
+            d->pack = np;
+            d->cap_pack = cap;
+        }
+        void *buf = mem_alloc_aligned(dnnl_memory_desc_get_size(md));
+        if (!buf) return NULL;
+        p = &d->pack[d->n_pack++];
+        *p = (dnnl_pack){.plain = plain, .K = K, .N = N, .tb = tb, .ldb = ldb, .gen = gen + 1, .md = *md, .buf = buf};
+    }
+    if (p->gen != gen) {
+        dnnl_memory_desc_t pmd;
+        if (plain_b(&pmd, K, N, tb, ldb, d->dt) || reorder(d, &pmd, plain, md, p->buf)) return NULL;
+        p->gen = gen;
+    }
+    return p->buf;
+}
+
+/* Forget the packed matrices made from [shadow, shadow + bytes). */
+static void pack_drop(cpu_dnnl *d, const void *shadow, size_t bytes)
+{
+    for (int i = 0; i < d->n_pack;) {
+        const char *pl = d->pack[i].plain;
+        if (pl >= (const char *)shadow && pl < (const char *)shadow + bytes) {
+            free(d->pack[i].buf);
+            d->pack[i] = d->pack[--d->n_pack];
+        } else
+            i++;
+    }
+}
+
+/* One oneDNN matmul on operands already in the compute type. wr: the
+ * weight range B lies in (NULL: B is an activation): B is then multiplied
+ * from its packed copy. It runs on OpenMP like the rest of the backend:
+ * the team size is the context's for the duration of the call (oneDNN
+ * also sizes a primitive's work split by it when creating it). */
 static int onednn_gemm(ops_ctx *ctx, int ta, int tb, int M, int N, int K, const void *A, int lda, const void *B, int ldb,
-                     int accumulate, float *C, int ldc)
+                       const ops_lowp_range *wr, int accumulate, float *C, int ldc)
 {
     cpu_dnnl *d = ctx->dnnl;
     const int saved = omp_get_max_threads();
     if (saved != ctx->threads) omp_set_num_threads(ctx->threads);
-    dnnl_primitive_desc_t pd = NULL;
-    dnnl_primitive_t p = NULL;
+    const void *w = NULL;
+    dnnl_mm *m = wr ? matmul_get(d, M, N, K, ta, tb, lda, ldb, ldc, accumulate, 1) : NULL;
+    if (m) w = pack_get(d, B, K, N, tb, ldb, wr->gen, &m->wei);
+    if (!w) {
+        m = matmul_get(d, M, N, K, ta, tb, lda, ldb, ldc, accumulate, 0);
+        w = B;
+    }
     dnnl_memory_t ma = NULL, mb = NULL, mc = NULL;
-    dnnl_status_t s = matmul_pd(d, M, N, K, ta, tb, lda, ldb, ldc, accumulate, &pd);
-    if (!s) s = dnnl_primitive_create(&p, pd);
-    if (!s) s = dnnl_memory_create(&ma, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), d->engine, (void *)A);
-    if (!s) s = dnnl_memory_create(&mb, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), d->engine, (void *)B);
-    if (!s) s = dnnl_memory_create(&mc, dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0), d->engine, C);
+    dnnl_status_t s = m ? dnnl_success : dnnl_unimplemented;
+    if (!s) s = dnnl_memory_create(&ma, &m->src, d->engine, (void *)A);
+    if (!s) s = dnnl_memory_create(&mb, &m->wei, d->engine, (void *)w);
+    if (!s) s = dnnl_memory_create(&mc, &m->dst, d->engine, C);
     if (!s) {
         dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}};
-        s = dnnl_primitive_execute(p, d->stream, 3, args);
+        s = dnnl_primitive_execute(m->prim, d->stream, 3, args);
         if (!s) s = dnnl_stream_wait(d->stream);
     }
     if (mc) dnnl_memory_destroy(mc);
     if (mb) dnnl_memory_destroy(mb);
     if (ma) dnnl_memory_destroy(ma);
-    if (p) dnnl_primitive_destroy(p);
-    if (pd) dnnl_primitive_desc_destroy(pd);
     if (saved != ctx->threads) omp_set_num_threads(saved);
     return s == dnnl_success ? 0 : -1;
 }
@@ -199,8 +335,8 @@ static void onednn_probe(ops_ctx *ctx)
     dnnl_primitive_desc_t pd = NULL;
     const char *impl = NULL;
     if (dnnl_engine_create(&d->engine, dnnl_cpu, 0) || dnnl_stream_create(&d->stream, d->engine, dnnl_stream_default_flags) ||
-        matmul_pd(d, 64, 64, 64, 0, 1, 64, 64, 64, 1, &pd) || dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) ||
-        !impl || !strncmp(impl, "ref", 3)) {
+        matmul_pd(d, 64, 64, 64, 0, 1, 64, 64, 64, 1, 0, &pd) ||
+        dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) || !impl || !strncmp(impl, "ref", 3)) {
         if (pd) dnnl_primitive_desc_destroy(pd);
         if (d->stream) dnnl_stream_destroy(d->stream);
         if (d->engine) dnnl_engine_destroy(d->engine);
@@ -217,6 +353,9 @@ static void onednn_free(ops_ctx *ctx)
 {
     cpu_dnnl *d = ctx->dnnl;
     if (!d) return;
+    for (int i = 0; i < d->n_mm; i++) dnnl_primitive_destroy(d->mm[i].prim);
+    for (int i = 0; i < d->n_pack; i++) free(d->pack[i].buf);
+    free(d->pack);
     dnnl_stream_destroy(d->stream);
     dnnl_engine_destroy(d->engine);
     free(d);
@@ -262,7 +401,14 @@ int ops_register_weights(ops_ctx *ctx, const float *p, size_t n, err_t *e)
     return 0;
 }
 
-void ops_cpu_lowp_forget(ops_ctx *ctx, void *p) { free(ops_lowp_remove(&ctx->lowp, p)); }
+void ops_cpu_lowp_forget(ops_ctx *ctx, void *p)
+{
+#ifdef CLIPCAP_HAVE_DNNL
+    const ops_lowp_range *r = ops_lowp_find(&ctx->lowp, p, 1);
+    if (ctx->dnnl && r && r->base == p) pack_drop(ctx->dnnl, r->shadow, r->n * elem_size(ctx));
+#endif
+    free(ops_lowp_remove(&ctx->lowp, p));
+}
 
 void ops_cpu_lowp_destroy(ops_ctx *ctx)
 {
@@ -299,8 +445,9 @@ void ops_cpu_gemm_prec(ops_ctx *ctx, int trans_a, int trans_b, int M, int N, int
         ops_cpu_gemm(ctx, trans_a, trans_b, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
         return;
     }
+    const size_t nb = ops_lowp_extent(trans_b, K, N, ldb);
     const void *a = operand(ctx, 0, A, ops_lowp_extent(trans_a, M, K, lda));
-    const void *b = a ? operand(ctx, 1, B, ops_lowp_extent(trans_b, K, N, ldb)) : NULL;
+    const void *b = a ? operand(ctx, 1, B, nb) : NULL;
     if (!a || !b) {
         /* Out of memory for a rounded copy: a void op cannot fail, and the
          * float32 product is the closest answer there is. */
@@ -310,7 +457,8 @@ void ops_cpu_gemm_prec(ops_ctx *ctx, int trans_a, int trans_b, int M, int N, int
     }
 #ifdef CLIPCAP_HAVE_DNNL
     if (ctx->lowp.native) {
-        if (!onednn_gemm(ctx, trans_a, trans_b, M, N, K, a, lda, b, ldb, beta != 0.0f, C, ldc)) return;
+        const ops_lowp_range *wr = ops_lowp_find(&ctx->lowp, B, nb);
+        if (!onednn_gemm(ctx, trans_a, trans_b, M, N, K, a, lda, b, ldb, wr, beta != 0.0f, C, ldc)) return;
         /* A void op cannot report the failure: abort, as the CUDA
          * backend does when cuBLAS fails (oneDNN accepts every shape the
          * models make). */

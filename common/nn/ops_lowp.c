@@ -36,6 +36,7 @@ void ops_lowp_touch(ops_lowp *l, const float *p, size_t n)
         if (p + n <= r->base || p >= r->base + r->n) continue;
         size_t lo = p > r->base ? (size_t)(p - r->base) : 0;
         size_t hi = p + n < r->base + r->n ? (size_t)(p + n - r->base) : r->n;
+        r->gen++;
         /* one interval: its hull, which for the writes models make (a
          * load, one optimiser sweep) is what was written */
         if (r->stale_lo == r->stale_hi) {

@@ -17,6 +17,8 @@ typedef struct ops_lowp_range {
     size_t n;
     void *shadow;               /* n elements in the compute type, backend memory */
     size_t stale_lo, stale_hi;  /* element offsets [lo, hi) not yet converted */
+    uint64_t gen;               /* bumped by every write: a backend's copies made
+                                   from the shadow (a packed layout) compare it */
 } ops_lowp_range;
 
 typedef struct ops_lowp {
@@ -29,7 +31,7 @@ typedef struct ops_lowp {
 
 /* The range holding all of [p, p + n), or NULL. */
 ops_lowp_range *ops_lowp_find(ops_lowp *l, const float *p, size_t n);
-/* [p, p + n) was written: mark what it overlaps stale. */
+/* [p, p + n) was written: mark what it overlaps stale, bump its gen. */
 void ops_lowp_touch(ops_lowp *l, const float *p, size_t n);
 /* A new range, whole stale, shadow to be set by the backend. NULL + error
  * when full or overlapping another. */
