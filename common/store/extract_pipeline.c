@@ -499,11 +499,13 @@ struct ex_stat_work {
 static void ex_stat_work_fn(uv_work_t *w)
 {
     ex_stat_work *sw = w->data;
+    struct stat st;
+    int ok = 0;
     for (int i = 0; i < sw->n; i++) {
         ex_job *j = sw->jobs[i];
-        struct stat st;
-        j->same_source = stat(j->path, &st) == 0 &&
-                         ex_same_source(j, (uint64_t)st.st_size, ex_ns(st.st_mtim.tv_sec, st.st_mtim.tv_nsec));
+        /* a tar's members come in a row with the tar's path: one stat() */
+        if (i == 0 || strcmp(j->path, sw->jobs[i - 1]->path)) ok = stat(j->path, &st) == 0;
+        j->same_source = ok && ex_same_source(j, (uint64_t)st.st_size, ex_ns(st.st_mtim.tv_sec, st.st_mtim.tv_nsec));
     }
 }
 
