@@ -5,7 +5,7 @@
 # shard, extract, an unchanged extract re-run, train's first steps and a
 # caption dump under `mpirun -np RANKS`, with the tiny models of
 # tests/fixtures, and reports per stage: wall time, images/s, peak RSS and
-# peak anonymous memory per rank (sampled from /proc every 0.1 s; VmHWM is
+# peak anonymous memory per rank (sampled from /proc every 2 ms; VmHWM is
 # the kernel's exact peak, RssAnon the program's own memory without page
 # cache or maps), the store's bytes per embedding, and the files the
 # unchanged re-run opens (strace -f -e openat on a single-rank re-run).
@@ -46,30 +46,54 @@ if [ ! -d "$GPT2_CAP" ]; then
 fi
 
 # stage N NAME CMD...: CMD under mpirun; one JSON line into $RES with the
-# wall time and each rank's peak RSS / peak anonymous memory (KiB).
+# wall time and each rank's peak RSS / peak anonymous memory (KiB), sampled every 2 ms.
 stage() {
     local n=$1 name=$2 d="$W/n$1"
     shift 2
-    local t0 t1 mp p r a h
-    declare -A anon=() hwm=()
+    local t0 t1 mp sp ra rh
     t0=$(date +%s.%N)
     "${MPI[@]}" "$@" >"$d/$name.out" 2>"$d/$name.log" &
     mp=$!
-    while kill -0 "$mp" 2>/dev/null; do
-        for p in $(pgrep -P "$mp" || true); do
-            r=$({ tr '\0' '\n' <"/proc/$p/environ"; } 2>/dev/null | sed -n 's/^OMPI_COMM_WORLD_RANK=//p' || true)
-            [ -n "$r" ] || continue
-            a=$(awk '/^RssAnon:/ {print $2}' "/proc/$p/status" 2>/dev/null || true)
-            h=$(awk '/^VmHWM:/ {print $2}' "/proc/$p/status" 2>/dev/null || true)
-            [ -n "$a" ] && [ "$a" -gt "${anon[$r]:-0}" ] && anon[$r]=$a
-            [ -n "$h" ] && [ "$h" -gt "${hwm[$r]:-0}" ] && hwm[$r]=$h
-        done
-        sleep 0.1
-    done
+    # a Python sampler every 2 ms: a bash loop (~0.1 s a round) missed
+    # peaks of a few tens of ms (a tokenizer's load), which turned flat
+    # stages into slopes in the extrapolation
+    "$PY" - "$mp" "$RANKS" >"$d/$name.mem" <<'PYEOF' &
+import os, sys, time
+mp, ranks = int(sys.argv[1]), int(sys.argv[2])
+rank_of, anon, hwm, next_scan = {}, [0] * ranks, [0] * ranks, 0.0
+def alive(pid):
+    try:
+        return open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+while alive(mp):
+    now = time.monotonic()
+    if now >= next_scan:  # new ranks: children of mpirun with a rank in their environment
+        next_scan = now + 0.05
+        for e in os.listdir("/proc"):
+            if not e.isdigit() or int(e) in rank_of: continue
+            try:
+                if int(open("/proc/%s/stat" % e).read().rsplit(")", 1)[1].split()[1]) != mp: continue
+                env = open("/proc/%s/environ" % e, "rb").read().split(b"\0")
+            except OSError:
+                continue
+            for v in env:
+                if v.startswith(b"OMPI_COMM_WORLD_RANK="): rank_of[int(e)] = int(v.split(b"=")[1])
+    for pid, r in list(rank_of.items()):
+        try:
+            for line in open("/proc/%d/status" % pid):
+                if line.startswith("RssAnon:"): anon[r] = max(anon[r], int(line.split()[1]))
+                elif line.startswith("VmHWM:"): hwm[r] = max(hwm[r], int(line.split()[1]))
+        except OSError:
+            del rank_of[pid]
+    time.sleep(0.002)
+print(",".join(map(str, anon)), ",".join(map(str, hwm)))
+PYEOF
+    sp=$!
     wait "$mp" || { tail -20 "$d/$name.log"; echo "bench_scale: $name ($n images) failed" >&2; exit 1; }
     t1=$(date +%s.%N)
-    local ra="" rh=""
-    for ((r = 0; r < RANKS; r++)); do ra+="${ra:+,}${anon[$r]:-0}"; rh+="${rh:+,}${hwm[$r]:-0}"; done
+    wait "$sp"
+    read -r ra rh <"$d/$name.mem"
     echo "{\"images\": $n, \"stage\": \"$name\", \"seconds\": $($PY -c "print(round($t1 - $t0, 2))"), \"peak_rss_kib\": [$rh], \"peak_anon_kib\": [$ra]}" >>"$RES"
     tail -1 "$RES"
 }
