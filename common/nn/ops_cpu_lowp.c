@@ -308,21 +308,26 @@ static int onednn_gemm(ops_ctx *ctx, int ta, int tb, int M, int N, int K, const 
         m = matmul_get(d, M, N, K, ta, tb, lda, ldb, ldc, accumulate, 0);
         w = B;
     }
-    dnnl_memory_t ma = NULL, mb = NULL, mc = NULL;
-    dnnl_status_t s = m ? dnnl_success : dnnl_unimplemented;
-    if (!s) s = dnnl_memory_create(&ma, &m->src, d->engine, (void *)A);
-    if (!s) s = dnnl_memory_create(&mb, &m->wei, d->engine, (void *)w);
-    if (!s) s = dnnl_memory_create(&mc, &m->dst, d->engine, C);
-    if (!s) {
-        dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}};
-        s = dnnl_primitive_execute(m->prim, d->stream, 3, args);
-        if (!s) s = dnnl_stream_wait(d->stream);
+    /* without a primitive (oneDNN refused the shape or ran out of memory)
+     * the call fails and the caller reports it */
+    int rc = -1;
+    if (m) {
+        dnnl_memory_t ma = NULL, mb = NULL, mc = NULL;
+        dnnl_status_t s = dnnl_memory_create(&ma, &m->src, d->engine, (void *)A);
+        if (!s) s = dnnl_memory_create(&mb, &m->wei, d->engine, (void *)w);
+        if (!s) s = dnnl_memory_create(&mc, &m->dst, d->engine, C);
+        if (!s) {
+            dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}};
+            s = dnnl_primitive_execute(m->prim, d->stream, 3, args);
+            if (!s) s = dnnl_stream_wait(d->stream);
+        }
+        if (mc) dnnl_memory_destroy(mc);
+        if (mb) dnnl_memory_destroy(mb);
+        if (ma) dnnl_memory_destroy(ma);
+        rc = s == dnnl_success ? 0 : -1;
     }
-    if (mc) dnnl_memory_destroy(mc);
-    if (mb) dnnl_memory_destroy(mb);
-    if (ma) dnnl_memory_destroy(ma);
     if (saved != ctx->threads) omp_set_num_threads(saved);
-    return s == dnnl_success ? 0 : -1;
+    return rc;
 }
 
 /* Native when oneDNN has a non-reference matmul for the type on this CPU

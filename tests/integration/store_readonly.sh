@@ -8,18 +8,24 @@
 # the writable store, nothing in the store changes, and no lock file is
 # created. Before the pack, every reader opened every rank's LMDB
 # environment with its lock file: "Permission denied" for the read-only user.
-# Every path the readers use must be reachable by nobody; a checkout under
-# /root (mode 700) is not, so the binary and fixtures are staged in /tmp.
-STAGE=
+# Every path the readers use must be reachable by nobody. A checkout under
+# /root (mode 700) is not: then the binary and fixtures are copied into a
+# world-readable folder in /tmp (not CLIPCAP_TMP, which may be private), and
+# the whole test runs from the copy.
+set -euo pipefail
+READABLE_COPY=
 if [ "$(id -u)" = 0 ] && ! setpriv --reuid=nobody --regid=nogroup --clear-groups \
     test -x "$CLIPCAP" -a -r "$CLIPCAP_FIXTURES/caption/mlp_tuned.pt"; then
-    STAGE=$(mktemp -d /tmp/store_readonly.stage.XXXXXX)
-    cp "$CLIPCAP" "$STAGE/clipcap" && cp -r "$CLIPCAP_FIXTURES" "$STAGE/fixtures" && chmod -R a+rX "$STAGE"
-    CLIPCAP=$STAGE/clipcap CLIPCAP_FIXTURES=$STAGE/fixtures CLIPCAP_TMP=$STAGE
+    READABLE_COPY=$(mktemp -d /tmp/store_readonly.XXXXXX)
+    cp "$CLIPCAP" "$READABLE_COPY/clipcap"
+    cp -r "$CLIPCAP_FIXTURES" "$READABLE_COPY/fixtures"
+    chmod -R a+rX "$READABLE_COPY"
+    echo "nobody cannot reach $CLIPCAP: every reader runs from a copy in $READABLE_COPY"
+    CLIPCAP=$READABLE_COPY/clipcap CLIPCAP_FIXTURES=$READABLE_COPY/fixtures CLIPCAP_TMP=$READABLE_COPY
 fi
 source "$(dirname "$0")/extract_lib.bash"
 source "$(dirname "$0")/mount_ns.bash"
-[ -z "$STAGE" ] || trap 'rm -rf "$WORK" "$STAGE"' EXIT
+[ -z "$READABLE_COPY" ] || trap 'rm -rf "$WORK" "$READABLE_COPY"' EXIT
 export OMP_NUM_THREADS=1
 chmod 755 "$WORK"
 make_manifest "$WORK" 16 --large 0
@@ -56,7 +62,7 @@ readers "$WORK/rw"
 ls "$WORK"/rw/train/*.safetensors >/dev/null || fail "train wrote no checkpoint"
 
 chmod -R a-w "$WORK/store"
-trap 'chmod -R u+w "$WORK" 2>/dev/null; rm -rf "$WORK" ${STAGE:+"$STAGE"}' EXIT
+trap 'chmod -R u+w "$WORK" 2>/dev/null; rm -rf "$WORK" ${READABLE_COPY:+"$READABLE_COPY"}' EXIT
 snapshot >"$WORK/before.txt"
 mkdir -p "$WORK/root_ro"
 readers "$WORK/root_ro"
