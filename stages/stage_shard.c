@@ -14,6 +14,7 @@
  * of ranks or threads, or on the spill sizes. */
 #include <getopt.h>
 #include <limits.h>
+#include <malloc.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -437,6 +438,9 @@ static int shard_run(shard_opts *o, err_t *e)
     manifest_shard_info_t *infos = NULL;
     shard_tokens tok = {0};
     rc = bpe_load(&bpe, o->gpt2, e);
+    /* the tokenizer's load freed a few MB of small JSON blocks: give them
+     * back, or they sit under the reading phase's peak (docs/scale.md) */
+    malloc_trim(0);
     if (!rc && mpictx_rank() == 0) rc = shard_read_rank0(o, root_abs, &sp, tmp, &sum, &off, t0, e);
     /* the other ranks learn the shard count and boundaries from rank 0 */
     rc = mpictx_agree(rc, e);

@@ -204,6 +204,25 @@ int fs_exists(const char *path)
     return stat(path, &st) == 0;
 }
 
+int fs_empty_dir(const char *dir, err_t *e)
+{
+    DIR *d = opendir(dir);
+    if (!d) return errno == ENOENT ? 0 : err_set(e, ERR_IO, "%s: cannot open directory: %s", dir, strerror(errno));
+    struct dirent *de;
+    int rc = 0;
+    while ((de = readdir(d))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+        char path[8192];
+        if (snprintf(path, sizeof path, "%s/%s", dir, de->d_name) >= (int)sizeof path) {
+            if (!rc) rc = err_set(e, ERR_ARG, "%s/%s: path too long", dir, de->d_name);
+        } else if (unlink(path) && errno != ENOENT && !rc) {
+            rc = err_set(e, ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
+        }
+    }
+    closedir(d);
+    return rc;
+}
+
 int fs_dir_count(const char *dir, size_t *n, char *first, size_t cap, err_t *e)
 {
     *n = 0;

@@ -55,6 +55,10 @@ int fs_exists(const char *path);
  * the first one's name into first (cap bytes) when first is not NULL.
  * For stages that refuse to write into a used output directory. */
 int fs_dir_count(const char *dir, size_t *n, char *first, size_t cap, err_t *e);
+/* Removes every entry of dir, a flat folder of files a stage owns alone (a
+ * missing dir is empty). Goes on past a file it cannot remove and returns
+ * the first failure. */
+int fs_empty_dir(const char *dir, err_t *e);
 /* A regular file (after following links). */
 int fs_is_regular(const char *path);
 /* Join dir and name into out (size cap), returns ERR_ARG if it does not fit. */

@@ -370,7 +370,8 @@ done:
     return rc;
 }
 
-size_t ds_held_bytes(const ds_t *ds)
+/* Bytes of heap the images, captions, rejects and strings take. */
+static size_t ds_held_bytes(const ds_t *ds)
 {
     return ds->arena_len + ds->n_images * sizeof *ds->images + ds->n_captions * sizeof *ds->captions +
            ds->n_rejects * sizeof *ds->rejects;

@@ -156,8 +156,6 @@ int ds_finalize(ds_t *ds, err_t *e);
 /* See "Bounded memory" above: hands the data set to its sink when it holds
  * sink_bytes or more (force: whatever it holds), then clears it. */
 int ds_checkpoint(ds_t *ds, int force, err_t *e);
-/* Bytes of heap the images, captions, rejects and strings take. */
-size_t ds_held_bytes(const ds_t *ds);
 
 /* 1 when s[0..n) is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
 int utf8_valid(const char *s, size_t n);

@@ -1,6 +1,5 @@
 #include "data/ds_spill.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -156,7 +155,11 @@ static int reader_open(spill_reader *r, const char *path, uint64_t at, err_t *e)
     r->pos = at;
     if (!(r->f = fopen(path, "rb"))) return err_set(e, ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     setvbuf(r->f, NULL, _IOFBF, SPILL_IO_BUF);
-    if (at && fseeko(r->f, (off_t)at, SEEK_SET)) return err_set(e, ERR_IO, "%s: cannot seek", path);
+    if (at && fseeko(r->f, (off_t)at, SEEK_SET)) {
+        fclose(r->f);
+        r->f = NULL;
+        return err_set(e, ERR_IO, "%s: cannot seek: %s", path, strerror(errno));
+    }
     return 0;
 }
 
@@ -214,23 +217,6 @@ static int spill_write(ds_spill *sp, FILE *f, const char *what, err_t *e)
         return err_set(e, ERR_IO, "%s/%s: cannot write: %s", sp->dir, what, strerror(errno));
     sb_reset(&sp->sb);
     return 0;
-}
-
-/* Empties dir (the spill's own folder: flat, only its files). */
-static int spill_clear_dir(const char *dir, err_t *e)
-{
-    DIR *d = opendir(dir);
-    if (!d) return errno == ENOENT ? 0 : err_set(e, ERR_IO, "%s: cannot open directory", dir);
-    struct dirent *de;
-    int rc = 0;
-    while ((de = readdir(d)) && !rc) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-        char path[8192];
-        if (!(rc = fs_join(path, sizeof path, dir, de->d_name, e)) && unlink(path) && errno != ENOENT)
-            rc = err_set(e, ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
-    }
-    closedir(d);
-    return rc;
 }
 
 static const char *const rej_names[REJ_FILES] = {"rejects-read", "rejects-duplicate", "rejects-missing",
@@ -303,15 +289,18 @@ static int spill_sink(ds_t *ds, void *user, err_t *e)
 
 int ds_spill_open(ds_spill **out, ds_t *ds, const char *dir, size_t chunk_bytes, size_t bucket_bytes, err_t *e)
 {
+    /* checked before the spill exists, so that closing it never empties a
+     * cut-off path */
+    *out = NULL;
+    if (strlen(dir) >= sizeof((ds_spill *)0)->dir) return err_set(e, ERR_ARG, "%s: path too long", dir);
     ds_spill *sp = calloc(1, sizeof *sp);
     *out = sp;
     if (!sp) return err_set(e, ERR_NOMEM, "cannot allocate the spill");
-    if (snprintf(sp->dir, sizeof sp->dir, "%s", dir) >= (int)sizeof sp->dir)
-        return err_set(e, ERR_ARG, "%s: path too long", dir);
+    snprintf(sp->dir, sizeof sp->dir, "%s", dir);
     sp->bucket_bytes = bucket_bytes ? bucket_bytes : 1;
     sp->stride = 1;
     int rc = fs_mkdirs(dir, e);
-    if (!rc) rc = spill_clear_dir(dir, e);
+    if (!rc) rc = fs_empty_dir(dir, e);
     if (!rc) rc = spill_fopen(sp, "chunks", "w+b", SPILL_IO_BUF, &sp->chunks, e);
     for (int k = 0; k < REJ_FILES && !rc; k++)
         rc = spill_fopen(sp, rej_names[k], "w+b", SPILL_BUCKET_IO_BUF, &sp->rejects[k], e);
@@ -439,9 +428,7 @@ static int spill_bucket(ds_spill *sp, ds_t *ds, size_t k, FILE *sorted, ds_summa
     }
     for (size_t i = 0; i < b.n_images && !rc; i++) {
         const ds_image_t *im = &b.images[i];
-        uint64_t bytes = 0;
-        for (uint32_t c = 0; c < im->n_captions; c++) bytes += b.captions[im->first_caption + c].len;
-        sp->total_weight += manifest_image_weight(im->n_captions, bytes);
+        sp->total_weight += manifest_ds_image_weight(&b, im);
         rec_put(&sp->sb, &b, im, NULL, im->n_captions);
         if (sp->sb.len >= SPILL_IO_BUF || i + 1 == b.n_images) rc = spill_write(sp, sorted, DS_SPILL_SORTED, e);
     }
@@ -563,6 +550,6 @@ void ds_spill_close(ds_spill *sp)
             for (int k = 0; k < 3; k++) free(sp->held[f][i][k]);
     sb_free(&sp->sb);
     err_t ignore = {0};
-    if (!spill_clear_dir(sp->dir, &ignore)) rmdir(sp->dir);
+    if (!fs_empty_dir(sp->dir, &ignore)) rmdir(sp->dir);
     free(sp);
 }

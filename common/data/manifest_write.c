@@ -15,7 +15,7 @@ uint64_t manifest_image_weight(uint32_t n_captions, uint64_t caption_bytes)
     return 64 + 16 * (uint64_t)n_captions + caption_bytes;
 }
 
-static uint64_t image_weight(const ds_t *ds, const ds_image_t *im)
+uint64_t manifest_ds_image_weight(const ds_t *ds, const ds_image_t *im)
 {
     uint64_t bytes = 0;
     for (uint32_t c = 0; c < im->n_captions; c++) bytes += ds->captions[im->first_caption + c].len;
@@ -33,12 +33,12 @@ int manifest_shard_of(uint64_t cum, uint64_t w, uint64_t total, int num_shards)
 void manifest_plan_shards(const ds_t *ds, int num_shards, size_t *bounds)
 {
     uint64_t total = 0;
-    for (size_t i = 0; i < ds->n_images; i++) total += image_weight(ds, &ds->images[i]);
+    for (size_t i = 0; i < ds->n_images; i++) total += manifest_ds_image_weight(ds, &ds->images[i]);
     int s = 0;
     uint64_t cum = 0;
     bounds[0] = 0;
     for (size_t i = 0; i < ds->n_images; i++) {
-        uint64_t w = image_weight(ds, &ds->images[i]);
+        uint64_t w = manifest_ds_image_weight(ds, &ds->images[i]);
         int target = manifest_shard_of(cum, w, total, num_shards);
         while (s < target) bounds[++s] = i;
         cum += w;

@@ -24,6 +24,8 @@ void manifest_plan_shards(const ds_t *ds, int num_shards, size_t *bounds);
  * (data/ds_spill.h): an image's weight, and the shard of an image of
  * weight w after images of total weight cum, out of total. */
 uint64_t manifest_image_weight(uint32_t n_captions, uint64_t caption_bytes);
+/* The same for an image of a finalized data set. */
+uint64_t manifest_ds_image_weight(const ds_t *ds, const ds_image_t *im);
 int manifest_shard_of(uint64_t cum, uint64_t w, uint64_t total, int num_shards);
 void manifest_shard_file_name(int shard, int num_shards, char *out, size_t cap);
 

@@ -124,13 +124,19 @@ static int cc_tsv_index(cc_tsv_t *t, ds_t *ds, err_t *e)
     return 0;
 }
 
-int cc_tsv_parse(cc_tsv_t *t, ds_t *ds, char *buf, size_t len, const char *name, err_t *e)
+static int cc_tsv_init(cc_tsv_t *t, ds_t *ds, const char *buf, size_t len, int mapped, const char *name, err_t *e)
 {
     memset(t, 0, sizeof *t);
     snprintf(t->name, sizeof t->name, "%s", name);
     t->buf = buf;
     t->len = len;
+    t->mapped = mapped;
     return cc_tsv_index(t, ds, e);
+}
+
+int cc_tsv_parse(cc_tsv_t *t, ds_t *ds, char *buf, size_t len, const char *name, err_t *e)
+{
+    return cc_tsv_init(t, ds, buf, len, 0, name, e);
 }
 
 int cc_tsv_load(cc_tsv_t *t, ds_t *ds, const char *path, err_t *e)
@@ -139,12 +145,7 @@ int cc_tsv_load(cc_tsv_t *t, ds_t *ds, const char *path, err_t *e)
     size_t len = 0;
     memset(t, 0, sizeof *t);
     int rc = fs_map_file(path, &map, &len, e);
-    if (rc) return rc;
-    snprintf(t->name, sizeof t->name, "%s", path);
-    t->buf = (const char *)map;
-    t->len = len;
-    t->mapped = 1;
-    return cc_tsv_index(t, ds, e);
+    return rc ? rc : cc_tsv_init(t, ds, (const char *)map, len, 1, path, e);
 }
 
 void cc_tsv_free(cc_tsv_t *t)

@@ -1,7 +1,6 @@
 #include "store/store_pack.h"
 #include "core/fsutil.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -282,15 +281,8 @@ struct store_pack_writer {
  * header's temporary file when a writer was killed in fs_write_atomic). */
 void store_pack_remove_dir(const char *path)
 {
-    DIR *d = opendir(path);
-    struct dirent *de;
-    while (d && (de = readdir(d)) != NULL) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-        char p[4400];
-        snprintf(p, sizeof p, "%s/%s", path, de->d_name);
-        if (unlink(p) != 0) log_msg(LOG_WARN, "store: cannot remove %s: %s", p, strerror(errno));
-    }
-    if (d) closedir(d);
+    err_t e = {0};
+    if (fs_empty_dir(path, &e)) log_msg(LOG_WARN, "store: %s", e.msg);
     if (rmdir(path) != 0 && errno != ENOENT) log_msg(LOG_WARN, "store: cannot remove %s: %s", path, strerror(errno));
 }
 

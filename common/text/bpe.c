@@ -13,7 +13,6 @@
 
 #include <dlfcn.h>
 #include <jansson.h>
-#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <utf8proc.h>
@@ -367,9 +366,6 @@ int bpe_load(bpe_t **out, const char *dir, err_t *e)
     if (!rc) rc = load_vocab(b, vpath, vocab, e);
     if (!rc) rc = load_merges(b, mpath, vocab, e);
     json_decref(vocab);
-    /* the vocabulary's JSON tree (~4 MB of small blocks) is gone: give its
-     * pages back rather than keep them under every later allocation */
-    malloc_trim(0);
     if (rc) {
         bpe_free(b);
         return rc;
