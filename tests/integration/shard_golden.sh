@@ -48,7 +48,7 @@ shard_all() {
     shift
     on_ranks "$ranks" "$CLIPCAP" shard --gpt2 "$CLIPCAP_FIXTURES/gpt2" --out "$out/$name" "$@" \
       >"$out/$name.stdout" 2>"$out/$name.log" || { echo "shard $name ($run) failed:"; cat "$out/$name.log"; exit 1; }
-    grep -q 'rejected (' "$out/$name.log" || { echo "$name ($run): no reject logged"; exit 1; }
+    grep -q 'warn: rejected (' "$out/$name.log" || { echo "$name ($run): no reject logged"; exit 1; }
     [ ! -e "$out/$name/.shard-tmp" ]
   done
 }
