@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/target_clones.h"
 #include "nn/gpt2_kv.h"
 
 /* One hypothesis. `sum` is the reference's running fp32 score: its
@@ -214,10 +215,7 @@ static inline double exp_neg(double x0)
 
 /* Σ_j e^(x_j - m) in double, vectorised (partial sums per lane), with an
  * x86-64-v3 copy (AVX2 + FMA) picked at load time. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-__attribute__((target_clones("arch=x86-64-v3", "default")))
-#endif
-static double sum_exp(const float *x, int V, double m)
+CLONES_X86_64_V3 static double sum_exp(const float *x, int V, double m)
 {
     double s = 0.0;
 #pragma omp simd reduction(+ : s)

@@ -10,6 +10,7 @@
  * would only lose accuracy without gaining speed. */
 #include "nn/ops_cpu.h"
 #include "core/fsutil.h"
+#include "core/target_clones.h"
 
 #include <math.h>
 #include <omp.h>
@@ -64,30 +65,25 @@ static size_t elem_size(const ops_ctx *ctx) { return ctx->lowp.native ? 2 : size
  * training 6x slower than bf16. bf16: the integer rounding runs 8 wide
  * instead of 4 (every weight once per training step, every activation
  * entering a GEMM). */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define CONVERT_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define CONVERT_CLONES
-#endif
 
-CONVERT_CLONES static void to_bf16_bits(uint16_t *dst, const float *src, size_t n)
+CLONES_X86_64_V3 static void to_bf16_bits(uint16_t *dst, const float *src, size_t n)
 {
     for (size_t i = 0; i < n; i++) dst[i] = ops_bf16_bits(src[i]);
 }
 
-CONVERT_CLONES static void to_bf16_float(float *dst, const float *src, size_t n)
+CLONES_X86_64_V3 static void to_bf16_float(float *dst, const float *src, size_t n)
 {
     for (size_t i = 0; i < n; i++) dst[i] = ops_bf16_float(ops_bf16_bits(src[i]));
 }
 
 #ifdef __FLT16_MAX__
-CONVERT_CLONES static void to_fp16_bits(uint16_t *dst, const float *src, size_t n)
+CLONES_X86_64_V3 static void to_fp16_bits(uint16_t *dst, const float *src, size_t n)
 {
     _Float16 *h = (_Float16 *)dst;
     for (size_t i = 0; i < n; i++) h[i] = (_Float16)src[i];
 }
 
-CONVERT_CLONES static void to_fp16_float(float *dst, const float *src, size_t n)
+CLONES_X86_64_V3 static void to_fp16_float(float *dst, const float *src, size_t n)
 {
     for (size_t i = 0; i < n; i++) dst[i] = (float)(_Float16)src[i];
 }
