@@ -95,15 +95,12 @@ static int caption_cmp(const void *pa, const void *pb)
  * and what it says stay jansson's: the documents jscan accepts and jansson
  * (JSON_REJECT_DUPLICATES, no JSON_DECODE_ANY) refuses are found here,
  * and they and every syntax error go to jansson for its message. */
-static int keys_equal(const jscan_t *d, uint32_t a, uint32_t b)
-{
-    return d->tok[a].len == d->tok[b].len && !memcmp(d->buf + d->tok[a].start, d->buf + d->tok[b].start, d->tok[a].len);
-}
-
 typedef struct {
     const char *p;
     uint32_t len;
 } key_ref_t;
+
+static key_ref_t key_at(const jscan_t *d, uint32_t t) { return (key_ref_t){d->buf + d->tok[t].start, d->tok[t].len}; }
 
 static int key_cmp(const void *pa, const void *pb)
 {
@@ -119,15 +116,17 @@ static int duplicate_key(const jscan_t *d, uint32_t obj)
     size_t n = jscan_count(d, obj);
     if (n <= PAIRWISE) {
         for (uint32_t a = obj + 1; a < d->tok[obj].next; a = d->tok[a + 1].next)
-            for (uint32_t b = d->tok[a + 1].next; b < d->tok[obj].next; b = d->tok[b + 1].next)
-                if (keys_equal(d, a, b)) return 1;
+            for (uint32_t b = d->tok[a + 1].next; b < d->tok[obj].next; b = d->tok[b + 1].next) {
+                key_ref_t ka = key_at(d, a), kb = key_at(d, b);
+                if (!key_cmp(&ka, &kb)) return 1;
+            }
         return 0;
     }
     key_ref_t *k = malloc(n * sizeof *k);
     if (!k) return 1;
     size_t i = 0;
     for (uint32_t a = obj + 1; a < d->tok[obj].next; a = d->tok[a + 1].next)
-        k[i++] = (key_ref_t){d->buf + d->tok[a].start, d->tok[a].len};
+        k[i++] = key_at(d, a);
     qsort(k, n, sizeof *k, key_cmp);
     int dup = 0;
     for (i = 1; i < n && !dup; i++) dup = !key_cmp(&k[i - 1], &k[i]);
