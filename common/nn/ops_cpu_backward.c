@@ -5,11 +5,22 @@
  * and skips a NULL one entirely, so a frozen model's weight gradients cost
  * nothing. Reductions over rows (bias, LayerNorm gain/bias gradients) are
  * parallel over columns, so each sum keeps one fixed order whatever the
- * thread count: results do not depend on OMP_NUM_THREADS. */
+ * thread count: results do not depend on OMP_NUM_THREADS.
+ *
+ * No-trapping-math as in ops_cpu_forward.c: nothing here inspects
+ * floating-point exception flags, and without it GCC keeps float compares
+ * (the logits' max) out of vectorised loops. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math")
+#endif
+
 #include "nn/ops_cpu.h"
+#include "nn/ops_cpu_math.h"
+#include "core/target_clones.h"
 
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
 
 #include "nn/ops_dropout_mask.h"
 
@@ -86,17 +97,36 @@ void ops_layernorm_backward(ops_ctx *ctx, float *din, float *dg, float *db, cons
     }
 }
 
-void ops_gelu_tanh_backward(ops_ctx *ctx, float *din, const float *in, const float *dout, size_t n)
+/* With σ = σ(2u) = (1 + tanh u)/2 and 1 − tanh²u = 4σ(1 − σ), GELU's
+ * derivative is σ + 2·x·σ(1 − σ)·u'(x): one vectorised exp instead of a
+ * tanhf call per element. The exp is of -2|u|, so it is at most 1 (fast_expf
+ * overflows to inf beyond 88.7, and inf·0 would be NaN): with q = 1/(1 + e),
+ * σ is q for u >= 0 and e·q below, and σ(1 − σ) = e·q² either way, which
+ * keeps its digits where 1 − tanh² cancels (|u| of a few and more). Past
+ * fast_expf's clamp e is 0, not its 1e-38, which the x³ factor would bring
+ * back to the size of the result for |x| ~ 1e12. */
+CLONES_X86_64_V3 static void gelu_tanh_backward_block(float *din, const float *in, const float *dout, size_t n)
 {
-    const float s = sqrtf(2.0f / (float)M_PI);
-#pragma omp parallel for num_threads(par_threads(ctx, n)) schedule(static)
+    const float k = 0.7978845608028654f; /* sqrt(2/pi) */
+#pragma omp simd
     for (size_t i = 0; i < n; i++) {
         float x = in[i];
-        float u = s * (x + 0.044715f * x * x * x);
-        float t = tanhf(u);
-        float sech2 = 1.0f - t * t;
-        float local = 0.5f * (1.0f + t) + 0.5f * x * sech2 * s * (1.0f + 3.0f * 0.044715f * x * x);
+        float u2 = 2.0f * k * (x + 0.044715f * x * x * x), a = fabsf(u2); /* 2u, as the forward */
+        float e = a < 87.0f ? fast_expf(-a) : 0.0f;
+        float q = 1.0f / (1.0f + e), eq = e * q;
+        float s = u2 >= 0.0f ? q : eq;
+        float local = s + 2.0f * k * x * (eq * q) * (1.0f + 3.0f * 0.044715f * x * x);
         din[i] += local * dout[i];
+    }
+}
+
+void ops_gelu_tanh_backward(ops_ctx *ctx, float *din, const float *in, const float *dout, size_t n)
+{
+#pragma omp parallel num_threads(par_threads(ctx, n))
+    {
+        size_t t = (size_t)omp_get_thread_num(), nt = (size_t)omp_get_num_threads();
+        size_t lo = n * t / nt, hi = n * (t + 1) / nt;
+        gelu_tanh_backward_block(din + lo, in + lo, dout + lo, hi - lo);
     }
 }
 
@@ -206,20 +236,37 @@ void ops_scatter_add_rows(ops_ctx *ctx, float *dtable, const float *dout, const 
         for (int i = 0; i < n; i++) dtable[(size_t)ids[i] * C + c] += dout[(size_t)i * C + c];
 }
 
+/* A row's e^(x_j - max) are kept for its first CE_KEEP logits (GPT-2's
+ * 50257 all fit: 256 KiB of each thread's stack) and computed a second time
+ * beyond them. */
+#define CE_KEEP 65536
+
+/* One row: the max, Σ e^(x_j - max) as the forward sums it (ops_cpu_math.h)
+ * while keeping the terms in e, then dx += scale/Σ · e. */
+CLONES_X86_64_V3 static void cross_entropy_backward_row(float *dx, const float *x, int V, int target, float scale,
+                                                        float *e)
+{
+    const int kept = V < CE_KEEP ? V : CE_KEEP;
+    const float m = ops_cpu_row_max(x, V);
+    const double sum = ops_cpu_sum_exp(x, kept, m, e) + ops_cpu_sum_exp(x + kept, V - kept, m, NULL);
+    const float f = (float)(scale / sum);
+#pragma omp simd
+    for (int j = 0; j < kept; j++) dx[j] += f * e[j];
+#pragma omp simd
+    for (int j = kept; j < V; j++) dx[j] += f * fast_expf(x[j] - m);
+    dx[target] -= scale;
+}
+
 void ops_cross_entropy_backward(ops_ctx *ctx, float *dlogits, const float *logits,
                                 const int32_t *targets, int M, int V, float scale)
 {
-#pragma omp parallel for num_threads(par_threads(ctx, (size_t)M * V)) schedule(static)
-    for (int m = 0; m < M; m++) {
-        if (targets[m] < 0) continue;
-        const float *x = logits + (size_t)m * V;
-        float *dx = dlogits + (size_t)m * V;
-        float mx = x[0];
-        for (int j = 1; j < V; j++) mx = x[j] > mx ? x[j] : mx;
-        double sum = 0.0;
-        for (int j = 0; j < V; j++) sum += expf(x[j] - mx);
-        float inv = (float)(1.0 / sum);
-        for (int j = 0; j < V; j++) dx[j] += scale * expf(x[j] - mx) * inv;
-        dx[targets[m]] -= scale;
+    if (V <= 0) return;
+#pragma omp parallel num_threads(par_threads(ctx, (size_t)M * V))
+    {
+        float e[V < CE_KEEP ? V : CE_KEEP];
+#pragma omp for schedule(static)
+        for (int m = 0; m < M; m++)
+            if (targets[m] >= 0)
+                cross_entropy_backward_row(dlogits + (size_t)m * V, logits + (size_t)m * V, V, targets[m], scale, e);
     }
 }

@@ -11,8 +11,10 @@
 #endif
 
 #include "nn/ops_cpu.h"
+#include "nn/ops_cpu_math.h"
 #include "nn/ops_ext.h"
 #include "core/fsutil.h"
+#include "core/target_clones.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -20,16 +22,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* The few loops that are not GEMMs but still show in a profile (attention,
- * the activations) get an AVX2 copy next to the baseline x86-64 one, picked
- * at load time (ifunc): the build targets plain x86-64, so without this
- * they would run 4 floats wide on machines that do 8. */
-#if defined(__x86_64__) && (defined(__clang__) || __GNUC__ >= 6)
-#define CPU_HOT __attribute__((target_clones("avx2", "default")))
-#else
-#define CPU_HOT
-#endif
 
 int ops_create(ops_ctx **ctx, int threads, err_t *e)
 {
@@ -207,35 +199,6 @@ void ops_relu(ops_ctx *ctx, float *out, const float *in, size_t n)
     for (size_t i = 0; i < n; i++) out[i] = in[i] > 0.0f ? in[i] : 0.0f;
 }
 
-/* exp(x) for float, vectorisable (no call, no branch): Cody-Waite range
- * reduction x = n·ln2 + r, |r| <= ln2/2, a degree-6 polynomial for e^r and
- * 2^n assembled in the exponent bits. Within 1 ulp of the correctly rounded
- * e^x for every float in [-87, 88] with |x| >= 1e-3 (checked exhaustively
- * against double exp). The input is clamped to the normal range, so below
- * -87.3 (and for -inf) it returns about 1e-38 instead of a denormal or 0:
- * a softmax weight or sigmoid tail that small is 0 for every use here. */
-static inline __attribute__((always_inline)) float fast_expf(float x)
-{
-    x = x < -87.33654f ? -87.33654f : x;
-    x = x > 88.72283f ? 88.72283f : x;
-    /* round to nearest by adding 1.5·2^23: no floorf call, so it vectorises
-     * with plain SSE2 */
-    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-    float r = x - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    int32_t bits = ((int32_t)n + 127) << 23;
-    float two_n;
-    memcpy(&two_n, &bits, sizeof two_n);
-    return p * two_n;
-}
-
 /* Run fn over [0, n) in one contiguous block per thread. */
 static void par_map(const ops_ctx *ctx, void (*fn)(float *, const float *, size_t), float *out, const float *in,
                     size_t n)
@@ -248,7 +211,7 @@ static void par_map(const ops_ctx *ctx, void (*fn)(float *, const float *, size_
     }
 }
 
-CPU_HOT static void quick_gelu_block(float *out, const float *in, size_t n)
+CLONES_X86_64_V3 static void quick_gelu_block(float *out, const float *in, size_t n)
 {
 #pragma omp simd
     for (size_t i = 0; i < n; i++) {
@@ -261,7 +224,7 @@ void ops_quick_gelu(ops_ctx *ctx, float *out, const float *in, size_t n) { par_m
 
 /* 0.5·x·(1 + tanh(u)) is x·sigmoid(2u): one vectorised exp instead of a
  * tanhf call per element, and no cancellation for large |u|. */
-CPU_HOT static void gelu_tanh_block(float *out, const float *in, size_t n)
+CLONES_X86_64_V3 static void gelu_tanh_block(float *out, const float *in, size_t n)
 {
     const float k = 0.7978845608028654f; /* sqrt(2/pi) */
 #pragma omp simd
@@ -314,8 +277,8 @@ static inline __attribute__((always_inline)) void scores(float *s, const float *
  * 0..visible-1, p (when not NULL) receives the probabilities of all Tk keys.
  * The scores live in p (all at once) or, in inference, in a stack chunk
  * with the max and normaliser carried across chunks. */
-CPU_HOT static void attention_row(float *o, float *p, const float *qi, const float *kb, const float *vb, int visible,
-                                  int Tk, int D, int kv_stride, float scale)
+CLONES_X86_64_V3 static void attention_row(float *o, float *p, const float *qi, const float *kb, const float *vb,
+                                           int visible, int Tk, int D, int kv_stride, float scale)
 {
     float stack[ATT_CHUNK];
     const int chunk = p ? (visible > 0 ? visible : 1) : ATT_CHUNK;
@@ -399,6 +362,14 @@ void ops_im2patch(ops_ctx *ctx, float *out, const float *images, int B, int S, i
     }
 }
 
+/* One row's log Σ_j e^(x_j): one pass for the max, one for the sum
+ * (ops_cpu_math.h: float terms, double sum). */
+CLONES_X86_64_V3 static double row_lse(const float *x, int V)
+{
+    const float m = ops_cpu_row_max(x, V);
+    return m + log(ops_cpu_sum_exp(x, V, m, NULL));
+}
+
 float ops_cross_entropy(ops_ctx *ctx, float *losses, const float *logits, const int32_t *targets,
                         int M, int V)
 {
@@ -412,13 +383,7 @@ float ops_cross_entropy(ops_ctx *ctx, float *losses, const float *logits, const 
             continue;
         }
         const float *x = logits + (size_t)i * V;
-        float m = -INFINITY;
-        for (int j = 0; j < V; j++) m = x[j] > m ? x[j] : m;
-        /* The normaliser is summed in double: V is 50257 for GPT-2, where a
-         * float sum drops the small terms' contribution. */
-        double s = 0.0;
-        for (int j = 0; j < V; j++) s += exp((double)(x[j] - m));
-        double loss = log(s) + m - x[targets[i]];
+        double loss = row_lse(x, V) - x[targets[i]];
         losses[i] = (float)loss;
         total += loss;
         counted++;
