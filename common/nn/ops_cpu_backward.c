@@ -100,7 +100,7 @@ void ops_layernorm_backward(ops_ctx *ctx, float *din, float *dg, float *db, cons
 /* With σ = σ(2u) = (1 + tanh u)/2 and 1 − tanh²u = 4σ(1 − σ), GELU's
  * derivative is σ + 2·x·σ(1 − σ)·u'(x): one vectorised exp instead of a
  * tanhf call per element. The exp is of -2|u|, so it is at most 1 (fast_expf
- * overflows to inf beyond 88.7, and inf·0 would be NaN): with q = 1/(1 + e),
+ * overflows to inf past 88.37, and inf·0 would be NaN): with q = 1/(1 + e),
  * σ is q for u >= 0 and e·q below, and σ(1 − σ) = e·q² either way, which
  * keeps its digits where 1 − tanh² cancels (|u| of a few and more). Past
  * fast_expf's clamp e is 0, not its 1e-38, which the x³ factor would bring
