@@ -157,11 +157,12 @@ int clipcap_model_init_mapper(clipcap_model *m, uint64_t seed, err_t *e)
     return 0;
 }
 
-static int ensure_batch(clipcap_model *m, int B, int L, err_t *e)
+/* n_targets: the batch's counted targets, the rows of dlogits */
+static int ensure_batch(clipcap_model *m, int B, int L, long n_targets, err_t *e)
 {
     const size_t E = (size_t)m->gpt.cfg.n_embd, V = (size_t)m->gpt.cfg.vocab_size, k = (size_t)m->cfg.prefix_len;
-    const size_t rows = (size_t)B * (k + (size_t)L), pk = (size_t)B * k * E;
-    const size_t need_f = rows * (2 * E + V + 1) + 2 * pk, need_i = 2 * rows + (size_t)B * L;
+    const size_t rows = (size_t)B * (k + (size_t)L), pk = (size_t)B * k * E, nt = (size_t)n_targets;
+    const size_t need_f = rows * 2 * E + nt * (V + 1) + 2 * pk, need_i = 2 * rows + (size_t)B * L;
     if (need_f > m->cap_f || need_i > m->cap_i) {
         ops_free(m->ctx, m->batch_mem);
         free(m->targets);
@@ -180,7 +181,7 @@ static int ensure_batch(clipcap_model *m, int B, int L, err_t *e)
     m->prefix = m->dx + rows * E;
     m->dprefix = m->prefix + pk;
     m->dlogits = m->dprefix + pk;
-    m->losses = m->dlogits + rows * V;
+    m->losses = m->dlogits + nt * V;
     m->rows = m->targets + rows;
     m->ids = m->rows + rows;
     return 0;
@@ -215,7 +216,7 @@ int clipcap_model_forward(clipcap_model *m, const float *clip, const int32_t *to
         if (tokens[i] >= V)
             return err_set(e, ERR_ARG, "caption %zu: token %d is outside the vocabulary (%d)", i / (size_t)L,
                            tokens[i], V);
-    int rc = ensure_batch(m, B, L, e);
+    int rc = ensure_batch(m, B, L, clipcap_model_count_targets(m, tokens, B, L), e);
     if (rc) return rc;
     m->B = B;
     m->L = L;

@@ -244,7 +244,9 @@ void gpt2_free(gpt2 *g)
 /* ---- activations ---- */
 
 #define NUM_ACTS 20
-static void act_sizes(const gpt2_config *c, int B, int T, size_t s[NUM_ACTS])
+/* head_rows: the rows the head computes; gathered: they are a subset
+ * copied to head_in (gpt2_forward_rows) */
+static void act_sizes(const gpt2_config *c, int B, int T, size_t head_rows, int gathered, size_t s[NUM_ACTS])
 {
     size_t M = (size_t)B * T, E = c->n_embd, L = c->n_layer;
     size_t i = 0;
@@ -265,8 +267,8 @@ static void act_sizes(const gpt2_config *c, int B, int T, size_t s[NUM_ACTS])
     s[i++] = M * E;                              /* lnf */
     s[i++] = M;                                  /* lnf_mean */
     s[i++] = M;                                  /* lnf_rstd */
-    s[i++] = M * E;                              /* head_in */
-    s[i++] = M * c->vocab_size;                  /* logits */
+    s[i++] = gathered ? head_rows * E : 0;       /* head_in */
+    s[i++] = head_rows * c->vocab_size;          /* logits */
     s[i++] = 0;
 }
 
@@ -278,10 +280,10 @@ static void bind_views(float **const *views, int n, const size_t *sizes, float *
     }
 }
 
-static int ensure_acts(gpt2 *g, int B, int T, err_t *e)
+static int ensure_acts(gpt2 *g, int B, int T, size_t head_rows, int gathered, err_t *e)
 {
     size_t s[NUM_ACTS], total = 0;
-    act_sizes(&g->cfg, B, T, s);
+    act_sizes(&g->cfg, B, T, head_rows, gathered, s);
     for (int i = 0; i < NUM_ACTS; i++) total += s[i];
     if (total > g->act_cap) {
         ops_free(g->ctx, g->act_mem);
@@ -332,7 +334,7 @@ int gpt2_forward_rows(gpt2 *g, const float *inp, int B, int T, const int32_t *ro
     for (int i = 0; rows && i < n_rows; i++)
         if (rows[i] < 0 || (size_t)rows[i] >= (size_t)B * T)
             return err_set(e, ERR_ARG, "GPT-2 forward: head row %d is outside B=%d T=%d", rows[i], B, T);
-    int rc = ensure_acts(g, B, T, e);
+    int rc = ensure_acts(g, B, T, rows ? (size_t)n_rows : (size_t)B * T, rows != NULL, e);
     if (rc) return rc;
     ops_ctx *ctx = g->ctx;
     const gpt2_params *p = &g->params;

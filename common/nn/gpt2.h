@@ -16,7 +16,8 @@
  *   mapper and GPT-2 in one flat buffer for one allreduce and one AdamW
  *   sweep); gpt2_bind gives named views. Per-layer tensors are stacked
  *   [L, ...] and keep the checkpoint's Conv1D layout [in, out] (OPS_W_KN).
- * - Activations are owned by the model, allocated for the largest B×T seen.
+ * - Activations are owned by the model, allocated for the largest B×T (and
+ *   head rows) seen.
  *   Backward needs only one layer's worth of gradient scratch.
  * - Hub checkpoints: config.json + model.safetensors (or any file
  *   tensorfile_open reads); tensor names with or without "transformer."
@@ -110,7 +111,7 @@ typedef struct gpt2 {
     int B, T;          /* the shape of the last forward */
     const int32_t *head_rows; /* its row list (caller's, host), NULL: every row */
     int n_head_rows;
-    size_t act_cap;    /* B*T the activations were allocated for */
+    size_t act_cap;    /* floats allocated for the activations */
     gpt2_acts acts;
     float *act_mem;
     gpt2_grad_scratch scratch;
