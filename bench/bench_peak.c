@@ -40,38 +40,30 @@ static double now(void)
 #define ACC_SUM(add) add(add(add(add(a0, a1), add(a2, a3)), add(add(a4, a5), add(a6, a7))), \
                          add(add(a8, a9), add(a10, a11)))
 
-__attribute__((target("avx512f"))) static float fma512(long iters)
-{
-    ACC_DECLARE(__m512, _mm512_set1_ps);
-    const __m512 x = _mm512_set1_ps(1e-7f), y = _mm512_set1_ps(1.0f);
-#define OP(a) _mm512_fmadd_ps(x, y, a)
-    for (long i = 0; i < iters; i++) ACC_STEP(OP);
-#undef OP
-    return _mm512_reduce_add_ps(ACC_SUM(_mm512_add_ps));
-}
+/* One kernel per instruction: iters rounds of twelve independent ops. */
+#define PEAK_KERNEL(name, isa, T, set1, add, op, fold)              \
+    __attribute__((target(isa))) static float name(long iters)      \
+    {                                                               \
+        ACC_DECLARE(T, set1);                                       \
+        for (long i = 0; i < iters; i++) ACC_STEP(op);              \
+        return fold(ACC_SUM(add));                                  \
+    }
+#define FMA512(a) _mm512_fmadd_ps(_mm512_set1_ps(1e-7f), _mm512_set1_ps(1.0f), a)
+#define FMA256(a) _mm256_fmadd_ps(_mm256_set1_ps(1e-7f), _mm256_set1_ps(1.0f), a)
+#define BF16_ONE ((__m512bh)_mm512_set1_epi16(0x3f80))
+#define DPBF16(a) _mm512_dpbf16_ps(a, BF16_ONE, BF16_ONE)
 
-__attribute__((target("avx2,fma"))) static float fma256(long iters)
+__attribute__((target("avx"))) static float sum256(__m256 v)
 {
-    ACC_DECLARE(__m256, _mm256_set1_ps);
-    const __m256 x = _mm256_set1_ps(1e-7f), y = _mm256_set1_ps(1.0f);
-#define OP(a) _mm256_fmadd_ps(x, y, a)
-    for (long i = 0; i < iters; i++) ACC_STEP(OP);
-#undef OP
     float lanes[8], s = 0;
-    _mm256_storeu_ps(lanes, ACC_SUM(_mm256_add_ps));
+    _mm256_storeu_ps(lanes, v);
     for (int j = 0; j < 8; j++) s += lanes[j];
     return s;
 }
 
-__attribute__((target("avx512f,avx512bf16"))) static float dpbf16(long iters)
-{
-    ACC_DECLARE(__m512, _mm512_set1_ps);
-    const __m512bh one = (__m512bh)_mm512_set1_epi16(0x3f80); /* bf16 1.0 */
-#define OP(a) _mm512_dpbf16_ps(a, one, one)
-    for (long i = 0; i < iters; i++) ACC_STEP(OP);
-#undef OP
-    return _mm512_reduce_add_ps(ACC_SUM(_mm512_add_ps));
-}
+PEAK_KERNEL(fma512, "avx512f", __m512, _mm512_set1_ps, _mm512_add_ps, FMA512, _mm512_reduce_add_ps)
+PEAK_KERNEL(fma256, "avx2,fma", __m256, _mm256_set1_ps, _mm256_add_ps, FMA256, sum256)
+PEAK_KERNEL(dpbf16, "avx512f,avx512bf16", __m512, _mm512_set1_ps, _mm512_add_ps, DPBF16, _mm512_reduce_add_ps)
 
 /* GFLOP/s of kernel on every thread at once; flop_per_op counts one
  * instruction's multiplies and adds. The best of three runs. */
