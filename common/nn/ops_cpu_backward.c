@@ -37,11 +37,22 @@ void ops_matmul_backward(ops_ctx *ctx, float *din, float *dw, float *dbias, cons
             ops_cpu_gemm_prec(ctx, 1, 0, K, N, M, in, K, dout, N, 1.0f, dw, N);
     }
     if (dbias) {
+        /* A block of columns at a time, the rows read along their length
+         * and summed into one accumulator per column (vectorised across
+         * columns): each column's sum in row order, the bits one column at
+         * a time gives, without a strided pass over dout per column. */
+        enum { COLS = 64 };
+        const int blocks = (N + COLS - 1) / COLS;
 #pragma omp parallel for num_threads(par_threads(ctx, (size_t)M * N)) schedule(static)
-        for (int n = 0; n < N; n++) {
-            float s = 0.0f;
-            for (int m = 0; m < M; m++) s += dout[(size_t)m * N + n];
-            dbias[n] += s;
+        for (int b = 0; b < blocks; b++) {
+            const int n0 = b * COLS, nn = N - n0 < COLS ? N - n0 : COLS;
+            float s[COLS] = {0};
+            for (int m = 0; m < M; m++) {
+                const float *row = dout + (size_t)m * N + n0;
+#pragma omp simd
+                for (int j = 0; j < nn; j++) s[j] += row[j];
+            }
+            for (int j = 0; j < nn; j++) dbias[n0 + j] += s[j];
         }
     }
 }
