@@ -296,21 +296,21 @@ static int pack_width(const dnnl_memory_desc_t *md, int K, int N)
 CLONES_X86_64_V3 static void pack_rows_bf16(uint32_t *dst, const float *src, int K, int N, int ld, int nb, int p0, int p1)
 {
     const int kb = (K + 31) / 32, nblocks = (N + nb - 1) / nb;
-    for (int p = p0; p < p1; p++) {
-        const float *r0 = src + (size_t)2 * p * ld, *r1 = r0 + ld; /* read only below K */
+    for (int p = p0; p < p1; p++)
         for (int jb = 0; jb < nblocks; jb++) {
             uint32_t *d = &PACK_AT(dst, kb, nb, p, jb * nb);
             const int n0 = jb * nb, nn = N - n0 < nb ? N - n0 : nb, valid = 2 * p < K ? nn : 0;
             if (2 * p + 1 < K) {
+                const float *r0 = src + (size_t)2 * p * ld + n0, *r1 = r0 + ld;
 #pragma omp simd
-                for (int i = 0; i < nn; i++) d[i] = ops_bf16_bits(r0[n0 + i]) | (uint32_t)ops_bf16_bits(r1[n0 + i]) << 16;
+                for (int i = 0; i < nn; i++) d[i] = ops_bf16_bits(r0[i]) | (uint32_t)ops_bf16_bits(r1[i]) << 16;
             } else if (valid) {
+                const float *r0 = src + (size_t)2 * p * ld + n0;
 #pragma omp simd
-                for (int i = 0; i < nn; i++) d[i] = ops_bf16_bits(r0[n0 + i]);
+                for (int i = 0; i < nn; i++) d[i] = ops_bf16_bits(r0[i]);
             }
             for (int i = valid; i < nb; i++) d[i] = 0;
         }
-    }
 }
 
 /* Column blocks [jb0, jb1) of B = srcᵀ (src[n·ld + k]): B's column n is
@@ -327,12 +327,12 @@ CLONES_X86_64_V3 static void pack_cols_bf16(uint32_t *dst, const float *src, int
             const int kn = K - k0 < 32 ? (K > k0 ? K - k0 : 0) : 32;
             for (int r = 0; r < 16; r++) {
                 const int valid = n0 + r < N ? kn : 0;
-                const float *row = src + (size_t)(n0 + r) * ld + k0;
                 if (valid == 32) {
+                    const float *row = src + (size_t)(n0 + r) * ld + k0;
 #pragma omp simd
                     for (int k = 0; k < 32; k++) tile[r][k] = ops_bf16_bits(row[k]);
                 } else {
-                    for (int k = 0; k < valid; k++) tile[r][k] = ops_bf16_bits(row[k]);
+                    for (int k = 0; k < valid; k++) tile[r][k] = ops_bf16_bits(src[(size_t)(n0 + r) * ld + k0 + k]);
                     for (int k = valid; k < 32; k++) tile[r][k] = 0;
                 }
             }
@@ -343,10 +343,10 @@ CLONES_X86_64_V3 static void pack_cols_bf16(uint32_t *dst, const float *src, int
 }
 #undef PACK_AT
 
-/* B into buf in layout md from the floats, by pack_rows_bf16 or pack_cols_bf16 on the context's
- * threads (split by column blocks) when pack_width knows md, else by a
- * oneDNN reorder of B's plain bf16 copy (operand slot 1). Nonzero when
- * there is no memory for that copy or oneDNN refuses. */
+/* B into buf in layout md from the floats, by pack_rows_bf16 or
+ * pack_cols_bf16 on the context's threads when pack_width knows md, else
+ * by a oneDNN reorder of B's plain bf16 copy (operand slot 1). Nonzero
+ * when there is no memory for that copy or oneDNN refuses. */
 static int pack(ops_ctx *ctx, const float *B, int K, int N, int tb, int ldb, const dnnl_memory_desc_t *md, void *buf)
 {
     const int nb = pack_width(md, K, N);
@@ -368,13 +368,17 @@ static int pack(ops_ctx *ctx, const float *B, int K, int N, int tb, int ldb, con
     return !plain || plain_b(&pmd, K, N, tb, ldb, d->dt) || reorder(d, &pmd, plain, md, buf);
 }
 
-/* Registered weight matrix B (in range r) in layout md, packed again when
- * the range was written since; NULL when there is no memory or oneDNN
- * refuses, and the caller multiplies from the plain copy. */
+/* Registered weight matrix B (in range r) in layout md: its plain copy
+ * when md is B as stored, else a packed copy, packed again when the range
+ * was written since; NULL when there is no memory or oneDNN refuses, and
+ * the caller multiplies from the plain copy. */
 static const void *pack_get(ops_ctx *ctx, const float *B, int K, int N, int tb, int ldb, const ops_lowp_range *r,
                             const dnnl_memory_desc_t *md)
 {
     cpu_dnnl *d = ctx->dnnl;
+    dnnl_memory_desc_t pmd;
+    if (!plain_b(&pmd, K, N, tb, ldb, d->dt) && dnnl_memory_desc_equal(&pmd, md)) /* wanted as stored: no copy */
+        return operand(ctx, 1, B, ops_lowp_extent(tb, K, N, ldb));
     dnnl_pack *p = NULL;
     for (int i = 0; i < d->n_pack && !p; i++) {
         dnnl_pack *q = &d->pack[i];
