@@ -157,11 +157,12 @@ int clipcap_model_init_mapper(clipcap_model *m, uint64_t seed, err_t *e)
     return 0;
 }
 
-static int ensure_batch(clipcap_model *m, int B, int L, err_t *e)
+/* n_targets: the batch's counted targets, the rows of dlogits */
+static int ensure_batch(clipcap_model *m, int B, int L, long n_targets, err_t *e)
 {
     const size_t E = (size_t)m->gpt.cfg.n_embd, V = (size_t)m->gpt.cfg.vocab_size, k = (size_t)m->cfg.prefix_len;
-    const size_t rows = (size_t)B * (k + (size_t)L), pk = (size_t)B * k * E;
-    const size_t need_f = rows * (2 * E + V + 1) + 2 * pk, need_i = rows + (size_t)B * L;
+    const size_t rows = (size_t)B * (k + (size_t)L), pk = (size_t)B * k * E, nt = (size_t)n_targets;
+    const size_t need_f = rows * 2 * E + nt * (V + 1) + 2 * pk, need_i = 2 * rows + (size_t)B * L;
     if (need_f > m->cap_f || need_i > m->cap_i) {
         ops_free(m->ctx, m->batch_mem);
         free(m->targets);
@@ -180,8 +181,9 @@ static int ensure_batch(clipcap_model *m, int B, int L, err_t *e)
     m->prefix = m->dx + rows * E;
     m->dprefix = m->prefix + pk;
     m->dlogits = m->dprefix + pk;
-    m->losses = m->dlogits + rows * V;
-    m->ids = m->targets + rows;
+    m->losses = m->dlogits + nt * V;
+    m->rows = m->targets + rows;
+    m->ids = m->rows + rows;
     return 0;
 }
 
@@ -214,7 +216,7 @@ int clipcap_model_forward(clipcap_model *m, const float *clip, const int32_t *to
         if (tokens[i] >= V)
             return err_set(e, ERR_ARG, "caption %zu: token %d is outside the vocabulary (%d)", i / (size_t)L,
                            tokens[i], V);
-    int rc = ensure_batch(m, B, L, e);
+    int rc = ensure_batch(m, B, L, clipcap_model_count_targets(m, tokens, B, L), e);
     if (rc) return rc;
     m->B = B;
     m->L = L;
@@ -229,11 +231,17 @@ int clipcap_model_forward(clipcap_model *m, const float *clip, const int32_t *to
         ops_copy(m->ctx, xb, m->prefix + (size_t)b * k * E, (size_t)k * E);
         gpt2_embed(&m->gpt, xb + (size_t)k * E, m->ids + (size_t)b * L, L);
     }
-    if ((rc = gpt2_forward(&m->gpt, m->x, B, T, e))) return rc;
+    int n = 0;
     for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++) m->targets[(size_t)b * T + t] = target_of(m, tokens, L, b, t);
-    long n = clipcap_model_count_targets(m, tokens, B, L);
-    float mean = ops_cross_entropy(m->ctx, m->losses, m->gpt.acts.logits, m->targets, B * T, V);
+        for (int t = 0; t < T; t++) {
+            int32_t id = target_of(m, tokens, L, b, t);
+            if (id < 0) continue;
+            m->rows[n] = b * T + t;
+            m->targets[n++] = id;
+        }
+    m->n_rows = n;
+    if ((rc = gpt2_forward_rows(&m->gpt, m->x, B, T, m->rows, n, e))) return rc;
+    float mean = n ? ops_cross_entropy(m->ctx, m->losses, m->gpt.acts.logits, m->targets, n, V) : 0.0f;
     *loss_sum = (double)mean * (double)n;
     *count = n;
     return 0;
@@ -244,8 +252,9 @@ int clipcap_model_backward(clipcap_model *m, float scale, err_t *e)
     const int E = m->gpt.cfg.n_embd, V = m->gpt.cfg.vocab_size, k = m->cfg.prefix_len;
     const int B = m->B, L = m->L, T = m->T;
     const size_t rows = (size_t)B * T;
-    ops_fill(m->ctx, m->dlogits, 0.0f, rows * V);
-    ops_cross_entropy_backward(m->ctx, m->dlogits, m->gpt.acts.logits, m->targets, (int)rows, V, scale);
+    ops_fill(m->ctx, m->dlogits, 0.0f, (size_t)m->n_rows * V);
+    if (m->n_rows)
+        ops_cross_entropy_backward(m->ctx, m->dlogits, m->gpt.acts.logits, m->targets, m->n_rows, V, scale);
     ops_fill(m->ctx, m->dx, 0.0f, rows * E);
     int rc = gpt2_backward(&m->gpt, m->dlogits, m->dx, e);
     if (rc) return rc;

@@ -57,10 +57,12 @@ typedef struct clipcap_model {
     const float *clip;
     float *prefix, *dprefix; /* [B, k, E] */
     float *x, *dx;           /* [B, T, E] */
-    float *dlogits;          /* [B, T, V] */
-    float *losses;           /* [B·T] */
+    float *dlogits;          /* [n_rows, V] */
+    float *losses;           /* [n_rows] */
     float *batch_mem;
-    int32_t *targets;        /* [B·T], -1 = not counted */
+    int n_rows;              /* counted targets: the rows GPT-2's head computes */
+    int32_t *rows;           /* [n_rows] their positions b·T + t */
+    int32_t *targets;        /* [n_rows] their token ids */
     int32_t *ids;            /* [B·L] token ids to embed */
 } clipcap_model;
 

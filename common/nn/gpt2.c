@@ -243,8 +243,10 @@ void gpt2_free(gpt2 *g)
 
 /* ---- activations ---- */
 
-#define NUM_ACTS 19
-static void act_sizes(const gpt2_config *c, int B, int T, size_t s[NUM_ACTS])
+#define NUM_ACTS 20
+/* head_rows: the rows the head computes; gathered: they are a subset
+ * copied to head_in (gpt2_forward_rows) */
+static void act_sizes(const gpt2_config *c, int B, int T, size_t head_rows, int gathered, size_t s[NUM_ACTS])
 {
     size_t M = (size_t)B * T, E = c->n_embd, L = c->n_layer;
     size_t i = 0;
@@ -265,7 +267,8 @@ static void act_sizes(const gpt2_config *c, int B, int T, size_t s[NUM_ACTS])
     s[i++] = M * E;                              /* lnf */
     s[i++] = M;                                  /* lnf_mean */
     s[i++] = M;                                  /* lnf_rstd */
-    s[i++] = M * c->vocab_size;                  /* logits */
+    s[i++] = gathered ? head_rows * E : 0;       /* head_in */
+    s[i++] = head_rows * c->vocab_size;          /* logits */
     s[i++] = 0;
 }
 
@@ -277,10 +280,10 @@ static void bind_views(float **const *views, int n, const size_t *sizes, float *
     }
 }
 
-static int ensure_acts(gpt2 *g, int B, int T, err_t *e)
+static int ensure_acts(gpt2 *g, int B, int T, size_t head_rows, int gathered, err_t *e)
 {
     size_t s[NUM_ACTS], total = 0;
-    act_sizes(&g->cfg, B, T, s);
+    act_sizes(&g->cfg, B, T, head_rows, gathered, s);
     for (int i = 0; i < NUM_ACTS; i++) total += s[i];
     if (total > g->act_cap) {
         ops_free(g->ctx, g->act_mem);
@@ -293,7 +296,7 @@ static int ensure_acts(gpt2 *g, int B, int T, err_t *e)
     float **const views[NUM_ACTS - 1] = {
         &a->encoded, &a->ln1, &a->ln1_mean, &a->ln1_rstd, &a->qkv, &a->atty, &a->att, &a->residual2, &a->ln2,
         &a->ln2_mean, &a->ln2_rstd, &a->fch, &a->fch_gelu, &a->residual3, &a->lnf, &a->lnf_mean, &a->lnf_rstd,
-        &a->logits,
+        &a->head_in, &a->logits,
     };
     bind_views(views, NUM_ACTS - 1, s, g->act_mem);
     g->B = B;
@@ -318,10 +321,20 @@ static float *slice(float *base, int l, size_t n) { return base ? base + (size_t
 
 int gpt2_forward(gpt2 *g, const float *inp, int B, int T, err_t *e)
 {
+    return gpt2_forward_rows(g, inp, B, T, NULL, 0, e);
+}
+
+int gpt2_forward_rows(gpt2 *g, const float *inp, int B, int T, const int32_t *rows, int n_rows, err_t *e)
+{
     const gpt2_config *c = &g->cfg;
     if (B < 1 || T < 1 || T > c->n_positions)
         return err_set(e, ERR_ARG, "GPT-2 forward: B=%d T=%d (T must be in 1..%d)", B, T, c->n_positions);
-    int rc = ensure_acts(g, B, T, e);
+    if (rows && (n_rows < 0 || (size_t)n_rows > (size_t)B * T))
+        return err_set(e, ERR_ARG, "GPT-2 forward: %d head rows for B=%d T=%d", n_rows, B, T);
+    for (int i = 0; rows && i < n_rows; i++)
+        if (rows[i] < 0 || (size_t)rows[i] >= (size_t)B * T)
+            return err_set(e, ERR_ARG, "GPT-2 forward: head row %d is outside B=%d T=%d", rows[i], B, T);
+    int rc = ensure_acts(g, B, T, rows ? (size_t)n_rows : (size_t)B * T, rows != NULL, e);
     if (rc) return rc;
     ops_ctx *ctx = g->ctx;
     const gpt2_params *p = &g->params;
@@ -364,7 +377,12 @@ int gpt2_forward(gpt2 *g, const float *inp, int B, int T, err_t *e)
         residual = res3;
     }
     ops_layernorm(ctx, a->lnf, a->lnf_mean, a->lnf_rstd, residual, p->lnfw, p->lnfb, (int)M, E, c->ln_eps);
-    ops_matmul(ctx, a->logits, a->lnf, p->wte, NULL, (int)M, E, c->vocab_size, OPS_W_NK);
+    g->head_rows = rows;
+    g->n_head_rows = rows ? n_rows : (int)M;
+    if (rows) ops_gather_rows(ctx, a->head_in, a->lnf, rows, n_rows, E);
+    if (g->n_head_rows > 0)
+        ops_matmul(ctx, a->logits, rows ? a->head_in : a->lnf, p->wte, NULL, g->n_head_rows, E, c->vocab_size,
+                   OPS_W_NK);
     return 0;
 }
 
@@ -431,7 +449,18 @@ int gpt2_backward(gpt2 *g, const float *dlogits, float *dinp, err_t *e)
 
     ops_fill(ctx, d->dresidual, 0.0f, ME);
     ops_fill(ctx, d->dln, 0.0f, ME);
-    ops_matmul_backward(ctx, d->dln, gr->wte, NULL, dlogits, a->lnf, p->wte, (int)M, E, c->vocab_size, OPS_W_NK);
+    if (g->head_rows) {
+        /* the listed rows' gradient goes through datty, unused until the
+         * last layer's attention branch refills it */
+        const size_t nE = (size_t)g->n_head_rows * E;
+        ops_fill(ctx, d->datty, 0.0f, nE);
+        if (nE)
+            ops_matmul_backward(ctx, d->datty, gr->wte, NULL, dlogits, a->head_in, p->wte, g->n_head_rows, E,
+                                c->vocab_size, OPS_W_NK);
+        ops_scatter_add_rows(ctx, d->dln, d->datty, g->head_rows, g->n_head_rows, E);
+    } else {
+        ops_matmul_backward(ctx, d->dln, gr->wte, NULL, dlogits, a->lnf, p->wte, (int)M, E, c->vocab_size, OPS_W_NK);
+    }
     ops_layernorm_backward(ctx, d->dresidual, gr->lnfw, gr->lnfb, d->dln, a->residual3 + (L - 1) * ME, p->lnfw,
                            a->lnf_mean, a->lnf_rstd, (int)M, E);
     for (int l = L - 1; l >= 0; l--) {

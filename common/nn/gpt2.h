@@ -4,8 +4,10 @@
  * Contract:
  * - Input is a batch of INPUT EMBEDDINGS [B, T, E] (ClipCap feeds prefix
  *   vectors followed by token embeddings; gpt2_embed gathers the latter);
- *   gpt2_forward adds wpe and leaves logits [B, T, V] in acts.logits.
- * - gpt2_backward takes dlogits [B, T, V] and ACCUMULATES the gradient
+ *   gpt2_forward adds wpe and leaves logits [B, T, V] in acts.logits;
+ *   gpt2_forward_rows computes the tied head only for the rows a loss
+ *   reads and leaves logits [n_rows, V] in their order.
+ * - gpt2_backward takes dlogits of the same shape and ACCUMULATES the gradient
  *   w.r.t. the input embeddings into dinp and, unless the model is frozen
  *   (grads == NULL at init), the weight gradients into the grads views; the
  *   tied head and the embedding lookup (gpt2_embed_backward) both add into
@@ -14,7 +16,8 @@
  *   mapper and GPT-2 in one flat buffer for one allreduce and one AdamW
  *   sweep); gpt2_bind gives named views. Per-layer tensors are stacked
  *   [L, ...] and keep the checkpoint's Conv1D layout [in, out] (OPS_W_KN).
- * - Activations are owned by the model, allocated for the largest B×T seen.
+ * - Activations are owned by the model, allocated for the largest B×T (and
+ *   head rows) seen.
  *   Backward needs only one layer's worth of gradient scratch.
  * - Hub checkpoints: config.json + model.safetensors (or any file
  *   tensorfile_open reads); tensor names with or without "transformer."
@@ -86,7 +89,8 @@ typedef struct gpt2_acts {
     float *fch, *fch_gelu;      /* [L, B, T, 4E] */
     float *residual3;           /* [L, B, T, E] layer outputs */
     float *lnf, *lnf_mean, *lnf_rstd; /* [B, T, E], [B, T] */
-    float *logits;              /* [B, T, V] */
+    float *head_in;             /* [n_rows, E] the lnf rows of gpt2_forward_rows */
+    float *logits;              /* [B, T, V], or [n_rows, V] */
 } gpt2_acts;
 
 /* One layer's gradient scratch, reused layer after layer. */
@@ -105,7 +109,9 @@ typedef struct gpt2 {
     gpt2_params grads; /* every view NULL when frozen */
     int frozen;
     int B, T;          /* the shape of the last forward */
-    size_t act_cap;    /* B*T the activations were allocated for */
+    const int32_t *head_rows; /* its row list (caller's, host), NULL: every row */
+    int n_head_rows;
+    size_t act_cap;    /* floats allocated for the activations */
     gpt2_acts acts;
     float *act_mem;
     gpt2_grad_scratch scratch;
@@ -162,8 +168,13 @@ void gpt2_embed_backward(gpt2 *g, const float *dx, const int32_t *ids, int n);
 
 /* inp: [B, T, E]; T <= n_positions. Logits in g->acts.logits. */
 int gpt2_forward(gpt2 *g, const float *inp, int B, int T, err_t *e);
-/* After gpt2_forward (uses its B, T and activations). dinp may be NULL.
- * Fails only when the gradient scratch cannot be allocated. */
+/* The same with logits [n_rows, V] for rows[0..n_rows) only (row b·T + t;
+ * distinct, in [0, B·T)): a ClipCap loss reads only the caption positions,
+ * and the head is the largest GEMM, so the prefix and padding rows are
+ * skipped. rows is the caller's host array, read again by gpt2_backward. */
+int gpt2_forward_rows(gpt2 *g, const float *inp, int B, int T, const int32_t *rows, int n_rows, err_t *e);
+/* After gpt2_forward (uses its B, T, rows and activations). dinp may be
+ * NULL. Fails only when the gradient scratch cannot be allocated. */
 int gpt2_backward(gpt2 *g, const float *dlogits, float *dinp, err_t *e);
 
 #endif

@@ -37,22 +37,21 @@ void ops_matmul_backward(ops_ctx *ctx, float *din, float *dw, float *dbias, cons
             ops_cpu_gemm_prec(ctx, 1, 0, K, N, M, in, K, dout, N, 1.0f, dw, N);
     }
     if (dbias) {
-        /* A block of columns at a time, the rows read along their length
-         * and summed into one accumulator per column (vectorised across
-         * columns): each column's sum in row order, the bits one column at
-         * a time gives, without a strided pass over dout per column. */
-        enum { COLS = 64 };
-        const int blocks = (N + COLS - 1) / COLS;
+        /* Column blocks walked row by row: contiguous reads, and each
+         * column still sums its rows in order m = 0, 1, ... (same bits as a
+         * column at a time, which strided through dout and cost as much as
+         * some of the GEMMs). */
+        enum { BIAS_BLOCK = 64 };
 #pragma omp parallel for num_threads(par_threads(ctx, (size_t)M * N)) schedule(static)
-        for (int b = 0; b < blocks; b++) {
-            const int n0 = b * COLS, nn = N - n0 < COLS ? N - n0 : COLS;
-            float s[COLS] = {0};
+        for (int n0 = 0; n0 < N; n0 += BIAS_BLOCK) {
+            const int nb = N - n0 < BIAS_BLOCK ? N - n0 : BIAS_BLOCK;
+            float s[BIAS_BLOCK] = {0};
             for (int m = 0; m < M; m++) {
                 const float *row = dout + (size_t)m * N + n0;
 #pragma omp simd
-                for (int j = 0; j < nn; j++) s[j] += row[j];
+                for (int j = 0; j < nb; j++) s[j] += row[j];
             }
-            for (int j = 0; j < nn; j++) dbias[n0 + j] += s[j];
+            for (int j = 0; j < nb; j++) dbias[n0 + j] += s[j];
         }
     }
 }

@@ -138,20 +138,28 @@ static void run_variant(const variant *v)
     snprintf(name, sizeof name, "%s_logits.npy", v->name);
     float *ref_logits = fx_npy(name, &nl);
     CHECK(nl == (size_t)B * T * V);
-    float *logits = fx_download(ctx, m.gpt.acts.logits, nl);
-    float err = fx_max_abs_diff(logits, ref_logits, nl);
-    CHECK_MSG(err <= 1e-5f * fx_max_abs(ref_logits, nl), "%s logits max abs error %g", v->name, err);
-    /* the reference's attention mask: same logits wherever the mask is 1 */
+    /* GPT-2's head ran on the counted rows only, in order: each must be a
+     * position whose next token is a real caption token, and match the
+     * reference's logits there, with and without the reference's mask */
+    CHECK(m.n_rows == count);
+    float *logits = fx_download(ctx, m.gpt.acts.logits, (size_t)m.n_rows * V);
     snprintf(name, sizeof name, "%s_logits_hfmask.npy", v->name);
-    float *ref_masked = fx_npy(name, &nl);
-    float merr = 0;
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++) {
-            if (t >= K && tokens[b * L + t - K] < 0) continue;
-            size_t off = ((size_t)b * T + t) * V;
-            float d = fx_max_abs_diff(logits + off, ref_masked + off, (size_t)V);
-            merr = d > merr ? d : merr;
-        }
+    size_t nm = 0;
+    float *ref_masked = fx_npy(name, &nm);
+    CHECK(nm == nl);
+    float err = 0, merr = 0;
+    for (int i = 0; i < m.n_rows; i++) {
+        int r = m.rows[i], b = r / T, t = r % T;
+        CHECK_MSG(i == 0 || r > m.rows[i - 1], "%s head rows out of order at %d", v->name, i);
+        CHECK_MSG(t >= K - 1 && t < T - 1 && tokens[b * L + t - K + 1] >= 0, "%s head row %d (b %d t %d) has no target",
+                  v->name, i, b, t);
+        CHECK(m.targets[i] == tokens[b * L + t - K + 1]);
+        float d = fx_max_abs_diff(logits + (size_t)i * V, ref_logits + (size_t)r * V, (size_t)V);
+        float dm = fx_max_abs_diff(logits + (size_t)i * V, ref_masked + (size_t)r * V, (size_t)V);
+        err = d > err ? d : err;
+        merr = dm > merr ? dm : merr;
+    }
+    CHECK_MSG(err <= 1e-5f * fx_max_abs(ref_logits, nl), "%s logits max abs error %g", v->name, err);
     CHECK_MSG(merr <= 1e-5f * fx_max_abs(ref_masked, nl), "%s masked logits max abs error %g", v->name, merr);
 
     /* backward */

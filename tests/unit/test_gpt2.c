@@ -9,7 +9,11 @@
  * - rows of a batch are independent (B=3 equals three B=1 runs);
  * - the input gradient matches central finite differences of Σ logits·R
  *   (h = 1e-2, tolerance 2e-3 relative: fp32 noise of the objective over
- *   2h, plus O(h²)).
+ *   2h, plus O(h²));
+ * - gpt2_forward_rows computes the listed rows' logits, and its backward
+ *   the gradients of the full pass whose other rows get zero dlogits (1e-5
+ *   of each tensor's max: the head's GEMMs sum the same products over
+ *   fewer rows, in another blocking); bad row lists are ERR_ARG.
  * Parameters, inputs and logits are backend memory: the test reads and
  * writes them through ops_upload/ops_download only. */
 #include <stdint.h>
@@ -216,10 +220,86 @@ static void test_backward(void)
     ops_destroy(ctx);
 }
 
+/* Max |a - b| over n backend floats, against 1e-5 of max |a|. */
+static void expect_same(ops_ctx *ctx, const float *ad, const float *bd, size_t n, const char *what)
+{
+    float *a = fx_download(ctx, ad, n), *b = fx_download(ctx, bd, n);
+    float d = fx_max_abs_diff(a, b, n), m = fx_max_abs(a, n);
+    CHECK_MSG(m > 0.0f && d <= 1e-5f * m, "%s: rows-only pass differs by %g (max %g)", what, d, m);
+    free(a);
+    free(b);
+}
+
+static void test_head_rows(void)
+{
+    ops_ctx *ctx = NULL;
+    err_t e = {0};
+    CHECK_OK(ops_create(&ctx, 0, &e), &e);
+    gpt2 src, full, part;
+    CHECK_OK(open_fixture(&src, ctx, "train/gpt2_bare", &e), &e);
+    const gpt2_config *c = &src.cfg;
+    const int V = c->vocab_size, E = c->n_embd;
+    const int32_t rows[] = {1, 2, 6, 9, 13, 20}; /* of B·T = 21, in order, the last row included */
+    const int n = (int)(sizeof rows / sizeof rows[0]);
+    size_t np = gpt2_param_count(c), nx = (size_t)B * T * E, nl = (size_t)B * T * V;
+    float *gf = ops_alloc(ctx, np, &e), *gp = ops_alloc(ctx, np, &e);
+    ops_fill(ctx, gf, 0.0f, np);
+    ops_fill(ctx, gp, 0.0f, np);
+    gpt2_init(&full, ctx, c, src.params.wte, gf);
+    gpt2_init(&part, ctx, c, src.params.wte, gp);
+
+    float *x = malloc(nx * sizeof *x), *R = calloc(nl, sizeof *R);
+    for (size_t i = 0; i < nx; i++) x[i] = frand();
+    for (int i = 0; i < n; i++)
+        for (int v = 0; v < V; v++) R[(size_t)rows[i] * V + v] = frand();
+    float *Rpart = malloc((size_t)n * V * sizeof *Rpart);
+    for (int i = 0; i < n; i++) memcpy(Rpart + (size_t)i * V, R + (size_t)rows[i] * V, (size_t)V * sizeof *R);
+    float *xd = ops_alloc(ctx, nx, &e), *Rd = ops_alloc(ctx, nl, &e), *Rpd = ops_alloc(ctx, (size_t)n * V, &e);
+    float *dxf = ops_alloc(ctx, nx, &e), *dxp = ops_alloc(ctx, nx, &e);
+    ops_upload(ctx, xd, x, nx);
+    ops_upload(ctx, Rd, R, nl);
+    ops_upload(ctx, Rpd, Rpart, (size_t)n * V);
+    ops_fill(ctx, dxf, 0.0f, nx);
+    ops_fill(ctx, dxp, 0.0f, nx);
+
+    CHECK_OK(gpt2_forward(&full, xd, B, T, &e), &e);
+    CHECK_OK(gpt2_backward(&full, Rd, dxf, &e), &e);
+    CHECK_OK(gpt2_forward_rows(&part, xd, B, T, rows, n, &e), &e);
+    for (int i = 0; i < n; i++) {
+        char what[64];
+        snprintf(what, sizeof what, "logits of row %d", rows[i]);
+        expect_same(ctx, full.acts.logits + (size_t)rows[i] * V, part.acts.logits + (size_t)i * V, (size_t)V, what);
+    }
+    CHECK_OK(gpt2_backward(&part, Rpd, dxp, &e), &e);
+    expect_same(ctx, dxf, dxp, nx, "input gradient");
+    expect_same(ctx, full.grads.wte, part.grads.wte, (size_t)V * E, "wte gradient");
+    expect_same(ctx, gf, gp, np, "all weight gradients");
+
+    const int32_t outside[] = {0, B * T};
+    CHECK(gpt2_forward_rows(&part, xd, B, T, outside, 2, &e) == ERR_ARG);
+    CHECK(gpt2_forward_rows(&part, xd, B, T, rows, B * T + 1, &e) == ERR_ARG);
+
+    free(x);
+    free(R);
+    free(Rpart);
+    ops_free(ctx, xd);
+    ops_free(ctx, Rd);
+    ops_free(ctx, Rpd);
+    ops_free(ctx, dxf);
+    ops_free(ctx, dxp);
+    gpt2_free(&full);
+    gpt2_free(&part);
+    ops_free(ctx, gf);
+    ops_free(ctx, gp);
+    gpt2_free(&src);
+    ops_destroy(ctx);
+}
+
 int main(void)
 {
     CHECK_RUN(test_load_both_namings);
     CHECK_RUN(test_load_errors);
     CHECK_RUN(test_backward);
+    CHECK_RUN(test_head_rows);
     return check_summary();
 }
