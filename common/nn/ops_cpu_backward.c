@@ -59,6 +59,7 @@ void ops_matmul_backward(ops_ctx *ctx, float *din, float *dw, float *dbias, cons
             float s[BIAS_BLOCK] = {0};
             for (int m = 0; m < M; m++) {
                 const float *row = dout + (size_t)m * N + n0;
+#pragma omp simd
                 for (int j = 0; j < nb; j++) s[j] += row[j];
             }
             for (int j = 0; j < nb; j++) dbias[n0 + j] += s[j];

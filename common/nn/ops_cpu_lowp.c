@@ -36,7 +36,7 @@ typedef struct dnnl_mm {
  * whole matrix on every call, which at a decoding step's few rows costs
  * more than the product (a 768 x 50257 LM head per token). */
 typedef struct dnnl_pack {
-    const void *plain; /* the copy in the range's shadow it is made from; with K, N, tb, ldb, md the key */
+    const float *src; /* the float32 weights it is made from; with K, N, tb, ldb, md the key */
     int K, N, tb, ldb;
     uint64_t gen; /* the range's gen when packed: another one means repack */
     dnnl_memory_desc_t md;
@@ -68,11 +68,13 @@ static size_t elem_size(const ops_ctx *ctx) { return ctx->lowp.native ? 2 : size
 
 CLONES_X86_64_V3 static void to_bf16_bits(uint16_t *dst, const float *src, size_t n)
 {
+#pragma omp simd
     for (size_t i = 0; i < n; i++) dst[i] = ops_bf16_bits(src[i]);
 }
 
 CLONES_X86_64_V3 static void to_bf16_float(float *dst, const float *src, size_t n)
 {
+#pragma omp simd
     for (size_t i = 0; i < n; i++) dst[i] = ops_bf16_float(ops_bf16_bits(src[i]));
 }
 
@@ -80,11 +82,13 @@ CLONES_X86_64_V3 static void to_bf16_float(float *dst, const float *src, size_t 
 CLONES_X86_64_V3 static void to_fp16_bits(uint16_t *dst, const float *src, size_t n)
 {
     _Float16 *h = (_Float16 *)dst;
+#pragma omp simd
     for (size_t i = 0; i < n; i++) h[i] = (_Float16)src[i];
 }
 
 CLONES_X86_64_V3 static void to_fp16_float(float *dst, const float *src, size_t n)
 {
+#pragma omp simd
     for (size_t i = 0; i < n; i++) dst[i] = (float)(_Float16)src[i];
 }
 #else
@@ -152,6 +156,31 @@ static void convert(void *user, void *dst, const float *src, size_t n)
         else if (bf16) to_bf16_float((float *)dst + lo, src + lo, hi - lo);
         else to_fp16_float((float *)dst + lo, src + lo, hi - lo);
     }
+}
+
+/* Scratch slot `slot` grown to n elements of the compute type; NULL when
+ * it cannot grow. */
+static void *scratch(ops_ctx *ctx, int slot, size_t n)
+{
+    if (n > ctx->scratch_cap[slot]) {
+        free(ctx->scratch[slot]);
+        ctx->scratch_cap[slot] = 0;
+        if (!(ctx->scratch[slot] = mem_alloc_aligned(n * elem_size(ctx)))) return NULL;
+        ctx->scratch_cap[slot] = n;
+    }
+    return ctx->scratch[slot];
+}
+
+/* The operand [p, p + n) in the compute type: a registered weight's copy
+ * (brought up to date first) or a conversion into scratch slot `slot`.
+ * NULL when scratch cannot grow. */
+static const void *operand(ops_ctx *ctx, int slot, const float *p, size_t n)
+{
+    const void *copy = ops_lowp_copy_of(&ctx->lowp, p, n, elem_size(ctx), convert, ctx);
+    if (copy) return copy;
+    void *s = scratch(ctx, slot, n);
+    if (s) convert(ctx, s, p, n);
+    return s;
 }
 
 #ifdef CLIPCAP_HAVE_DNNL
@@ -238,18 +267,122 @@ static dnnl_status_t reorder(cpu_dnnl *d, const dnnl_memory_desc_t *smd, const v
     return s;
 }
 
-/* Weight matrix B (its copy `plain`, of a range at generation gen) in
- * layout md, packed again when the range was written since; NULL when
- * there is no memory or oneDNN refuses, and the caller multiplies from the
- * plain copy. A bf16 -> bf16 reorder only moves elements: the product's
- * bits are those from the plain copy. */
-static const void *pack_get(cpu_dnnl *d, const void *plain, int K, int N, int tb, int ldb, uint64_t gen,
+/* The width nb when md is oneDNN's BA16a{nb}b2a for a K x N bf16 matrix
+ * (what brgemm asks for with AVX512-BF16), else 0. That layout: blocks of
+ * 32 K rows by nb N columns, the N blocks outermost; inside a block the K
+ * rows in pairs, the pair of each column one 32-bit word for the bf16 dot
+ * product ([k/2][n][k%2]); zeros pad the last blocks. */
+static int pack_width(const dnnl_memory_desc_t *md, int K, int N)
+{
+    static const dnnl_format_tag_t tags[] = {dnnl_BA16a64b2a, dnnl_BA16a48b2a, dnnl_BA16a32b2a};
+    static const int widths[] = {64, 48, 32};
+    const dnnl_dims_t dims = {K, N};
+    for (int i = 0; i < 3; i++) {
+        dnnl_memory_desc_t t;
+        if (!dnnl_memory_desc_init_by_tag(&t, 2, dims, dnnl_bf16, tags[i]) && dnnl_memory_desc_equal(&t, md)) return widths[i];
+    }
+    return 0;
+}
+
+/* B (K x N) rounded to bf16 straight into BA16a{nb}b2a (pack_width): one
+ * pass over the floats where rounding into a plain copy and reordering
+ * that took three; the same bits, only placed elsewhere. Word (p, n) of
+ * the layout holds B[2p][n] | B[2p + 1][n] << 16. */
+#define PACK_AT(dst, kb, nb, p, n) \
+    (dst)[((size_t)((n) / (nb)) * (kb) + (p) / 16) * 16 * (nb) + (size_t)((p) % 16) * (nb) + (n) % (nb)]
+
+/* Pairs [p0, p1) of B = src (src[k·ld + n]), padding included: row by
+ * row, each row pair one vectorised loop per block of columns. */
+CLONES_X86_64_V3 static void pack_rows_bf16(uint32_t *dst, const float *src, int K, int N, int ld, int nb, int p0, int p1)
+{
+    const int kb = (K + 31) / 32, nblocks = (N + nb - 1) / nb;
+    for (int p = p0; p < p1; p++)
+        for (int jb = 0; jb < nblocks; jb++) {
+            uint32_t *d = &PACK_AT(dst, kb, nb, p, jb * nb);
+            const int n0 = jb * nb, nn = N - n0 < nb ? N - n0 : nb, valid = 2 * p < K ? nn : 0;
+            if (2 * p + 1 < K) {
+                const float *r0 = src + (size_t)2 * p * ld + n0, *r1 = r0 + ld;
+#pragma omp simd
+                for (int i = 0; i < nn; i++) d[i] = ops_bf16_bits(r0[i]) | (uint32_t)ops_bf16_bits(r1[i]) << 16;
+            } else if (valid) {
+                const float *r0 = src + (size_t)2 * p * ld + n0;
+#pragma omp simd
+                for (int i = 0; i < nn; i++) d[i] = ops_bf16_bits(r0[i]);
+            }
+            for (int i = valid; i < nb; i++) d[i] = 0;
+        }
+}
+
+/* Column blocks [jb0, jb1) of B = srcᵀ (src[n·ld + k]): B's column n is
+ * src's row n, its pairs neighbours. A tile of 16 rows x 16 pairs is
+ * rounded row by row (vectorised) and its words transposed into place;
+ * the 16 rows stream through src side by side. */
+CLONES_X86_64_V3 static void pack_cols_bf16(uint32_t *dst, const float *src, int K, int N, int ld, int nb, int jb0,
+                                            int jb1)
+{
+    const int kb = (K + 31) / 32;
+    uint16_t tile[16][32];
+    for (int n0 = jb0 * nb; n0 < jb1 * nb; n0 += 16)
+        for (int k0 = 0; k0 < kb * 32; k0 += 32) {
+            const int kn = K - k0 < 32 ? (K > k0 ? K - k0 : 0) : 32;
+            for (int r = 0; r < 16; r++) {
+                const int valid = n0 + r < N ? kn : 0;
+                if (valid == 32) {
+                    const float *row = src + (size_t)(n0 + r) * ld + k0;
+#pragma omp simd
+                    for (int k = 0; k < 32; k++) tile[r][k] = ops_bf16_bits(row[k]);
+                } else {
+                    for (int k = 0; k < valid; k++) tile[r][k] = ops_bf16_bits(src[(size_t)(n0 + r) * ld + k0 + k]);
+                    for (int k = valid; k < 32; k++) tile[r][k] = 0;
+                }
+            }
+            uint32_t *d = &PACK_AT(dst, kb, nb, k0 / 2, n0); /* the 16 columns share a block: nb % 16 == 0 */
+            for (int p = 0; p < 16; p++)
+                for (int r = 0; r < 16; r++) memcpy(&d[(size_t)p * nb + r], &tile[r][2 * p], sizeof *d);
+        }
+}
+#undef PACK_AT
+
+/* B into buf in layout md from the floats, by pack_rows_bf16 or
+ * pack_cols_bf16 on the context's threads when pack_width knows md, else
+ * by a oneDNN reorder of B's plain bf16 copy (operand slot 1). Nonzero
+ * when there is no memory for that copy or oneDNN refuses. */
+static int pack(ops_ctx *ctx, const float *B, int K, int N, int tb, int ldb, const dnnl_memory_desc_t *md, void *buf)
+{
+    const int nb = pack_width(md, K, N);
+    if (nb) {
+        /* rows split by pairs, columns by blocks: each thread's part of the layout is its own */
+        const int parts = tb ? (N + nb - 1) / nb : (K + 31) / 32 * 16;
+#pragma omp parallel num_threads((size_t)K * N < CONVERT_PAR_MIN ? 1 : ctx->threads)
+        {
+            const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+            const int lo = (int)((long)parts * t / nt), hi = (int)((long)parts * (t + 1) / nt);
+            if (tb) pack_cols_bf16(buf, B, K, N, ldb, nb, lo, hi);
+            else pack_rows_bf16(buf, B, K, N, ldb, nb, lo, hi);
+        }
+        return 0;
+    }
+    cpu_dnnl *d = ctx->dnnl;
+    dnnl_memory_desc_t pmd;
+    const void *plain = operand(ctx, 1, B, ops_lowp_extent(tb, K, N, ldb));
+    return !plain || plain_b(&pmd, K, N, tb, ldb, d->dt) || reorder(d, &pmd, plain, md, buf);
+}
+
+/* Registered weight matrix B (in range r) in layout md: its plain copy
+ * when md is B as stored, else a packed copy, packed again when the range
+ * was written since; NULL when there is no memory or oneDNN refuses, and
+ * the caller multiplies from the plain copy. */
+static const void *pack_get(ops_ctx *ctx, const float *B, int K, int N, int tb, int ldb, const ops_lowp_range *r,
                             const dnnl_memory_desc_t *md)
 {
+    cpu_dnnl *d = ctx->dnnl;
+    dnnl_memory_desc_t pmd;
+    if (!plain_b(&pmd, K, N, tb, ldb, d->dt) && dnnl_memory_desc_equal(&pmd, md)) /* wanted as stored: no copy */
+        return operand(ctx, 1, B, ops_lowp_extent(tb, K, N, ldb));
     dnnl_pack *p = NULL;
     for (int i = 0; i < d->n_pack && !p; i++) {
         dnnl_pack *q = &d->pack[i];
-        if (q->plain == plain && q->K == K && q->N == N && q->tb == tb && q->ldb == ldb && dnnl_memory_desc_equal(&q->md, md))
+        if (q->src == B && q->K == K && q->N == N && q->tb == tb && q->ldb == ldb && dnnl_memory_desc_equal(&q->md, md))
             p = q;
     }
     if (!p) {
@@ -263,22 +396,20 @@ static const void *pack_get(cpu_dnnl *d, const void *plain, int K, int N, int tb
         void *buf = mem_alloc_aligned(dnnl_memory_desc_get_size(md));
         if (!buf) return NULL;
         p = &d->pack[d->n_pack++];
-        *p = (dnnl_pack){.plain = plain, .K = K, .N = N, .tb = tb, .ldb = ldb, .gen = gen + 1, .md = *md, .buf = buf};
+        *p = (dnnl_pack){.src = B, .K = K, .N = N, .tb = tb, .ldb = ldb, .gen = r->gen + 1, .md = *md, .buf = buf};
     }
-    if (p->gen != gen) {
-        dnnl_memory_desc_t pmd;
-        if (plain_b(&pmd, K, N, tb, ldb, d->dt) || reorder(d, &pmd, plain, md, p->buf)) return NULL;
-        p->gen = gen;
+    if (p->gen != r->gen) {
+        if (pack(ctx, B, K, N, tb, ldb, md, p->buf)) return NULL;
+        p->gen = r->gen;
     }
     return p->buf;
 }
 
-/* Forget the packed matrices made from [shadow, shadow + bytes). */
-static void pack_drop(cpu_dnnl *d, const void *shadow, size_t bytes)
+/* Forget the packed matrices made from [base, base + n). */
+static void pack_drop(cpu_dnnl *d, const float *base, size_t n)
 {
     for (int i = 0; i < d->n_pack;) {
-        const char *pl = d->pack[i].plain;
-        if (pl >= (const char *)shadow && pl < (const char *)shadow + bytes) {
+        if (d->pack[i].src >= base && d->pack[i].src < base + n) {
             free(d->pack[i].buf);
             d->pack[i] = d->pack[--d->n_pack];
         } else
@@ -286,30 +417,42 @@ static void pack_drop(cpu_dnnl *d, const void *shadow, size_t bytes)
     }
 }
 
-/* One oneDNN matmul on operands already in the compute type. wr: the
- * weight range B lies in (NULL: B is an activation): B is then multiplied
- * from its packed copy. It runs on OpenMP like the rest of the backend:
- * the team size is the context's for the duration of the call (oneDNN
- * also sizes a primitive's work split by it when creating it). */
-static int onednn_gemm(ops_ctx *ctx, int ta, int tb, int M, int N, int K, const void *A, int lda, const void *B, int ldb,
-                       const ops_lowp_range *wr, int accumulate, float *C, int ldc)
+/* One oneDNN matmul C (+)= op(A)·op(B), the operands rounded on the way
+ * in: A into plain scratch, B packed (pack_get) when it is a registered
+ * weight, else into plain scratch. It runs on OpenMP like the rest of the
+ * backend: the team size is the context's for the duration of the call
+ * (oneDNN also sizes a primitive's work split by it when creating it).
+ * 0 when done, 1 out of memory for a rounded operand, -1 when oneDNN
+ * refuses the shape. */
+static int onednn_gemm(ops_ctx *ctx, int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
+                       int ldb, int accumulate, float *C, int ldc)
 {
     cpu_dnnl *d = ctx->dnnl;
+    const size_t nb = ops_lowp_extent(tb, K, N, ldb);
+    const ops_lowp_range *wr = ops_lowp_find(&ctx->lowp, B, nb);
+    const void *a = operand(ctx, 0, A, ops_lowp_extent(ta, M, K, lda)), *w = NULL;
+    if (!a) return 1;
     const int saved = omp_get_max_threads();
     if (saved != ctx->threads) omp_set_num_threads(ctx->threads);
-    const void *w = NULL;
-    dnnl_mm *m = wr ? matmul_get(d, M, N, K, ta, tb, lda, ldb, ldc, accumulate, 1) : NULL;
-    if (m) w = pack_get(d, B, K, N, tb, ldb, wr->gen, &m->wei);
+    int rc = -1;
+    dnnl_mm *m = matmul_get(d, M, N, K, ta, tb, lda, ldb, ldc, accumulate, 1);
+    if (m && wr) w = pack_get(ctx, B, K, N, tb, ldb, wr, &m->wei);
+    else if (m && pack_width(&m->wei, K, N)) {
+        /* an activation (the weight gradients' dY or X): packed as it is
+         * rounded, which costs what rounding it does, where brgemm would
+         * pack the rounded copy again inside the call */
+        void *buf = scratch(ctx, 1, dnnl_memory_desc_get_size(&m->wei) / 2);
+        if (buf && !pack(ctx, B, K, N, tb, ldb, &m->wei, buf)) w = buf;
+    }
     if (!w) {
         m = matmul_get(d, M, N, K, ta, tb, lda, ldb, ldc, accumulate, 0);
-        w = B;
+        if (!(w = operand(ctx, 1, B, nb))) rc = 1, m = NULL;
     }
     /* without a primitive (oneDNN refused the shape or ran out of memory)
      * the call fails and the caller reports it */
-    int rc = -1;
     if (m) {
         dnnl_memory_t ma = NULL, mb = NULL, mc = NULL;
-        dnnl_status_t s = dnnl_memory_create(&ma, &m->src, d->engine, (void *)A);
+        dnnl_status_t s = dnnl_memory_create(&ma, &m->src, d->engine, (void *)a);
         if (!s) s = dnnl_memory_create(&mb, &m->wei, d->engine, (void *)w);
         if (!s) s = dnnl_memory_create(&mc, &m->dst, d->engine, C);
         if (!s) {
@@ -406,7 +549,7 @@ void ops_cpu_lowp_forget(ops_ctx *ctx, void *p)
 {
 #ifdef CLIPCAP_HAVE_DNNL
     const ops_lowp_range *r = ops_lowp_find(&ctx->lowp, p, 1);
-    if (ctx->dnnl && r && r->base == p) pack_drop(ctx->dnnl, r->shadow, r->n * elem_size(ctx));
+    if (ctx->dnnl && r && r->base == p) pack_drop(ctx->dnnl, r->base, r->n);
 #endif
     free(ops_lowp_remove(&ctx->lowp, p));
 }
@@ -421,24 +564,6 @@ void ops_cpu_lowp_destroy(ops_ctx *ctx)
 #endif
 }
 
-/* The operand [p, p + n) in the compute type: a registered weight's copy
- * (brought up to date first) or a conversion into scratch slot `slot`.
- * NULL when scratch cannot grow. */
-static const void *operand(ops_ctx *ctx, int slot, const float *p, size_t n)
-{
-    const size_t es = elem_size(ctx);
-    const void *copy = ops_lowp_copy_of(&ctx->lowp, p, n, es, convert, ctx);
-    if (copy) return copy;
-    if (n > ctx->scratch_cap[slot]) {
-        free(ctx->scratch[slot]);
-        ctx->scratch_cap[slot] = 0;
-        if (!(ctx->scratch[slot] = mem_alloc_aligned(n * es))) return NULL;
-        ctx->scratch_cap[slot] = n;
-    }
-    convert(ctx, ctx->scratch[slot], p, n);
-    return ctx->scratch[slot];
-}
-
 void ops_cpu_gemm_prec(ops_ctx *ctx, int trans_a, int trans_b, int M, int N, int K, const float *A, int lda,
                        const float *B, int ldb, float beta, float *C, int ldc)
 {
@@ -446,26 +571,30 @@ void ops_cpu_gemm_prec(ops_ctx *ctx, int trans_a, int trans_b, int M, int N, int
         ops_cpu_gemm(ctx, trans_a, trans_b, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
         return;
     }
-    const size_t nb = ops_lowp_extent(trans_b, K, N, ldb);
-    const void *a = operand(ctx, 0, A, ops_lowp_extent(trans_a, M, K, lda));
-    const void *b = a ? operand(ctx, 1, B, nb) : NULL;
-    if (!a || !b) {
+    int rc = 1;
+#ifdef CLIPCAP_HAVE_DNNL
+    if (ctx->lowp.native) {
+        /* A void op cannot report a refusal: abort, as the CUDA backend
+         * does when cuBLAS fails (oneDNN accepts every shape the models
+         * make). */
+        if ((rc = onednn_gemm(ctx, trans_a, trans_b, M, N, K, A, lda, B, ldb, beta != 0.0f, C, ldc)) < 0) {
+            log_msg(LOG_ERROR, "ops: oneDNN refused a %dx%dx%d %s GEMM", M, N, K, ops_precision_name(ctx->lowp.prec));
+            abort();
+        }
+    } else
+#endif
+    {
+        const void *a = operand(ctx, 0, A, ops_lowp_extent(trans_a, M, K, lda));
+        const void *b = a ? operand(ctx, 1, B, ops_lowp_extent(trans_b, K, N, ldb)) : NULL;
+        if (a && b) {
+            ops_cpu_gemm(ctx, trans_a, trans_b, M, N, K, 1.0f, a, lda, b, ldb, beta, C, ldc);
+            rc = 0;
+        }
+    }
+    if (rc) {
         /* Out of memory for a rounded copy: a void op cannot fail, and the
          * float32 product is the closest answer there is. */
         log_msg(LOG_WARN, "ops: no memory to round a %dx%dx%d GEMM's operands; computed in fp32", M, N, K);
         ops_cpu_gemm(ctx, trans_a, trans_b, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
-        return;
     }
-#ifdef CLIPCAP_HAVE_DNNL
-    if (ctx->lowp.native) {
-        const ops_lowp_range *wr = ops_lowp_find(&ctx->lowp, B, nb);
-        if (!onednn_gemm(ctx, trans_a, trans_b, M, N, K, a, lda, b, ldb, wr, beta != 0.0f, C, ldc)) return;
-        /* A void op cannot report the failure: abort, as the CUDA
-         * backend does when cuBLAS fails (oneDNN accepts every shape the
-         * models make). */
-        log_msg(LOG_ERROR, "ops: oneDNN refused a %dx%dx%d %s GEMM", M, N, K, ops_precision_name(ctx->lowp.prec));
-        abort();
-    }
-#endif
-    ops_cpu_gemm(ctx, trans_a, trans_b, M, N, K, 1.0f, a, lda, b, ldb, beta, C, ldc);
 }

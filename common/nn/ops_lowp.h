@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include "nn/ops_ext.h"
 
 #define OPS_LOWP_RANGES 16
@@ -53,16 +54,20 @@ void *ops_lowp_remove(ops_lowp *l, const void *p);
 
 /* Round-to-nearest-even float32 -> bfloat16 bits (NaN stays NaN), as
  * torch's .to(torch.bfloat16). */
+/* memcpy, not a union: GCC's vectoriser gives up on a union's load. */
 static inline uint16_t ops_bf16_bits(float x)
 {
-    union { float f; uint32_t u; } v = {x};
-    if ((v.u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((v.u >> 16) | 0x40u);
-    return (uint16_t)((v.u + 0x7fffu + ((v.u >> 16) & 1u)) >> 16);
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    const uint32_t nan = (u >> 16) | 0x40u, rne = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+    return (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? nan : rne);
 }
 static inline float ops_bf16_float(uint16_t b)
 {
-    union { uint32_t u; float f; } v = {(uint32_t)b << 16};
-    return v.f;
+    const uint32_t u = (uint32_t)b << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
 }
 
 #endif
