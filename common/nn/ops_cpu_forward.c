@@ -393,11 +393,11 @@ float ops_cross_entropy(ops_ctx *ctx, float *losses, const float *logits, const 
 
 /* Vectorised (simd: -O2 alone leaves a loop of unknown length scalar;
  * -fno-math-errno, CMakeLists.txt: sqrtf need not branch to set errno) and
- * with an AVX2 copy: IEEE division and square root give the same bits
+ * with an x86-64-v3 copy: IEEE division and square root give the same bits
  * 8 wide as one at a time, and the C11 build contracts no a·b + c into
  * an FMA. A scalar sqrt and divide per element made this 10 % of a bf16
  * GPT-2 training step. */
-CPU_HOT void ops_adamw(ops_ctx *ctx, float *params, const float *grads, float *m, float *v, size_t n,
+CLONES_X86_64_V3 void ops_adamw(ops_ctx *ctx, float *params, const float *grads, float *m, float *v, size_t n,
                        float lr, float beta1, float beta2, float eps, float weight_decay, int step)
 {
     /* torch.optim.AdamW (non-amsgrad, foreach=False): decay the weight,
