@@ -58,8 +58,8 @@ BEGIN {
   printf "ViT-B/32: %.2f GFLOP per image; measured peaks on %d threads: fp32 FMA %.1f, bf16 dot %.1f GFLOP/s\n", flop / 1e9, threads, p32, p16
   printf "%-9s %-5s %10s %12s %7s %14s %8s %13s %8s\n", "OpenBLAS", "prec", "torch img/s", "clipcap img/s", "ratio", "clipcap GFLOP/s", "% peak", "GEMM GFLOP/s", "% GEMM"
 }
-{ pin = $1; prec = $2; t = $3; c = $4; g = $5; peak = prec == "bf16" ? p16 : p32
-  printf "%-9s %-5s %10.2f %12.2f %6.2fx %14.1f %7.1f%% %13.1f %7.1f%%\n", pin, prec, t, c, c / t, c * flop / 1e9, peak > 0 ? 100 * c * flop / 1e9 / peak : 0, g, 100 * c * flop / 1e9 / g
+{ pin = $1; prec = $2; t = $3; c = $4; g = $5; peak = (prec == "bf16" ? p16 : p32)
+  printf "%-9s %-5s %10.2f %12.2f %6.2fx %14.1f %7.1f%% %13.1f %7.1f%%\n", pin, prec, t, c, c / t, c * flop / 1e9, (peak > 0 ? 100 * c * flop / 1e9 / peak : 0), g, 100 * c * flop / 1e9 / g
   if (prec == "fp32" && pin == "pinned") base = c
   if (prec == "bf16") printf "          %s bf16: clipcap %.2fx its pinned fp32, min cosine with torch fp32 %s\n", pin, c / base, $6 }
 END { if (p16 > 0) printf "bound: a tower at the bf16 peak would be %.2fx the pinned fp32 tower\n", p16 * 1e9 / flop / base }'
