@@ -157,31 +157,46 @@ int clipcap_model_init_mapper(clipcap_model *m, uint64_t seed, err_t *e)
     return 0;
 }
 
-/* n_targets: the batch's counted targets, the rows of dlogits */
-static int ensure_batch(clipcap_model *m, int B, int L, long n_targets, err_t *e)
+/* The head's rows are the counted targets padded up to a multiple of
+ * HEAD_ROWS_STEP (with rows that count nothing), so that the head's GEMMs
+ * come in few shapes (oneDNN builds a primitive per shape) and the
+ * buffers sized for them grow rarely, however the padding of the batches
+ * varies. */
+#define HEAD_ROWS_STEP 64
+static size_t head_rows_of(size_t n_targets, size_t rows)
+{
+    size_t padded = (n_targets + HEAD_ROWS_STEP - 1) / HEAD_ROWS_STEP * HEAD_ROWS_STEP;
+    return padded < rows ? padded : rows;
+}
+
+/* Buffers for a batch of B captions of L tokens, the head's part for the
+ * most rows such a batch can count (B·L); they only grow. */
+static int ensure_batch(clipcap_model *m, int B, int L, err_t *e)
 {
     const size_t E = (size_t)m->gpt.cfg.n_embd, V = (size_t)m->gpt.cfg.vocab_size, k = (size_t)m->cfg.prefix_len;
-    const size_t rows = (size_t)B * (k + (size_t)L), pk = (size_t)B * k * E, nt = (size_t)n_targets;
-    const size_t need_f = rows * 2 * E + nt * (V + 1) + 2 * pk, need_i = 2 * rows + (size_t)B * L;
+    const size_t rows = (size_t)B * (k + (size_t)L), pk = (size_t)B * k * E;
+    const size_t nh = head_rows_of((size_t)B * L, rows);
+    const size_t need_f = rows * 2 * E + nh * (V + 1) + 2 * pk, need_i = 2 * rows + (size_t)B * L;
     if (need_f > m->cap_f || need_i > m->cap_i) {
+        const size_t cap_f = need_f > m->cap_f ? need_f : m->cap_f, cap_i = need_i > m->cap_i ? need_i : m->cap_i;
         ops_free(m->ctx, m->batch_mem);
         free(m->targets);
         m->cap_f = m->cap_i = 0;
-        m->batch_mem = ops_alloc(m->ctx, need_f, e);
-        m->targets = m->batch_mem ? malloc(need_i * sizeof *m->targets) : NULL;
+        m->batch_mem = ops_alloc(m->ctx, cap_f, e);
+        m->targets = m->batch_mem ? malloc(cap_i * sizeof *m->targets) : NULL;
         if (!m->targets) {
             if (m->batch_mem) err_set(e, ERR_NOMEM, "out of memory");
             return err_wrap(e, "ClipCap batch buffers for B=%d L=%d", B, L);
         }
-        m->cap_f = need_f;
-        m->cap_i = need_i;
+        m->cap_f = cap_f;
+        m->cap_i = cap_i;
     }
     m->x = m->batch_mem;
     m->dx = m->x + rows * E;
     m->prefix = m->dx + rows * E;
     m->dprefix = m->prefix + pk;
     m->dlogits = m->dprefix + pk;
-    m->losses = m->dlogits + nt * V;
+    m->losses = m->dlogits + nh * V;
     m->rows = m->targets + rows;
     m->ids = m->rows + rows;
     return 0;
@@ -216,7 +231,7 @@ int clipcap_model_forward(clipcap_model *m, const float *clip, const int32_t *to
         if (tokens[i] >= V)
             return err_set(e, ERR_ARG, "caption %zu: token %d is outside the vocabulary (%d)", i / (size_t)L,
                            tokens[i], V);
-    int rc = ensure_batch(m, B, L, clipcap_model_count_targets(m, tokens, B, L), e);
+    int rc = ensure_batch(m, B, L, e);
     if (rc) return rc;
     m->B = B;
     m->L = L;
@@ -239,9 +254,15 @@ int clipcap_model_forward(clipcap_model *m, const float *clip, const int32_t *to
             m->rows[n] = b * T + t;
             m->targets[n++] = id;
         }
-    m->n_rows = n;
-    if ((rc = gpt2_forward_rows(&m->gpt, m->x, B, T, m->rows, n, e))) return rc;
-    float mean = n ? ops_cross_entropy(m->ctx, m->losses, m->gpt.acts.logits, m->targets, n, V) : 0.0f;
+    /* padding rows repeat the last counted row and count nothing: zero
+     * gradient, added to that row's */
+    m->n_rows = (int)head_rows_of((size_t)n, (size_t)B * T);
+    for (int i = n; i < m->n_rows; i++) {
+        m->rows[i] = m->rows[n - 1];
+        m->targets[i] = -1;
+    }
+    if ((rc = gpt2_forward_rows(&m->gpt, m->x, B, T, m->rows, m->n_rows, e))) return rc;
+    float mean = n ? ops_cross_entropy(m->ctx, m->losses, m->gpt.acts.logits, m->targets, m->n_rows, V) : 0.0f;
     *loss_sum = (double)mean * (double)n;
     *count = n;
     return 0;

@@ -60,9 +60,10 @@ typedef struct clipcap_model {
     float *dlogits;          /* [n_rows, V] */
     float *losses;           /* [n_rows] */
     float *batch_mem;
-    int n_rows;              /* counted targets: the rows GPT-2's head computes */
+    int n_rows;              /* the rows GPT-2's head computes: the counted
+                                targets, in order, then padding (clipcap_model.c) */
     int32_t *rows;           /* [n_rows] their positions b·T + t */
-    int32_t *targets;        /* [n_rows] their token ids */
+    int32_t *targets;        /* [n_rows] their token ids; -1 on padding */
     int32_t *ids;            /* [B·L] token ids to embed */
 } clipcap_model;
 

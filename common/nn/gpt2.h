@@ -168,8 +168,8 @@ void gpt2_embed_backward(gpt2 *g, const float *dx, const int32_t *ids, int n);
 
 /* inp: [B, T, E]; T <= n_positions. Logits in g->acts.logits. */
 int gpt2_forward(gpt2 *g, const float *inp, int B, int T, err_t *e);
-/* The same with logits [n_rows, V] for rows[0..n_rows) only (row b·T + t;
- * distinct, in [0, B·T)): a ClipCap loss reads only the caption positions,
+/* The same with logits [n_rows, V] for rows[0..n_rows) only (row b·T + t,
+ * in [0, B·T); a repeated row gets the sum of its dlogits' gradients): a ClipCap loss reads only the caption positions,
  * and the head is the largest GEMM, so the prefix and padding rows are
  * skipped. rows is the caller's host array, read again by gpt2_backward. */
 int gpt2_forward_rows(gpt2 *g, const float *inp, int B, int T, const int32_t *rows, int n_rows, err_t *e);

@@ -251,8 +251,9 @@ void ops_scatter_add_rows(ops_ctx *ctx, float *dtable, const float *dout, const 
  * beyond them. */
 #define CE_KEEP 65536
 
-/* One row: the max, Σ e^(x_j - max) as the forward sums it (ops_cpu_math.h)
- * while keeping the terms in e, then dx += scale/Σ · e. */
+/* One row: the max, Σ e^(x_j - max) as the forward sums it (ops_cpu_math.h;
+ * past CE_KEEP logits in two parts, so the last bits may differ) while
+ * keeping the terms in e, then dx += scale/Σ · e. */
 CLONES_X86_64_V3 static void cross_entropy_backward_row(float *dx, const float *x, int V, int target, float scale,
                                                         float *e)
 {

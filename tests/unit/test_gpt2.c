@@ -239,7 +239,8 @@ static void test_head_rows(void)
     CHECK_OK(open_fixture(&src, ctx, "train/gpt2_bare", &e), &e);
     const gpt2_config *c = &src.cfg;
     const int V = c->vocab_size, E = c->n_embd;
-    const int32_t rows[] = {1, 2, 6, 9, 13, 20}; /* of B·T = 21, in order, the last row included */
+    /* of B·T = 21, the last row included, row 6 twice (its gradients add) */
+    const int32_t rows[] = {1, 2, 6, 9, 13, 20, 6};
     const int n = (int)(sizeof rows / sizeof rows[0]);
     size_t np = gpt2_param_count(c), nx = (size_t)B * T * E, nl = (size_t)B * T * V;
     float *gf = ops_alloc(ctx, np, &e), *gp = ops_alloc(ctx, np, &e);
@@ -248,12 +249,14 @@ static void test_head_rows(void)
     gpt2_init(&full, ctx, c, src.params.wte, gf);
     gpt2_init(&part, ctx, c, src.params.wte, gp);
 
-    float *x = malloc(nx * sizeof *x), *R = calloc(nl, sizeof *R);
+    float *x = malloc(nx * sizeof *x), *R = calloc(nl, sizeof *R), *Rpart = malloc((size_t)n * V * sizeof *Rpart);
     for (size_t i = 0; i < nx; i++) x[i] = frand();
     for (int i = 0; i < n; i++)
-        for (int v = 0; v < V; v++) R[(size_t)rows[i] * V + v] = frand();
-    float *Rpart = malloc((size_t)n * V * sizeof *Rpart);
-    for (int i = 0; i < n; i++) memcpy(Rpart + (size_t)i * V, R + (size_t)rows[i] * V, (size_t)V * sizeof *R);
+        for (int v = 0; v < V; v++) {
+            float r = frand();
+            Rpart[(size_t)i * V + v] = r;
+            R[(size_t)rows[i] * V + v] += r;
+        }
     float *xd = ops_alloc(ctx, nx, &e), *Rd = ops_alloc(ctx, nl, &e), *Rpd = ops_alloc(ctx, (size_t)n * V, &e);
     float *dxf = ops_alloc(ctx, nx, &e), *dxp = ops_alloc(ctx, nx, &e);
     ops_upload(ctx, xd, x, nx);
@@ -274,6 +277,16 @@ static void test_head_rows(void)
     expect_same(ctx, dxf, dxp, nx, "input gradient");
     expect_same(ctx, full.grads.wte, part.grads.wte, (size_t)V * E, "wte gradient");
     expect_same(ctx, gf, gp, np, "all weight gradients");
+
+    /* no rows: no logits, and nothing flows back from the head */
+    ops_fill(ctx, dxp, 0.0f, nx);
+    ops_fill(ctx, gp, 0.0f, np);
+    CHECK_OK(gpt2_forward_rows(&part, xd, B, T, rows, 0, &e), &e);
+    CHECK_OK(gpt2_backward(&part, Rpd, dxp, &e), &e);
+    CHECK(ops_sum_squares(ctx, dxp, nx) == 0.0 && ops_sum_squares(ctx, gp, np) == 0.0);
+    /* the same model back to every row: what the full pass computed */
+    CHECK_OK(gpt2_forward(&part, xd, B, T, &e), &e);
+    expect_same(ctx, full.acts.logits, part.acts.logits, nl, "logits after a rows-only pass");
 
     const int32_t outside[] = {0, B * T};
     CHECK(gpt2_forward_rows(&part, xd, B, T, outside, 2, &e) == ERR_ARG);
