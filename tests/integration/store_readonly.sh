@@ -25,7 +25,13 @@ if [ "$(id -u)" = 0 ] && ! setpriv --reuid=nobody --regid=nogroup --clear-groups
 fi
 source "$(dirname "$0")/extract_lib.bash"
 source "$(dirname "$0")/mount_ns.bash"
-[ -z "$READABLE_COPY" ] || trap 'rm -rf "$WORK" "$READABLE_COPY"' EXIT
+# extract_lib's trap removes WORK; this one also restores the write bits
+# the test removes and removes the readable copy
+cleanup() {
+    chmod -R u+w "$WORK" 2>/dev/null || true
+    rm -rf "$WORK" ${READABLE_COPY:+"$READABLE_COPY"}
+}
+trap cleanup EXIT
 export OMP_NUM_THREADS=1
 chmod 755 "$WORK"
 make_manifest "$WORK" 16 --large 0
@@ -62,7 +68,6 @@ readers "$WORK/rw"
 ls "$WORK"/rw/train/*.safetensors >/dev/null || fail "train wrote no checkpoint"
 
 chmod -R a-w "$WORK/store"
-trap 'chmod -R u+w "$WORK" 2>/dev/null; rm -rf "$WORK" ${READABLE_COPY:+"$READABLE_COPY"}' EXIT
 snapshot >"$WORK/before.txt"
 mkdir -p "$WORK/root_ro"
 readers "$WORK/root_ro"
