@@ -1,7 +1,7 @@
 /* The unit tests' few macros. A test file defines test functions, lists them
  * in main via CHECK_RUN, and returns check_summary(): each failed CHECK prints
- * file:line and the expression, and the process exits non-zero if any
- * failed. Fixtures come from $CLIPCAP_FIXTURES, scratch files go under
+ * file:line and the expression, a test function that ran no CHECK fails
+ * too, and the process exits non-zero if any failed. Fixtures come from $CLIPCAP_FIXTURES, scratch files go under
  * $CLIPCAP_TMP (both set by ctest). */
 #ifndef CLIPCAP_CHECK_H
 #define CLIPCAP_CHECK_H
@@ -36,11 +36,17 @@ static int check_failed_count, check_passed_count;
 
 #define CHECK_OK(expr, errp) CHECK_MSG((expr) == 0, "%s", (errp)->msg)
 
-#define CHECK_RUN(fn)                          \
-    do {                                       \
-        int before = check_failed_count;       \
-        fn();                                  \
-        fprintf(stderr, "%s %s\n", check_failed_count == before ? "ok  " : "FAIL", #fn); \
+/* A test function that ran no CHECK at all (an early return, a loop that
+ * never ran) fails: a test that cannot fail is not a pass. */
+#define CHECK_RUN(fn)                                                                  \
+    do {                                                                               \
+        int failed = check_failed_count, ran = check_failed_count + check_passed_count; \
+        fn();                                                                          \
+        if (check_failed_count + check_passed_count == ran) {                          \
+            check_failed_count++;                                                      \
+            fprintf(stderr, "%s: ran no check\n", #fn);                                \
+        }                                                                              \
+        fprintf(stderr, "%s %s\n", check_failed_count == failed ? "ok  " : "FAIL", #fn); \
     } while (0)
 
 static inline int check_summary(void)
